@@ -1,0 +1,121 @@
+"""imagenet_resized: the downsampled ImageNet of Chrabaszcz et al. (2017) for TFDS.
+
+TFDS glue only: configs, metadata, where the sources come from, and handing
+(key, example) pairs to TFDS. Reading and validating the authors' batches is
+in `sources` / `batch_format`, PNG encoding in `png_codec`, Beam in `beam_io`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from imagenet_resized import examples, png_codec, resources, sources
+from imagenet_resized.batch_format import SourceError
+
+VERSION = tfds.core.Version('0.1.0')
+HOMEPAGE = 'https://patrykchrabaszcz.github.io/Imagenet32/'
+
+log = logging.getLogger(__name__)
+
+
+class ImagenetResizedConfig(tfds.core.BuilderConfig):
+  """A square image size; `name` defaults to f'{size}x{size}'."""
+
+  def __init__(self, *, size: int, name: str | None = None, **kwargs):
+    if not isinstance(size, int) or size < 1:
+      raise ValueError(f'size must be a positive int, got {size!r}')
+    kwargs.setdefault('version', VERSION)
+    kwargs.setdefault(
+        'description',
+        f'ImageNet (ILSVRC2012) box-resized to {size}x{size} by the authors.',
+    )
+    super().__init__(name=name or f'{size}x{size}', **kwargs)
+    self.size = size
+
+
+def _manual_instructions() -> str:
+  lines = []
+  for size in sources.SIZES:
+    lines.append(f'  {size}x{size}: ' + ', '.join(sources.download_names(size)))
+  return (
+      'Log in at https://image-net.org/download-images (Downsampled ImageNet)'
+      ' and download the npz zips of the size you want:\n'
+      + '\n'.join(lines)
+      + '\nPut them, unchanged, in the manual folder (`tfds build --manual_dir'
+      ' DIR`, `tfds.download.DownloadConfig(manual_dir=DIR)`; default'
+      ' ~/tensorflow_datasets/downloads/manual/). The original pickle zips'
+      ' (same names without `_npz`) and the extracted batch files'
+      ' (train_data_batch_1..10[.npz], val_data[.npz]) at any folder depth'
+      ' work too.'
+  )
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+  """ImageNet downsampled to 8x8, 16x16, 32x32 or 64x64 (authors' labels)."""
+
+  VERSION = VERSION
+  RELEASE_NOTES = {'0.1.0': 'The authors\' npz/pickle archives, any form.'}
+  BUILDER_CONFIGS = [ImagenetResizedConfig(size=s) for s in sources.SIZES]
+  DEFAULT_CONFIG_NAME = '8x8'
+  MANUAL_DOWNLOAD_INSTRUCTIONS = _manual_instructions()
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    size = self.builder_config.size
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            'image': tfds.features.Image(
+                shape=(size, size, 3), dtype=np.uint8, encoding_format='png'
+            ),
+            'label': tfds.features.ClassLabel(names=list(resources.wnids())),
+        }),
+        supervised_keys=('image', 'label'),
+        homepage=HOMEPAGE,
+    )
+
+  def _download_and_prepare(self, dl_manager, download_config=None):
+    # Beam is used only when the user asks for it with runner or options.
+    self._use_beam = bool(
+        download_config
+        and (download_config.beam_options or download_config.beam_runner)
+    )
+    return super()._download_and_prepare(dl_manager, download_config)
+
+  def _find_sources(self, dl_manager) -> dict[str, sources.SplitSource]:
+    """Manual folder first (any form); else download the npz zips."""
+    size = self.builder_config.size
+    manual_dir = os.fspath(dl_manager._manual_dir) if dl_manager._manual_dir else None  # pylint: disable=protected-access
+    found = sources.find_sources(manual_dir, size) if manual_dir else None
+    if found:
+      return found
+    urls = [sources.URL_BASE + name for name in sources.download_names(size)]
+    try:
+      paths = dl_manager.download(urls)
+    except Exception as e:  # pylint: disable=broad-except
+      raise SourceError(
+          sources.missing_sources_message(
+              size, [manual_dir or '(no manual_dir)', sources.URL_BASE]
+          )
+          + f' (download failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""});'
+          f' put the files in {manual_dir or "the manual_dir"}'
+      ) from e
+    return sources.sources_from_downloads([os.fspath(p) for p in paths], size)
+
+  def _split_generators(self, dl_manager):
+    found = self._find_sources(dl_manager)
+    return {
+        split: self._generate_examples(source=found[split])
+        for split in sources.SPLITS
+    }
+
+  def _generate_examples(self, source: sources.SplitSource):
+    size = self.builder_config.size
+    if getattr(self, '_use_beam', False):
+      from imagenet_resized import beam_io  # pylint: disable=g-import-not-at-top
+      return beam_io.ExamplesFromBatches(source, size)
+    return examples.iter_split_examples(
+        source, size, workers=png_codec.default_workers()
+    )

@@ -1,0 +1,308 @@
+"""Finding the authors' batches for one image size, in any published form.
+
+Forms, in order of preference (one form per split):
+  1. npz zips      `Imagenet{S}_train_npz.zip`, `Imagenet{S}_val_npz.zip`
+                   (64x64 train: `Imagenet64_train_part{1,2}_npz.zip`);
+  2. pickle zips   the same names without `_npz`;
+  3. npz files     extracted `train_data_batch_K.npz`, `val_data.npz`;
+  4. pickle files  extracted `train_data_batch_K`, `val_data`.
+Archives and files may sit at any folder depth under the searched folder, and
+members may sit inside a folder of a zip.
+
+Each batch is described by a `Batch`, whose `key` is the prefix of its
+examples' keys: the zip member path for zips (exactly as TFDS's own builder
+forms it, so both builders order examples alike), the path relative to the
+searched folder for extracted files (so an archive extracted in place keeps
+its keys). This module knows nothing about TFDS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+import zipfile
+from typing import Iterator, Sequence
+
+from imagenet_resized import batch_format
+from imagenet_resized.batch_format import SourceError
+
+SIZES = (8, 16, 32, 64)
+TRAIN = 'train'
+VALIDATION = 'validation'
+SPLITS = (TRAIN, VALIDATION)
+URL_BASE = 'http://www.image-net.org/data/downsample/'
+NUM_TRAIN_BATCHES = 10
+# Split sizes of the published data.
+PUBLISHED_SPLIT_SIZES = {TRAIN: 1_281_167, VALIDATION: 50_000}
+
+_BATCH_RE = re.compile(r'^(train_data_batch_([1-9]|10)|val_data)(\.npz)?$')
+
+log = logging.getLogger(__name__)
+
+
+def archive_names(size: int, split: str, npz: bool = True) -> list[str]:
+  """The authors' archive names holding `split` at `size`."""
+  suffix = '_npz.zip' if npz else '.zip'
+  if split == TRAIN:
+    stems = (
+        ['Imagenet64_train_part1', 'Imagenet64_train_part2']
+        if size == 64
+        else [f'Imagenet{size}_train']
+    )
+  elif split == VALIDATION:
+    stems = [f'Imagenet{size}_val']
+  else:
+    raise ValueError(f'unknown split {split!r}')
+  return [stem + suffix for stem in stems]
+
+
+def download_names(size: int) -> list[str]:
+  """The npz zips a config downloads, train first."""
+  return archive_names(size, TRAIN) + archive_names(size, VALIDATION)
+
+
+def batch_split(basename: str) -> str | None:
+  """'train' / 'validation' for a batch file or member name, else None."""
+  m = _BATCH_RE.match(basename)
+  if not m:
+    return None
+  return VALIDATION if m.group(1) == 'val_data' else TRAIN
+
+
+def normalize_member(name: str) -> str | None:
+  """A zip member name as TFDS's archive iterator reports it (or None to skip)."""
+  path = os.path.normpath(name)
+  if (
+      path.startswith('.')
+      or os.path.isabs(path)
+      or path.endswith('~')
+      or os.path.basename(path).startswith('.')
+  ):
+    return None
+  return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+  """One batch file: a member of a zip, or a file on disk."""
+
+  path: str  # The zip, or the batch file itself.
+  member: str | None  # Member name inside the zip; None for a file.
+  key: str  # Prefix of the example keys.
+  is_npz: bool
+
+  @property
+  def where(self) -> str:
+    """Names the batch in messages: 'zip:member' or the file path."""
+    return f'{self.path}:{self.member}' if self.member else self.path
+
+  @property
+  def split(self) -> str:
+    return batch_split(os.path.basename(self.key))
+
+  @contextlib.contextmanager
+  def open(self) -> Iterator:
+    """A seekable binary file object for the batch's bytes."""
+    if self.member is None:
+      with open(self.path, 'rb') as f:
+        yield f
+      return
+    try:
+      zf = zipfile.ZipFile(self.path)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+      raise SourceError(
+          f'{self.path}: not a readable zip ({e}); expected one of the'
+          ' authors\' archives'
+      ) from None
+    with zf, zf.open(self.member) as f:
+      yield batch_format.as_seekable(f)
+
+  def chunks(self, size: int, chunk_rows: int = batch_format.DEFAULT_CHUNK_ROWS):
+    """Yields `batch_format.Chunk`s of this batch, validated for `size`."""
+    with self.open() as f:
+      yield from batch_format.iter_chunks(f, self.where, size, self.is_npz, chunk_rows)
+
+
+def batches_in_zip(path: str, split: str) -> list[Batch]:
+  """The batches of `split` inside the zip at `path`, in archive order."""
+  try:
+    with zipfile.ZipFile(path) as zf:
+      infos = zf.infolist()
+  except (zipfile.BadZipFile, OSError, EOFError) as e:
+    raise SourceError(
+        f'{path}: not a readable zip (corrupt or truncated: {e}); expected one'
+        ' of the authors\' archives'
+    ) from None
+  batches = []
+  for info in infos:
+    if info.is_dir():
+      continue
+    key = normalize_member(info.filename)
+    if key is None or batch_split(os.path.basename(key)) != split:
+      continue
+    if info.file_size == 0:  # TFDS's builder skips empty members too.
+      continue
+    batches.append(
+        Batch(path, info.filename, key, os.path.basename(key).endswith('.npz'))
+    )
+  if not batches:
+    raise SourceError(
+        f'{path}: holds no {split} batches; expected members named'
+        f' {"train_data_batch_1..10" if split == TRAIN else "val_data"}'
+        ' (with .npz in the npz form)'
+    )
+  return batches
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSource:
+  """What one split is built from."""
+
+  split: str
+  form: str  # 'npz zip', 'pickle zip', 'npz files' or 'pickle files'.
+  files: tuple[str, ...]  # Archives, or batch files.
+  batches: tuple[Batch, ...]
+  # Number of examples required (published archives), or None.
+  expected_examples: int | None = None
+
+
+def _walk(root: str) -> list[str]:
+  """All files under root, in a stable order."""
+  found = []
+  for dirpath, dirnames, filenames in os.walk(root):
+    dirnames.sort()
+    found.extend(os.path.join(dirpath, f) for f in sorted(filenames))
+  return found
+
+
+def _registered_sizes() -> dict[str, int]:
+  from imagenet_resized import resources  # pylint: disable=g-import-not-at-top
+  return {r.filename: r.size for r in resources.checksums()}
+
+
+def _from_zips(
+    paths: Sequence[str], names: Sequence[str], split: str, form: str
+) -> SplitSource:
+  """`paths` hold the archives registered as `names` (same order)."""
+  batches = [b for p in paths for b in batches_in_zip(p, split)]
+  expected = None
+  if form == 'npz zip':
+    # The published archives (recognised by their registered byte sizes)
+    # must give the published split sizes.
+    registered = _registered_sizes()
+    if all(registered.get(n) == os.path.getsize(p) for p, n in zip(paths, names)):
+      expected = PUBLISHED_SPLIT_SIZES[split]
+  return SplitSource(split, form, tuple(paths), tuple(batches), expected)
+
+
+def _pick_extracted(
+    candidates: list[str], size: int, is_npz: bool
+) -> list[str]:
+  """Chooses, per batch name, the extracted file that holds SxS rows."""
+  by_name: dict[str, list[str]] = {}
+  for path in candidates:
+    if is_npz:
+      with open(path, 'rb') as f:
+        shape = batch_format.read_npz_header(f)
+      if shape is not None and len(shape) == 2 and shape[1] != 3 * size * size:
+        continue  # A batch of another size; ignore it.
+    by_name.setdefault(os.path.basename(path), []).append(path)
+  chosen = []
+  for name, paths in sorted(by_name.items()):
+    if len(paths) > 1:
+      # Pickles cannot be sized without loading them: use the folder names.
+      hinted = [
+          p for p in paths
+          if f'imagenet{size}_' in p.lower() or f'{size}x{size}' in p.lower()
+      ]
+      if len(hinted) != 1:
+        raise SourceError(
+            f'several files named {name} could hold {size}x{size} batches:'
+            f' {", ".join(paths)}; expected one (keep one copy, or put each'
+            f' size in a folder named like Imagenet{size}_train)'
+        )
+      paths = hinted
+    chosen.append(paths[0])
+  return chosen
+
+
+def find_split_source(root: str, size: int, split: str) -> SplitSource | None:
+  """The preferred form of `split` under `root`, or None if there is none."""
+  files = _walk(root)
+  by_base: dict[str, list[str]] = {}
+  for path in files:
+    by_base.setdefault(os.path.basename(path), []).append(path)
+  for npz, form in ((True, 'npz zip'), (False, 'pickle zip')):
+    names = archive_names(size, split, npz)
+    if all(name in by_base for name in names):
+      paths = [by_base[name][0] for name in names]
+      return _from_zips(paths, names, split, form)
+  for is_npz, form in ((True, 'npz files'), (False, 'pickle files')):
+    candidates = [
+        p for p in files
+        if batch_split(os.path.basename(p)) == split
+        and os.path.basename(p).endswith('.npz') == is_npz
+    ]
+    chosen = _pick_extracted(candidates, size, is_npz)
+    if chosen:
+      batches = tuple(
+          Batch(p, None, os.path.normpath(os.path.relpath(p, root)), is_npz)
+          for p in chosen
+      )
+      return SplitSource(split, form, tuple(chosen), batches)
+  return None
+
+
+def missing_sources_message(size: int, places: Sequence[str]) -> str:
+  """One line: what a config needs, and where it looked."""
+  npz = ', '.join(download_names(size))
+  pkl = ', '.join(
+      archive_names(size, TRAIN, npz=False) + archive_names(size, VALIDATION, npz=False)
+  )
+  return (
+      f'No source archives for imagenet_resized/{size}x{size}: expected {npz}'
+      f' (or the pickle zips {pkl}, or their extracted train_data_batch_K /'
+      f' val_data files); looked in: {"; ".join(places)}'
+  )
+
+
+def find_sources(root: str, size: int) -> dict[str, SplitSource] | None:
+  """Sources for both splits under `root`; None if neither is there.
+
+  Raises SourceError if only one split is found.
+  """
+  if not root or not os.path.isdir(root):
+    return None
+  found = {split: find_split_source(root, size, split) for split in SPLITS}
+  if all(v is None for v in found.values()):
+    return None
+  missing = [s for s, v in found.items() if v is None]
+  if missing:
+    raise SourceError(
+        f'{root}: found the {size}x{size} {", ".join(s for s in SPLITS if s not in missing)}'
+        f' split but not {", ".join(missing)}; expected'
+        f' {", ".join(archive_names(size, missing[0]))} or its extracted batches'
+    )
+  for source in found.values():
+    log.info(
+        'imagenet_resized/%dx%d %s: using %s: %s',
+        size, size, source.split, source.form, ', '.join(source.files),
+    )
+  return found
+
+
+def sources_from_downloads(
+    paths: Sequence[str], size: int
+) -> dict[str, SplitSource]:
+  """Sources from the downloaded npz zips, given in `download_names` order."""
+  named = dict(zip(download_names(size), paths))
+  return {
+      split: _from_zips(
+          [named[n] for n in archive_names(size, split)],
+          archive_names(size, split), split, 'npz zip',
+      )
+      for split in SPLITS
+  }

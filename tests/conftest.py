@@ -1,0 +1,43 @@
+"""Shared fixtures: fake sources made by the repo's own writer, deterministic."""
+
+import os
+import pathlib
+
+import pytest
+
+# Quieter TensorFlow in test logs.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+DUMMY_DATA = REPO / 'dummy_data'
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> pathlib.Path:
+  return REPO
+
+
+@pytest.fixture(scope='session')
+def dummy_data() -> pathlib.Path:
+  return DUMMY_DATA
+
+
+def build(config: str, manual_dir, data_dir, **download_config):
+  """Builds `imagenet_resized/<config>` from `manual_dir`; returns the builder."""
+  import tensorflow_datasets as tfds
+  import imagenet_resized  # noqa: F401  (registers the builder)
+
+  builder = tfds.builder(f'imagenet_resized/{config}', data_dir=str(data_dir))
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(
+          manual_dir=str(manual_dir), **download_config
+      )
+  )
+  return builder
+
+
+def read_split(builder, split: str, decoders=None):
+  """All (key-free) examples of a split in file order: list of (image, label)."""
+  import tensorflow_datasets as tfds
+  ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
+  return [(ex['image'], int(ex['label'])) for ex in tfds.as_numpy(ds)]
