@@ -74,6 +74,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         }),
         supervised_keys=('image', 'label'),
         homepage=HOMEPAGE,
+        # Filled in by _split_generators: which files each split came from.
+        metadata=tfds.core.MetadataDict(),
     )
 
   def _download_and_prepare(self, dl_manager, download_config=None):
@@ -87,7 +89,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _find_sources(self, dl_manager) -> dict[str, sources.SplitSource]:
     """Manual folder first (any form); else download the npz zips."""
     size = self.builder_config.size
-    manual_dir = os.fspath(dl_manager._manual_dir) if dl_manager._manual_dir else None  # pylint: disable=protected-access
+    # The public `dl_manager.manual_dir` raises when the folder is missing or
+    # empty; we want to fall back to downloading instead.
+    manual_dir = dl_manager._manual_dir  # pylint: disable=protected-access
+    manual_dir = os.fspath(manual_dir) if manual_dir else None
     found = sources.find_sources(manual_dir, size) if manual_dir else None
     if found:
       return found
@@ -106,6 +111,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     found = self._find_sources(dl_manager)
+    self.info.metadata['sources'] = {
+        split: {
+            'form': source.form,
+            'files': [os.path.basename(f) for f in source.files],
+        }
+        for split, source in found.items()
+    }
     return {
         split: self._generate_examples(source=found[split])
         for split in sources.SPLITS
