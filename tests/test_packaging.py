@@ -1,0 +1,91 @@
+"""What `pip install .` and `tfds build` give a user."""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from conftest import DUMMY_DATA, REPO, read_split
+
+TFDS_CLI = shutil.which('tfds', path=os.path.dirname(sys.executable)) or shutil.which('tfds')
+
+
+def run(args, cwd, **kwargs):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  env.pop('PYTHONPATH', None)
+  proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc
+
+
+def check_built(data_dir: pathlib.Path, config: str):
+  import imagenet_resized  # noqa: F401
+  builder = tfds.builder(f'imagenet_resized/{config}', data_dir=str(data_dir))
+  assert builder.is_prepared()
+  size = int(config.split('x')[0])
+  images = read_split(builder, 'validation')
+  assert len(images) == 5 and images[0][0].shape == (size, size, 3)
+  assert builder.info.metadata['sources']['train']['form'] == 'npz zip'
+
+
+def test_tfds_build_with_imports(tmp_path):
+  """The installed package, from an unrelated folder."""
+  run([TFDS_CLI, 'build', 'imagenet_resized', '--imports', 'imagenet_resized',
+       '--config', '32x32', '--manual_dir', str(DUMMY_DATA),
+       '--data_dir', str(tmp_path / 'data')], cwd=tmp_path)
+  check_built(tmp_path / 'data', '32x32')
+
+
+def test_tfds_build_from_the_repo_folder(tmp_path):
+  run([TFDS_CLI, 'build', 'imagenet_resized/', '--config', '16x16',
+       '--manual_dir', str(DUMMY_DATA), '--data_dir', str(tmp_path / 'data')],
+      cwd=REPO)
+  check_built(tmp_path / 'data', '16x16')
+
+
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory) -> zipfile.ZipFile:
+  out = tmp_path_factory.mktemp('wheel')
+  # Build from a copy, so the checkout gets no build/ or egg-info litter.
+  src = out / 'src'
+  shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(
+      '.git', '__pycache__', 'build', '*.egg-info', 'dist'))
+  run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '-q', '-w', str(out), str(src)],
+      cwd=out)
+  (path,) = out.glob('imagenet_resized-0.1.0-*.whl')
+  return zipfile.ZipFile(path)
+
+
+def test_wheel_ships_data_files_as_real_files(wheel):
+  names = set(wheel.namelist())
+  for f in ('labels.txt', 'checksums.tsv'):
+    assert wheel.read(f'imagenet_resized/{f}') == (REPO / f).read_bytes()
+  assert len(wheel.read('imagenet_resized/labels.txt').split()) == 1000
+  for f in ('README.md', 'CITATIONS.bib', 'TAGS.txt', '__init__.py',
+            'imagenet_resized_dataset_builder.py', 'sources.py', 'batch_format.py'):
+    assert f'imagenet_resized/{f}' in names, f
+  assert not any(n.startswith(('tests/', 'dummy_data/', 'benchmarks/')) for n in names)
+
+
+def test_wheel_metadata_declares_dependencies(wheel):
+  (meta,) = [n for n in wheel.namelist() if n.endswith('.dist-info/METADATA')]
+  text = wheel.read(meta).decode()
+  for dep in ('tensorflow', 'tensorflow-datasets', 'numpy', 'pillow', 'importlib_resources'):
+    assert f'Requires-Dist: {dep}' in text.replace('importlib-resources', 'importlib_resources')
+  assert "extra == 'beam'" in text.replace('"', "'") and 'apache-beam' in text
+  assert 'Requires-Python: >=3.10' in text
+
+
+def test_installed_package_reads_installed_data():
+  """The builder's data files come from the installed package folder."""
+  import imagenet_resized
+  from imagenet_resized import resources
+  pkg = pathlib.Path(imagenet_resized.__file__).parent
+  assert pathlib.Path(str(resources.path('labels.txt'))).parent == pkg
+  assert imagenet_resized.Builder._checksums_path.parent == pkg  # pylint: disable=protected-access
