@@ -1,0 +1,635 @@
+"""Building the downsampled images from ImageNet itself (the ILSVRC2012 JPEGs).
+
+The authors made their batches from the ILSVRC2012 training and validation
+images: each image opened with Pillow, `convert('RGB')`, `resize((S, S),
+Image.BOX)` (no crop, aspect ratio squashed). This module applies the same
+method, at any size S, to the files TFDS's `imagenet2012` asks for:
+
+  tarballs  `ILSVRC2012_img_train.tar` (a tar of 1000 class tars
+            `nXXXXXXXX.tar` of JPEGs) and `ILSVRC2012_img_val.tar` (flat
+            `ILSVRC2012_val_%08d.JPEG`);
+  folders   their extracted form: `train/nXXXXXXXX/*.JPEG`, and
+            `val/*.JPEG` or `val/nXXXXXXXX/*.JPEG` (`ILSVRC2012_img_train` /
+            `ILSVRC2012_img_val` / `validation` name the folders too).
+
+Tars are read with `tarfile` in stream mode, nested class tars included:
+nothing is extracted and nothing is written to disk. Training labels come
+from the class (tar or folder) WordNet ID; validation labels from the
+ILSVRC2012 ground truth that tensorflow-datasets ships
+(`datasets/imagenet2012/validation_labels.txt`, line k = WNID of image k+1).
+Labels are indices in the authors' `labels.txt`.
+
+Example keys are the image paths in the extracted layout
+(`train/n01440764/n01440764_10026.JPEG`, `val/ILSVRC2012_val_00000001.JPEG`),
+whichever form the images come from, so tarballs and folders give the same
+dataset. Pure Python + Pillow (+ Apache Beam, imported lazily): no TFDS here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import io
+import logging
+import os
+import posixpath
+import re
+import tarfile
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+from imagenet_resized import png_codec, resources
+from imagenet_resized.batch_format import SourceError
+
+TRAIN = 'train'
+VALIDATION = 'validation'
+SPLITS = (TRAIN, VALIDATION)
+
+TRAIN_TAR = 'ILSVRC2012_img_train.tar'
+VAL_TAR = 'ILSVRC2012_img_val.tar'
+TARBALLS = {TRAIN: TRAIN_TAR, VALIDATION: VAL_TAR}
+# Folder names of the extracted splits.
+FOLDER_NAMES = {
+    TRAIN: ('train', 'ILSVRC2012_img_train'),
+    VALIDATION: ('val', 'validation', 'ILSVRC2012_img_val'),
+}
+FORM_TARBALL = 'ILSVRC2012 tarballs'
+FORM_FOLDERS = 'ILSVRC2012 folders'
+METHOD = "PIL BOX resize from ILSVRC2012 JPEGs: convert('RGB'), resize((S, S), Image.BOX)"
+METHOD_DRAFT = (
+    "PIL BOX resize from ILSVRC2012 JPEGs decoded at reduced scale (JPEG draft"
+    " mode, not pixel-identical): convert('RGB'), resize((S, S), Image.BOX)"
+)
+NUM_VALIDATION_IMAGES = 50_000
+# The ground truth as tensorflow-datasets ships it, relative to its package.
+VALIDATION_LABELS = 'datasets/imagenet2012/validation_labels.txt'
+
+# Key prefixes: the split folders of the extracted layout.
+_KEY_DIRS = {TRAIN: 'train', VALIDATION: 'val'}
+_WNID_RE = re.compile(r'^n\d{8}$')
+_CLASS_TAR_RE = re.compile(r'^(n\d{8})\.tar$')
+_VAL_NAME_RE = re.compile(r'^ILSVRC2012_val_(\d{8})\.JPEG$')
+# How deep under the searched folder the tarballs / split folders may sit
+# (Kaggle's layout puts them at ILSVRC/Data/CLS-LOC/train).
+_MAX_SEARCH_DEPTH = 5
+# Images per work item handed to a decoding worker: enough to amortise the
+# inter-process hop, few enough (about 110 kB each) to keep memory flat.
+DECODE_CHUNK_IMAGES = 64
+# Validation images per Beam work unit.
+BEAM_VAL_IMAGES_PER_UNIT = 1000
+# Image formats accepted under a .JPEG name (ImageNet holds one PNG).
+_IMAGE_FORMATS = ('JPEG', 'PNG')
+_IMAGE_SUFFIXES = ('.jpeg', '.jpg', '.png')
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------
+# Labels.
+
+
+def _label_of_wnid() -> dict[str, int]:
+  return {wnid: i for i, wnid in enumerate(resources.wnids())}
+
+
+def validation_labels_path() -> str:
+  """Where tensorflow-datasets' ILSVRC2012 validation ground truth is.
+
+  Found without importing tensorflow_datasets (which imports TensorFlow).
+  """
+  spec = importlib.util.find_spec('tensorflow_datasets')
+  if spec is None or not spec.submodule_search_locations:
+    raise SourceError(
+        f'tensorflow_datasets is not installed; expected its {VALIDATION_LABELS}'
+        ' (the ILSVRC2012 validation ground truth)'
+    )
+  return os.path.join(list(spec.submodule_search_locations)[0], VALIDATION_LABELS)
+
+
+def validation_wnids(path: str | None = None) -> tuple[str, ...]:
+  """WNID of validation image k+1 at index k (50,000 entries)."""
+  path = path or validation_labels_path()
+  try:
+    with open(path, encoding='utf-8') as f:
+      wnids = tuple(line.strip() for line in f if line.strip())
+  except OSError as e:
+    raise SourceError(
+        f'{path}: cannot read the ILSVRC2012 validation ground truth'
+        f' ({e.strerror or e}); expected the file tensorflow-datasets ships'
+    ) from None
+  if len(wnids) != NUM_VALIDATION_IMAGES or not all(map(_WNID_RE.match, wnids)):
+    raise SourceError(
+        f'{path}: holds {len(wnids)} lines; expected {NUM_VALIDATION_IMAGES}'
+        ' WordNet IDs, line k the class of ILSVRC2012_val_{k+1:08d}.JPEG'
+    )
+  return wnids
+
+
+def train_label(wnid: str, where: str, labels: dict[str, int]) -> int:
+  if wnid not in labels:
+    raise SourceError(
+        f'{where}: {wnid} is not one of the 1000 ILSVRC2012 classes of'
+        ' labels.txt; expected a class tar or folder named by one of them'
+    )
+  return labels[wnid]
+
+
+def validation_label(
+    name: str, where: str, truth: Sequence[str], labels: dict[str, int]
+) -> int:
+  """Label of the validation image named `name` (its basename)."""
+  m = _VAL_NAME_RE.match(name)
+  number = int(m.group(1)) if m else 0
+  if not 1 <= number <= len(truth):
+    raise SourceError(
+        f'{where}: not a validation image name; expected'
+        f' ILSVRC2012_val_NNNNNNNN.JPEG with NNNNNNNN in 1..{len(truth)}'
+    )
+  return labels[truth[number - 1]]
+
+
+# ---------------------------------------------------------------------------
+# Decoding and resizing.
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoded:
+  """One image to decode: its example key, where it is (for errors), label."""
+
+  key: str
+  where: str
+  data: bytes
+  label: int
+
+
+def resize_image(data: bytes, where: str, size: int, draft: bool = False) -> np.ndarray:
+  """Encoded image -> (size, size, 3) uint8, the authors' method.
+
+  `draft` lets the JPEG decoder scale by 1/2, 1/4 or 1/8 while decoding
+  (staying at least `size` on each side) before the box resize: several
+  times faster, close to but not pixel-identical with the full decode.
+  Raises SourceError naming `where` for anything that is not a readable
+  JPEG or PNG.
+  """
+  try:
+    with Image.open(io.BytesIO(data), formats=_IMAGE_FORMATS) as image:
+      if draft and image.format == 'JPEG':
+        image.draft(None, (size, size))
+      image.load()
+      resized = image.convert('RGB').resize((size, size), Image.BOX)
+  except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    reason = str(e).splitlines()[0] if str(e) else ''
+    raise SourceError(
+        f'{where}: not a readable image ({type(e).__name__}: {reason});'
+        ' expected a JPEG (or PNG) image'
+    ) from None
+  return np.asarray(resized)
+
+
+def _encode_chunk(
+    args: tuple[Sequence[Encoded], int, bool],
+) -> list[tuple[str, bytes, int]]:
+  """Worker: decode, box-resize and PNG-encode a chunk of images."""
+  chunk, size, draft = args
+  return [
+      (
+          item.key,
+          png_codec.encode_png(resize_image(item.data, item.where, size, draft)),
+          item.label,
+      )
+      for item in chunk
+  ]
+
+
+def _chunked(items: Iterable[Encoded], n: int) -> Iterator[list[Encoded]]:
+  chunk = []
+  for item in items:
+    chunk.append(item)
+    if len(chunk) >= n:
+      yield chunk
+      chunk = []
+  if chunk:
+    yield chunk
+
+
+# ---------------------------------------------------------------------------
+# Reading images out of tars and folders.
+
+
+def _tar_error(path: str, e: Exception) -> SourceError:
+  reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+  return SourceError(
+      f'{path}: not a readable tar (corrupt or truncated: {reason}); expected'
+      ' the ILSVRC2012 tarball as downloaded'
+  )
+
+
+def _member_path(name: str) -> str | None:
+  """A tar member's normalised relative path, or None to skip it."""
+  path = posixpath.normpath(name.replace('\\', '/'))
+  if path.startswith(('/', '..')) or path == '.':
+    return None
+  if posixpath.basename(path).startswith('.'):  # ._ resource forks and such.
+    return None
+  return path
+
+
+def _iter_tar_files(tar: tarfile.TarFile) -> Iterator[tuple[str, tarfile.TarInfo]]:
+  """(normalised path, member) of the regular files of a stream-mode tar."""
+  for member in tar:
+    if not member.isfile():
+      continue
+    path = _member_path(member.name)
+    if path is not None:
+      yield path, member
+
+
+def _iter_class_tar(
+    fileobj, train_tar: str, class_member: str, wnid: str, label: int
+) -> Iterator[Encoded]:
+  """The images of one class tar, read from `fileobj` in stream mode."""
+  where_tar = f'{train_tar}:{class_member}'
+  try:
+    with tarfile.open(fileobj=fileobj, mode='r|') as inner:
+      for path, member in _iter_tar_files(inner):
+        data = inner.extractfile(member).read()
+        yield Encoded(
+            f'train/{wnid}/{path}', f'{where_tar}/{member.name}', data, label
+        )
+  except (tarfile.TarError, EOFError, OSError) as e:
+    raise _tar_error(where_tar, e) from None
+
+
+def _iter_train_tar(path: str) -> Iterator[Encoded]:
+  labels = _label_of_wnid()
+  try:
+    with tarfile.open(path, mode='r|') as outer:
+      for name, member in _iter_tar_files(outer):
+        m = _CLASS_TAR_RE.match(name)
+        if not m:
+          raise SourceError(
+              f'{path}:{member.name}: unexpected member; expected only the'
+              ' class tars nXXXXXXXX.tar'
+          )
+        wnid = m.group(1)
+        label = train_label(wnid, f'{path}:{member.name}', labels)
+        yield from _iter_class_tar(
+            outer.extractfile(member), path, member.name, wnid, label
+        )
+  except (tarfile.TarError, EOFError, OSError) as e:
+    raise _tar_error(path, e) from None
+
+
+def _iter_val_tar(path: str) -> Iterator[Encoded]:
+  labels = _label_of_wnid()
+  truth = validation_wnids()
+  try:
+    with tarfile.open(path, mode='r|') as tar:
+      for name, member in _iter_tar_files(tar):
+        where = f'{path}:{member.name}'
+        base = posixpath.basename(name)
+        label = validation_label(base, where, truth, labels)
+        data = tar.extractfile(member).read()
+        yield Encoded(f'val/{base}', where, data, label)
+  except (tarfile.TarError, EOFError, OSError) as e:
+    raise _tar_error(path, e) from None
+
+
+def _visible_entries(folder: str) -> list[os.DirEntry]:
+  with os.scandir(folder) as it:
+    return sorted((e for e in it if not e.name.startswith('.')), key=lambda e: e.name)
+
+
+def _read(path: str) -> bytes:
+  try:
+    with open(path, 'rb') as f:
+      return f.read()
+  except OSError as e:
+    raise SourceError(
+        f'{path}: cannot read ({e.strerror or e}); expected an image file'
+    ) from None
+
+
+def _train_class_folders(folder: str) -> list[tuple[str, str]]:
+  """(wnid, path) of the class folders of an extracted train folder."""
+  return [
+      (entry.name, entry.path)
+      for entry in _visible_entries(folder)
+      if entry.is_dir() and _WNID_RE.match(entry.name)
+  ]
+
+
+def _iter_class_folder(wnid: str, folder: str, label: int) -> Iterator[Encoded]:
+  for entry in _visible_entries(folder):
+    if entry.is_file():
+      yield Encoded(f'train/{wnid}/{entry.name}', entry.path, _read(entry.path), label)
+
+
+def _iter_train_folder(folder: str) -> Iterator[Encoded]:
+  labels = _label_of_wnid()
+  for wnid, path in _train_class_folders(folder):
+    yield from _iter_class_folder(wnid, path, train_label(wnid, path, labels))
+
+
+def _val_files(folder: str) -> list[tuple[str, str | None]]:
+  """(path, wnid of its class folder or None) of the validation images."""
+  files = []
+  for entry in _visible_entries(folder):
+    if entry.is_file():
+      files.append((entry.path, None))
+    elif entry.is_dir() and _WNID_RE.match(entry.name):
+      files.extend(
+          (e.path, entry.name) for e in _visible_entries(entry.path) if e.is_file()
+      )
+  return files
+
+
+def _iter_val_files(files: Iterable[tuple[str, str | None]]) -> Iterator[Encoded]:
+  labels = _label_of_wnid()
+  truth = validation_wnids()
+  for path, folder_wnid in files:
+    base = os.path.basename(path)
+    label = validation_label(base, path, truth, labels)
+    if folder_wnid is not None and resources.wnids()[label] != folder_wnid:
+      raise SourceError(
+          f'{path}: sits in class folder {folder_wnid} but the ILSVRC2012'
+          f' ground truth says {resources.wnids()[label]}; expected the'
+          ' validation images sorted by their true class'
+      )
+    yield Encoded(f'val/{base}', path, _read(path), label)
+
+
+# ---------------------------------------------------------------------------
+# Finding the source.
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSource:
+  """One split of ImageNet: a tarball or an extracted folder."""
+
+  split: str
+  form: str  # FORM_TARBALL or FORM_FOLDERS.
+  files: tuple[str, ...]  # The tarball, or the folder.
+  # No published split size is enforced: subsets of ImageNet build too.
+  expected_examples: int | None = None
+
+  @property
+  def path(self) -> str:
+    return self.files[0]
+
+  def images(self) -> Iterator[Encoded]:
+    """The split's encoded images, in tar (or sorted folder) order."""
+    if self.form == FORM_TARBALL:
+      return _iter_train_tar(self.path) if self.split == TRAIN else _iter_val_tar(self.path)
+    if self.split == TRAIN:
+      return _iter_train_folder(self.path)
+    return _iter_val_files(_val_files(self.path))
+
+
+def method(draft: bool = False) -> str:
+  """How the images were made, for the dataset metadata."""
+  return METHOD_DRAFT if draft else METHOD
+
+
+def _holds_images(folder: str) -> bool:
+  """Whether a class folder holds images (Kaggle's layout also has class
+  folders of XML annotations, under Annotations/CLS-LOC/train)."""
+  return any(
+      e.is_file() and e.name.lower().endswith(_IMAGE_SUFFIXES)
+      for e in _visible_entries(folder)
+  )
+
+
+def _is_train_folder(path: str) -> bool:
+  classes = _train_class_folders(path)
+  return bool(classes) and _holds_images(classes[0][1])
+
+
+def _is_val_folder(path: str) -> bool:
+  for entry in _visible_entries(path):
+    if entry.is_file() and _VAL_NAME_RE.match(entry.name):
+      return True
+    if entry.is_dir() and _WNID_RE.match(entry.name) and _holds_images(entry.path):
+      return True
+  return False
+
+
+def find_split_source(root: str, split: str) -> SplitSource | None:
+  """The split's tarball (preferred) or extracted folder under `root`."""
+  tarballs, folders = [], []
+  root_depth = root.rstrip(os.sep).count(os.sep)
+  for dirpath, dirnames, filenames in os.walk(root):
+    dirnames.sort()
+    if TARBALLS[split] in filenames:
+      tarballs.append(os.path.join(dirpath, TARBALLS[split]))
+    keep = []
+    for name in dirnames:
+      path = os.path.join(dirpath, name)
+      if name.startswith('.') or _WNID_RE.match(name):
+        continue  # Class folders hold images only: no need to list them.
+      if name in FOLDER_NAMES[split]:
+        is_split = _is_train_folder(path) if split == TRAIN else _is_val_folder(path)
+        if is_split:
+          folders.append(path)
+          continue
+      keep.append(name)
+    if dirpath.count(os.sep) - root_depth >= _MAX_SEARCH_DEPTH:
+      keep = []
+    dirnames[:] = keep
+  for form, paths in ((FORM_TARBALL, tarballs), (FORM_FOLDERS, folders)):
+    if len(paths) > 1:
+      raise SourceError(
+          f'{root}: several ILSVRC2012 {split} {form}: {", ".join(paths)};'
+          ' expected one (remove or move the others)'
+      )
+    if paths:
+      return SplitSource(split, form, (paths[0],))
+  return None
+
+
+def expected_sources() -> str:
+  """One phrase naming what `find_sources` looks for."""
+  return (
+      f'{TRAIN_TAR} and {VAL_TAR} (or their extracted folders train/nXXXXXXXX/*.JPEG'
+      ' and val/*.JPEG)'
+  )
+
+
+def find_sources(root: str | None) -> dict[str, SplitSource] | None:
+  """ImageNet's two splits under `root`; None if neither is there.
+
+  Raises SourceError if only one split is found.
+  """
+  if not root or not os.path.isdir(root):
+    return None
+  found = {split: find_split_source(root, split) for split in SPLITS}
+  if all(v is None for v in found.values()):
+    return None
+  missing = [s for s, v in found.items() if v is None]
+  if missing:
+    present = [s for s in SPLITS if s not in missing]
+    raise SourceError(
+        f'{root}: found the ILSVRC2012 {present[0]} split but not {missing[0]};'
+        f' expected {TARBALLS[missing[0]]} or its extracted folder'
+        f' ({FOLDER_NAMES[missing[0]][0]}/)'
+    )
+  for source in found.values():
+    log.info('imagenet_resized %s: using %s: %s', source.split, source.form, source.path)
+  return found
+
+
+# ---------------------------------------------------------------------------
+# Examples, in this process or in forked workers.
+
+
+def iter_examples(
+    source: SplitSource, size: int, workers: int = 0, draft: bool = False
+) -> Iterator[tuple[str, dict]]:
+  """(key, {'image': PNG bytes, 'label': int}) of a split, decoded in workers."""
+  chunks = ((chunk, size, draft) for chunk in _chunked(source.images(), DECODE_CHUNK_IMAGES))
+  for encoded in png_codec.parallel_map(_encode_chunk, chunks, workers):
+    for key, png, label in encoded:
+      yield key, {'image': png, 'label': label}
+
+
+# ---------------------------------------------------------------------------
+# Apache Beam: work units spread across workers.
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkUnit:
+  """Part of a split one Beam worker reads on its own.
+
+  kind 'class tar':   the class tar at byte `offset` (`length` bytes) of the
+                      train tarball `path`, named `name`;
+  kind 'class folder': the class folder `path`, named `name` (its WNID);
+  kind 'val tar':     the validation tarball's `members` (name, offset, length);
+  kind 'val files':   validation `files` (path, class-folder WNID or None).
+  """
+
+  kind: str
+  path: str
+  name: str = ''
+  offset: int = 0
+  length: int = 0
+  members: tuple[tuple[str, int, int], ...] = ()
+  files: tuple[tuple[str, str | None], ...] = ()
+
+  def images(self) -> Iterator[Encoded]:
+    if self.kind == 'class tar':
+      wnid = _CLASS_TAR_RE.match(posixpath.basename(self.name)).group(1)
+      label = train_label(wnid, f'{self.path}:{self.name}', _label_of_wnid())
+      with open(self.path, 'rb') as f:
+        f.seek(self.offset)
+        yield from _iter_class_tar(_Slice(f, self.length), self.path, self.name, wnid, label)
+    elif self.kind == 'class folder':
+      yield from _iter_class_folder(
+          self.name, self.path, train_label(self.name, self.path, _label_of_wnid())
+      )
+    elif self.kind == 'val tar':
+      labels, truth = _label_of_wnid(), validation_wnids()
+      with open(self.path, 'rb') as f:
+        for name, offset, length in self.members:
+          where = f'{self.path}:{name}'
+          base = posixpath.basename(name)
+          label = validation_label(base, where, truth, labels)
+          f.seek(offset)
+          data = f.read(length)
+          if len(data) != length:
+            raise _tar_error(self.path, EOFError(f'{name} is cut short'))
+          yield Encoded(f'val/{base}', where, data, label)
+    elif self.kind == 'val files':
+      yield from _iter_val_files(self.files)
+    else:
+      raise ValueError(f'unknown work unit kind {self.kind!r}')
+
+
+class _Slice(io.RawIOBase):
+  """`length` bytes of a file from its current position, read-only.
+
+  tarfile needs a file object for a class tar inside the train tarball;
+  this bounds reads to that member without copying it into memory.
+  """
+
+  def __init__(self, f, length: int):
+    super().__init__()
+    self._f = f
+    self._left = length
+
+  def readable(self) -> bool:
+    return True
+
+  def readinto(self, buffer) -> int:
+    n = min(len(buffer), self._left)
+    if n <= 0:
+      return 0
+    data = self._f.read(n)
+    buffer[: len(data)] = data
+    self._left -= len(data)
+    return len(data)
+
+
+def _tar_members(path: str) -> list[tuple[str, tarfile.TarInfo]]:
+  """The file members of an uncompressed tar, reading headers only."""
+  try:
+    with tarfile.open(path, mode='r:') as tar:
+      return list(_iter_tar_files(tar))
+  except (tarfile.TarError, EOFError, OSError) as e:
+    raise _tar_error(path, e) from None
+
+
+def work_units(source: SplitSource) -> list[WorkUnit]:
+  """The split cut into units: one per class for train, slices of validation."""
+  if source.form == FORM_TARBALL and source.split == TRAIN:
+    return [
+        WorkUnit('class tar', source.path, m.name, m.offset_data, m.size)
+        for _, m in _tar_members(source.path)
+    ]
+  if source.form == FORM_TARBALL:
+    members = [(m.name, m.offset_data, m.size) for _, m in _tar_members(source.path)]
+    return [
+        WorkUnit(
+            'val tar', source.path,
+            members=tuple(members[i : i + BEAM_VAL_IMAGES_PER_UNIT]),
+        )
+        for i in range(0, len(members), BEAM_VAL_IMAGES_PER_UNIT)
+    ]
+  if source.split == TRAIN:
+    return [
+        WorkUnit('class folder', path, name=wnid)
+        for wnid, path in _train_class_folders(source.path)
+    ]
+  files = _val_files(source.path)
+  return [
+      WorkUnit('val files', source.path, files=tuple(files[i : i + BEAM_VAL_IMAGES_PER_UNIT]))
+      for i in range(0, len(files), BEAM_VAL_IMAGES_PER_UNIT)
+  ]
+
+
+def unit_examples(
+    unit: WorkUnit, size: int, draft: bool = False
+) -> Iterator[tuple[str, dict]]:
+  """(key, example) of one work unit, decoded here."""
+  for item in unit.images():
+    image = resize_image(item.data, item.where, size, draft)
+    yield item.key, {'image': png_codec.encode_png(image), 'label': item.label}
+
+
+def beam_examples(source: SplitSource, size: int, draft: bool = False):
+  """A Beam PTransform (PBegin -> (key, example)) spreading the units."""
+  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+
+  units = work_units(source)
+
+  @beam.ptransform_fn
+  def examples_from_ilsvrc(pbegin):
+    return (
+        pbegin
+        | 'Units' >> beam.Create(units)
+        | 'Spread' >> beam.Reshuffle()
+        | 'Decode' >> beam.FlatMap(unit_examples, size=size, draft=draft)
+    )
+
+  return examples_from_ilsvrc()  # pylint: disable=no-value-for-parameter
