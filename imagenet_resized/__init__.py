@@ -8,6 +8,7 @@ Importing this package registers the `imagenet_resized` builder with TFDS:
 
 from imagenet_resized.imagenet_resized_dataset_builder import Builder
 from imagenet_resized.imagenet_resized_dataset_builder import ImagenetResizedConfig
+from imagenet_resized import labels
 
-__all__ = ['Builder', 'ImagenetResizedConfig']
+__all__ = ['Builder', 'ImagenetResizedConfig', 'labels']
 __version__ = '0.1.0'
