@@ -2,7 +2,7 @@
 
 Each example is `{'image': PNG bytes, 'label': 0-based int}`; its key is the
 batch's key followed by the row index, as TFDS's own builder forms it.
-Pure Python + numpy + Pillow: no TFDS here.
+Pure Python + numpy + zlib: no TFDS here.
 """
 
 from __future__ import annotations

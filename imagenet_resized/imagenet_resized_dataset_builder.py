@@ -7,13 +7,16 @@ in `sources` / `batch_format`, PNG encoding in `png_codec`, Beam in `beam_io`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
 import numpy as np
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import shuffle as tfds_shuffle
 
-from imagenet_resized import examples, png_codec, resources, sources
+from imagenet_resized import deterministic_serializer
+from imagenet_resized import examples, ilsvrc, png_codec, resources, sources
 from imagenet_resized.batch_format import SourceError
 
 VERSION = tfds.core.Version('0.1.0')
@@ -22,19 +25,54 @@ HOMEPAGE = 'https://patrykchrabaszcz.github.io/Imagenet32/'
 log = logging.getLogger(__name__)
 
 
-class ImagenetResizedConfig(tfds.core.BuilderConfig):
-  """A square image size; `name` defaults to f'{size}x{size}'."""
+@contextlib.contextmanager
+def _shuffle_memory_limit(limit_bytes: int):
+  """Caps the bytes TFDS's shuffler keeps in memory before spilling to disk.
 
-  def __init__(self, *, size: int, name: str | None = None, **kwargs):
+  TFDS's Shuffler holds up to `shuffle.MAX_MEM_BUFFER_SIZE` (1 GB) of
+  serialized examples in memory, then moves them to bucket files; it reads the
+  module attribute each time. The order of the output does not depend on it.
+  """
+  saved = tfds_shuffle.MAX_MEM_BUFFER_SIZE
+  tfds_shuffle.MAX_MEM_BUFFER_SIZE = min(saved, limit_bytes)
+  try:
+    yield
+  finally:
+    tfds_shuffle.MAX_MEM_BUFFER_SIZE = saved
+
+
+class ImagenetResizedConfig(tfds.core.BuilderConfig):
+  """A square image size; `name` defaults to f'{size}x{size}'.
+
+  Sizes other than 8, 16, 32 and 64 are built from the ILSVRC2012 tarballs
+  (or their extracted folders) by the authors' method. `jpeg_draft=True`
+  (name f'{size}x{size}_draft') builds from those too, decoding JPEGs at
+  reduced scale: faster, not pixel-identical.
+  """
+
+  def __init__(
+      self,
+      *,
+      size: int,
+      name: str | None = None,
+      jpeg_draft: bool = False,
+      **kwargs,
+  ):
     if not isinstance(size, int) or size < 1:
       raise ValueError(f'size must be a positive int, got {size!r}')
     kwargs.setdefault('version', VERSION)
     kwargs.setdefault(
         'description',
-        f'ImageNet (ILSVRC2012) box-resized to {size}x{size} by the authors.',
+        f'ImageNet (ILSVRC2012) box-resized to {size}x{size} by the authors.'
+        if size in sources.SIZES and not jpeg_draft
+        else f'ImageNet (ILSVRC2012) box-resized to {size}x{size} from the'
+        ' ILSVRC2012 JPEGs by the authors\' method'
+        + (' (JPEG draft decoding, not pixel-identical).' if jpeg_draft else '.'),
     )
-    super().__init__(name=name or f'{size}x{size}', **kwargs)
+    default_name = f'{size}x{size}' + ('_draft' if jpeg_draft else '')
+    super().__init__(name=name or default_name, **kwargs)
     self.size = size
+    self.jpeg_draft = jpeg_draft
 
 
 def _manual_instructions() -> str:
@@ -51,6 +89,10 @@ def _manual_instructions() -> str:
       ' (same names without `_npz`) and the extracted batch files'
       ' (train_data_batch_1..10[.npz], val_data[.npz]) at any folder depth'
       ' work too.'
+      '\nWithout them, ImageNet itself works, at any size (e.g.'
+      ' ImagenetResizedConfig(size=24)): put ILSVRC2012_img_train.tar and'
+      ' ILSVRC2012_img_val.tar (as for imagenet2012), or their extracted'
+      ' folders train/nXXXXXXXX/*.JPEG and val/*.JPEG, in the manual folder.'
   )
 
 
@@ -62,6 +104,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [ImagenetResizedConfig(size=s) for s in sources.SIZES]
   DEFAULT_CONFIG_NAME = '8x8'
   MANUAL_DOWNLOAD_INSTRUCTIONS = _manual_instructions()
+  # Serialized examples TFDS's shuffler may hold in memory (its default: 1 GB)
+  # before spilling to disk; bounds the peak memory of a build (BENCHMARKS.md).
+  SHUFFLE_MEMORY_BYTES = 256 << 20
 
   def _info(self) -> tfds.core.DatasetInfo:
     size = self.builder_config.size
@@ -84,7 +129,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         download_config
         and (download_config.beam_options or download_config.beam_runner)
     )
-    return super()._download_and_prepare(dl_manager, download_config)
+    # Byte-identical shards from build to build (and faster serialization).
+    with deterministic_serializer.serializer_for_builds(), _shuffle_memory_limit(
+        self.SHUFFLE_MEMORY_BYTES
+    ):
+      return super()._download_and_prepare(dl_manager, download_config)
 
   def _find_sources(self, dl_manager) -> dict[str, sources.SplitSource]:
     """Manual folder first (any form); else download the npz zips."""
@@ -93,9 +142,22 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     # empty; we want to fall back to downloading instead.
     manual_dir = dl_manager._manual_dir  # pylint: disable=protected-access
     manual_dir = os.fspath(manual_dir) if manual_dir else None
-    found = sources.find_sources(manual_dir, size) if manual_dir else None
+    # Authors' archives first (published sizes only); then ImageNet itself.
+    draft = getattr(self.builder_config, 'jpeg_draft', False)
+    authors = size in sources.SIZES and not draft
+    found = sources.find_sources(manual_dir, size) if manual_dir and authors else None
     if found:
       return found
+    found = ilsvrc.find_sources(manual_dir) if manual_dir else None
+    if found:
+      return found
+    if not authors:
+      raise SourceError(
+          f'No ILSVRC2012 images for imagenet_resized/{self.builder_config.name}'
+          f' (only 8x8, 16x16, 32x32 and 64x64 exist as the authors\' archives):'
+          f' expected {ilsvrc.expected_sources()} in the manual_dir; looked in:'
+          f' {manual_dir or "(no manual_dir)"}'
+      )
     urls = [sources.URL_BASE + name for name in sources.download_names(size)]
     try:
       paths = dl_manager.download(urls)
@@ -115,13 +177,32 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         split: {
             'form': source.form,
             'files': [os.path.basename(f) for f in source.files],
+            **self._ilsvrc_method(source),
         }
         for split, source in found.items()
     }
     return {
-        split: self._generate_examples(source=found[split])
+        split: self._generate_ilsvrc_examples(found[split])
+        if isinstance(found[split], ilsvrc.SplitSource)
+        else self._generate_examples(source=found[split])
         for split in sources.SPLITS
     }
+
+  def _ilsvrc_method(self, source) -> dict[str, str]:
+    """{'method': how images were made} for a source of ILSVRC2012 JPEGs."""
+    if not isinstance(source, ilsvrc.SplitSource):
+      return {}
+    return {'method': ilsvrc.method(getattr(self.builder_config, 'jpeg_draft', False))}
+
+  def _generate_ilsvrc_examples(self, source: ilsvrc.SplitSource):
+    """Examples decoded and box-resized from the ILSVRC2012 JPEGs."""
+    size = self.builder_config.size
+    draft = getattr(self.builder_config, 'jpeg_draft', False)
+    if getattr(self, '_use_beam', False):
+      return ilsvrc.beam_examples(source, size, draft)
+    return ilsvrc.iter_examples(
+        source, size, workers=png_codec.default_workers(), draft=draft
+    )
 
   def _generate_examples(self, source: sources.SplitSource):
     size = self.builder_config.size

@@ -1,0 +1,59 @@
+"""The examples of a split as an Apache Beam PTransform, one batch per task.
+
+Used only when the user gives Beam options (`tfds build
+--beam_pipeline_options=...`, `DownloadConfig(beam_options=...)`); importing
+this module needs apache-beam (`pip install imagenet_resized[beam]`).
+
+Each batch file of the split becomes one element; `Reshuffle` spreads them
+over the workers, and a worker streams its batch through the same reader and
+PNG writer as the generator path (`examples.iter_examples`), so a worker's
+memory stays that of the streaming reader and the examples are the same,
+byte for byte, under the same keys. TFDS's Beam writer orders examples by a
+hash of their keys, as its generator writer does, so both paths write the
+same examples in the same order.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import apache_beam as beam
+
+from imagenet_resized import examples, sources
+
+
+def _batch_examples(batch: sources.Batch, size: int) -> Iterator[tuple[str, dict]]:
+  """The (key, example) pairs of one batch, encoded in this worker."""
+  # No encoding pool inside a Beam worker: the runner supplies the parallelism.
+  yield from examples.iter_examples([batch], size, workers=0)
+
+
+def _check_count(count: int, source: sources.SplitSource) -> None:
+  examples.check_count(source, count)
+
+
+class ExamplesFromBatches(beam.PTransform):
+  """PBegin -> PCollection of (key, {'image': PNG bytes, 'label': int})."""
+
+  def __init__(self, source: sources.SplitSource, size: int):
+    super().__init__()
+    self._source = source
+    self._size = size
+
+  def expand(self, pipeline):
+    pairs = (
+        pipeline
+        | 'Batches' >> beam.Create(list(self._source.batches))
+        # Breaks fusion with Create so that batches go to different workers.
+        | 'SpreadBatches' >> beam.Reshuffle()
+        | 'Examples' >> beam.FlatMap(_batch_examples, size=self._size)
+    )
+    if self._source.expected_examples is not None:
+      # The published archives must give the published split size; a wrong
+      # count fails the pipeline with the same message as the generator path.
+      _ = (
+          pairs
+          | 'CountExamples' >> beam.combiners.Count.Globally()
+          | 'CheckCount' >> beam.Map(_check_count, source=self._source)
+      )
+    return pairs

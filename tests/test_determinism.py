@@ -1,0 +1,137 @@
+"""Two builds of the same sources, in two processes, give byte-identical shards."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core import example_serializer
+
+import imagenet_resized
+from imagenet_resized import deterministic_serializer, fake, png_codec
+
+from conftest import REPO, read_split
+
+SIZE = 32
+CONFIG = f'{SIZE}x{SIZE}'
+
+_BUILD = """
+import sys
+sys.path[:0] = [{repo!r}, {tests!r}]
+from conftest import build
+build({config!r}, {manual_dir!r}, {data_dir!r})
+"""
+
+
+def _build_in_subprocess(manual_dir, data_dir) -> None:
+  # A fresh process each time: hash seeds and memory layout differ, as they
+  # do between two runs of `tfds build`.
+  script = _BUILD.format(
+      repo=str(REPO), tests=str(REPO / 'tests'), config=CONFIG,
+      manual_dir=str(manual_dir), data_dir=str(data_dir),
+  )
+  proc = subprocess.run(
+      [sys.executable, '-c', script], capture_output=True, text=True,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'), check=False,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _files(version_dir):
+  return {
+      name: open(os.path.join(version_dir, name), 'rb').read()
+      for name in sorted(os.listdir(version_dir)) if '.tfrecord-' in name
+  }
+
+
+@pytest.fixture(scope='module')
+def two_builds(tmp_path_factory):
+  manual_dir = tmp_path_factory.mktemp('det_sources')
+  fake.write_sources(
+      str(manual_dir), SIZE, train_batches=3, examples_per_batch=40,
+      val_examples=15, seed=5,
+  )
+  version_dirs = []
+  for name in ('first', 'second'):
+    data_dir = tmp_path_factory.mktemp(name)
+    _build_in_subprocess(manual_dir, data_dir)
+    version_dirs.append(data_dir / 'imagenet_resized' / CONFIG / '0.1.0')
+  return version_dirs
+
+
+def test_shards_are_byte_identical(two_builds):
+  first, second = (_files(d) for d in two_builds)
+  assert {n.split('.tfrecord-')[0] for n in first} == {
+      'imagenet_resized-train', 'imagenet_resized-validation'
+  }
+  assert sorted(first) == sorted(second)
+  for name in first:
+    assert first[name] == second[name], f'{name} differs between two builds'
+
+
+def test_examples_are_lossless_pngs(two_builds):
+  builder = tfds.builder_from_directory(str(two_builds[0]))
+  raw = read_split(builder, 'train', decoders={'image': tfds.decode.SkipDecoding()})
+  decoded = read_split(builder, 'train')
+  assert len(raw) == len(decoded) == 120
+  for (png, _), (image, _) in zip(raw, decoded):
+    assert png[:8] == b'\x89PNG\r\n\x1a\n'
+    assert png == png_codec.encode_png(image)  # Re-encoding gives the same bytes.
+
+
+# ---------------------------------------------------------------------------
+# The serializer that makes it so.
+
+
+@pytest.fixture(scope='module')
+def features():
+  return imagenet_resized.Builder(config=CONFIG, data_dir='/nonexistent').info.features
+
+
+def _examples(features, n=20):
+  images = fake.make_images(np.random.default_rng(1), n, SIZE)
+  pngs = png_codec.encode_pngs(images)
+  return [
+      features.encode_example({'image': png, 'label': label})
+      for png, label in zip(pngs, [0, 999] + list(range(1, n - 1)))
+  ]
+
+
+def test_serializer_matches_tfds_deterministic_output(features):
+  ours = deterministic_serializer.DeterministicExampleSerializer(
+      features.get_serialized_info()
+  )
+  theirs = example_serializer.ExampleSerializer(features.get_serialized_info())
+  for example in _examples(features):
+    expected = theirs.get_tf_example(example).SerializeToString(deterministic=True)
+    assert ours.serialize_example(example) == expected
+    # With the label as a numpy integer too.
+    with_np_label = dict(example, label=np.int64(example['label']))
+    assert ours.serialize_example(with_np_label) == expected
+
+
+def test_serializer_falls_back_for_other_features():
+  features = tfds.features.FeaturesDict({
+      'vector': tfds.features.Tensor(shape=(3,), dtype=np.float32),
+      'name': tfds.features.Text(),
+  })
+  ours = deterministic_serializer.DeterministicExampleSerializer(
+      features.get_serialized_info()
+  )
+  theirs = example_serializer.ExampleSerializer(features.get_serialized_info())
+  example = features.encode_example({'vector': [1.0, 2.0, 3.0], 'name': 'box'})
+  assert ours.serialize_example(example) == theirs.get_tf_example(
+      example
+  ).SerializeToString(deterministic=True)
+
+
+def test_serializer_is_used_only_during_a_build():
+  original = example_serializer.ExampleSerializer
+  with deterministic_serializer.serializer_for_builds():
+    assert (
+        example_serializer.ExampleSerializer
+        is deterministic_serializer.DeterministicExampleSerializer
+    )
+  assert example_serializer.ExampleSerializer is original
