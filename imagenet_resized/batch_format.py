@@ -19,6 +19,7 @@ import dataclasses
 import io
 import pickle
 import zipfile
+import zlib
 from typing import BinaryIO, Iterator
 
 import numpy as np
@@ -81,10 +82,15 @@ def check_rows(where: str, shape: tuple[int, ...], dtype: np.dtype, size: int) -
 def check_labels(where: str, labels: np.ndarray, num_rows: int) -> np.ndarray:
   """Validates 1-based labels and returns them 0-based as int64."""
   labels = np.asarray(labels)
-  if labels.ndim != 1 or labels.shape[0] != num_rows:
+  if labels.ndim != 1:
     raise SourceError(
-        f'{where}: `labels` has shape {labels.shape}; expected one label per'
-        f' row of `data`, i.e. shape ({num_rows},)'
+        f'{where}: `labels` has shape {labels.shape}; expected a list of'
+        f' {num_rows} labels, one per row of `data`'
+    )
+  if labels.shape[0] != num_rows:
+    raise SourceError(
+        f'{where}: `labels` holds {labels.shape[0]} labels but `data` holds'
+        f' {num_rows} rows; expected one label per row'
     )
   if num_rows and not np.issubdtype(labels.dtype, np.integer):
     raise SourceError(
@@ -95,8 +101,8 @@ def check_labels(where: str, labels: np.ndarray, num_rows: int) -> np.ndarray:
   if bad.any():
     i = int(np.argmax(bad))
     raise SourceError(
-        f'{where}: label {labels[i]} at row {i} is outside 1..{NUM_CLASSES}'
-        ' (the authors\' labels are 1-based)'
+        f'{where}: `labels` holds {labels[i]} at row {i}; expected labels'
+        f' 1..{NUM_CLASSES} (the authors\' labels are 1-based)'
     )
   return labels - 1
 
@@ -119,6 +125,10 @@ def _npy_header(fp: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np.dty
         f'{where}: holds Python objects (a pickle); expected plain numbers'
     )
   return tuple(shape), fortran, dtype
+
+
+# What reading a corrupt or truncated zip (or a zip inside a zip) can raise.
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
 
 
 def _read_exact(fp: BinaryIO, n: int, where: str) -> bytes:
@@ -153,7 +163,7 @@ def iter_npz_chunks(
   """
   try:
     npz = zipfile.ZipFile(fileobj)
-  except (zipfile.BadZipFile, OSError, EOFError) as e:
+  except ZIP_ERRORS as e:
     raise SourceError(
         f'{where}: not a readable npz (corrupt or truncated zip: {e}); expected'
         ' an np.savez file with `data` and `labels`'
@@ -163,6 +173,8 @@ def iter_npz_chunks(
       labels_name = _npz_member(npz, 'labels', where)
       data_name = _npz_member(npz, 'data', where)
       with npz.open(labels_name) as fp:
+        _npy_header(fp, f'{where}:{labels_name}')  # Refuses pickled objects.
+        fp.seek(0)
         raw_labels = np.lib.format.read_array(fp, allow_pickle=False)
       with npz.open(data_name) as fp:
         shape, fortran, dtype = _npy_header(fp, f'{where}:{data_name}')
@@ -180,9 +192,9 @@ def iter_npz_chunks(
           buf = _read_exact(fp, n * row_bytes, f'{where}:{data_name}')
           rows = np.frombuffer(buf, dtype=np.uint8).reshape(n, row_bytes)
           yield Chunk(start, rows_to_images(rows, size), labels[start : start + n])
-  except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-    if isinstance(e, SourceError):
-      raise
+  except SourceError:
+    raise
+  except (*ZIP_ERRORS, ValueError) as e:
     raise SourceError(
         f'{where}: corrupt or truncated npz ({type(e).__name__}: {e}); expected'
         ' an np.savez file with `data` and `labels`'
@@ -284,7 +296,7 @@ def read_npz_header(fileobj: BinaryIO) -> tuple[int, ...] | None:
       name = _npz_member(npz, 'data', '')
       with npz.open(name) as fp:
         return _npy_header(fp, '')[0]
-  except (SourceError, zipfile.BadZipFile, OSError, EOFError, ValueError):
+  except (SourceError, *ZIP_ERRORS, ValueError):
     return None
 
 

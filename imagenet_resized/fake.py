@@ -231,3 +231,34 @@ def write_dummy_data(out_dir: str) -> list[str]:
         val_examples=DUMMY_VAL_EXAMPLES, seed=0,
     )
   return written
+
+
+def replace_batch(
+    out_dir: str, size: int, fmt: str, zipped: bool, name: str, data: bytes
+) -> str:
+  """Overwrites batch `name` of a `write_sources` tree with `data` (any bytes).
+
+  For tests of bad input. Returns how the reader names the batch in messages:
+  'zip:member' for zips, the file path for extracted files.
+  """
+  npz = fmt == 'npz'
+  split = sources.batch_split(name)
+  member_name = name + ('.npz' if npz else '')
+  for archive in sources.archive_names(size, split, npz):
+    folder = archive.removesuffix('.zip')
+    if not zipped:
+      path = os.path.join(out_dir, folder, member_name)
+      if os.path.exists(path):
+        with open(path, 'wb') as f:
+          f.write(data)
+        return path
+      continue
+    path = os.path.join(out_dir, archive)
+    with zipfile.ZipFile(path) as zf:
+      members = [(n, zf.read(n)) for n in zf.namelist()]
+    for i, (member, _) in enumerate(members):
+      if os.path.basename(member) == member_name:
+        members[i] = (member, data)
+        write_zip(path, members)
+        return f'{path}:{member}'
+  raise ValueError(f'no batch {member_name} in the {fmt} sources under {out_dir}')

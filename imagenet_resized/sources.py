@@ -23,6 +23,8 @@ import dataclasses
 import logging
 import os
 import re
+import shutil
+import tempfile
 import zipfile
 from typing import Iterator, Sequence
 
@@ -110,14 +112,24 @@ class Batch:
       with open(self.path, 'rb') as f:
         yield f
       return
-    try:
-      zf = zipfile.ZipFile(self.path)
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-      raise SourceError(
-          f'{self.path}: not a readable zip ({e}); expected one of the'
-          ' authors\' archives'
-      ) from None
-    with zf, zf.open(self.member) as f:
+    with contextlib.ExitStack() as stack:
+      try:
+        zf = stack.enter_context(zipfile.ZipFile(self.path))
+        f = stack.enter_context(zf.open(self.member))
+        if self.is_npz and zf.getinfo(self.member).compress_type != zipfile.ZIP_STORED:
+          # An npz is a zip, read by seeking: to its directory at the end,
+          # then back to each array; every seek back in a compressed member
+          # inflates it again from the start (5-6 passes per batch). Inflate
+          # it once into a temporary file instead (on disk, not in memory).
+          spooled = stack.enter_context(tempfile.TemporaryFile())
+          shutil.copyfileobj(f, spooled, 1 << 20)
+          spooled.seek(0)
+          f = spooled
+      except batch_format.ZIP_ERRORS as e:
+        raise SourceError(
+            f'{self.where}: not readable (corrupt or truncated zip: {e});'
+            ' expected one of the authors\' archives'
+        ) from None
       yield batch_format.as_seekable(f)
 
   def chunks(self, size: int, chunk_rows: int = batch_format.DEFAULT_CHUNK_ROWS):
@@ -131,7 +143,7 @@ def batches_in_zip(path: str, split: str) -> list[Batch]:
   try:
     with zipfile.ZipFile(path) as zf:
       infos = zf.infolist()
-  except (zipfile.BadZipFile, OSError, EOFError) as e:
+  except batch_format.ZIP_ERRORS as e:
     raise SourceError(
         f'{path}: not a readable zip (corrupt or truncated: {e}); expected one'
         ' of the authors\' archives'
@@ -198,25 +210,42 @@ def _from_zips(
   return SplitSource(split, form, tuple(paths), tuple(batches), expected)
 
 
+def _batch_order(path: str) -> tuple[int, str]:
+  """Sorts batch files by batch number (1, 2, ..., 10), val_data last."""
+  m = re.search(r'_(\d+)(\.npz)?$', os.path.basename(path))
+  return (int(m.group(1)) if m else NUM_TRAIN_BATCHES + 1, path)
+
+
+def _npz_fits(path: str, size: int) -> bool:
+  """False if the extracted npz at `path` plainly holds rows of another size.
+
+  An npz whose header cannot be read counts as fitting, so that reading it
+  later reports what is wrong with it.
+  """
+  with open(path, 'rb') as f:
+    shape = batch_format.read_npz_header(f)
+  return not (shape is not None and len(shape) == 2 and shape[1] != 3 * size * size)
+
+
 def _pick_extracted(
-    candidates: list[str], size: int, is_npz: bool
+    root: str, by_name: dict[str, list[str]], size: int, is_npz: bool
 ) -> list[str]:
-  """Chooses, per batch name, the extracted file that holds SxS rows."""
-  by_name: dict[str, list[str]] = {}
-  for path in candidates:
-    if is_npz:
-      with open(path, 'rb') as f:
-        shape = batch_format.read_npz_header(f)
-      if shape is not None and len(shape) == 2 and shape[1] != 3 * size * size:
-        continue  # A batch of another size; ignore it.
-    by_name.setdefault(os.path.basename(path), []).append(path)
+  """Chooses, per batch name, the one extracted file that holds SxS rows.
+
+  npz files are sized from their headers; pickles cannot be sized without
+  loading them, so copies of a pickle are told apart by folder names (e.g.
+  `Imagenet32_train/`). When no copy fits the size, the first is kept, and
+  reading it reports the size its rows do fit.
+  """
   chosen = []
-  for name, paths in sorted(by_name.items()):
+  for name, paths in by_name.items():
+    if is_npz:
+      paths = [p for p in paths if _npz_fits(p, size)] or paths[:1]
     if len(paths) > 1:
-      # Pickles cannot be sized without loading them: use the folder names.
       hinted = [
           p for p in paths
-          if f'imagenet{size}_' in p.lower() or f'{size}x{size}' in p.lower()
+          if f'imagenet{size}_' in os.path.relpath(p, root).lower()
+          or f'{size}x{size}' in os.path.relpath(p, root).lower()
       ]
       if len(hinted) != 1:
         raise SourceError(
@@ -226,7 +255,19 @@ def _pick_extracted(
         )
       paths = hinted
     chosen.append(paths[0])
-  return chosen
+  return sorted(chosen, key=_batch_order)
+
+
+def _extracted_by_name(
+    files: Sequence[str], split: str, is_npz: bool
+) -> dict[str, list[str]]:
+  """Extracted batch files of `split` in one form, grouped by file name."""
+  by_name: dict[str, list[str]] = {}
+  for path in files:
+    name = os.path.basename(path)
+    if batch_split(name) == split and name.endswith('.npz') == is_npz:
+      by_name.setdefault(name, []).append(path)
+  return by_name
 
 
 def find_split_source(root: str, size: int, split: str) -> SplitSource | None:
@@ -240,20 +281,23 @@ def find_split_source(root: str, size: int, split: str) -> SplitSource | None:
     if all(name in by_base for name in names):
       paths = [by_base[name][0] for name in names]
       return _from_zips(paths, names, split, form)
-  for is_npz, form in ((True, 'npz files'), (False, 'pickle files')):
-    candidates = [
-        p for p in files
-        if batch_split(os.path.basename(p)) == split
-        and os.path.basename(p).endswith('.npz') == is_npz
-    ]
-    chosen = _pick_extracted(candidates, size, is_npz)
-    if chosen:
-      batches = tuple(
-          Batch(p, None, os.path.normpath(os.path.relpath(p, root)), is_npz)
-          for p in chosen
-      )
-      return SplitSource(split, form, tuple(chosen), batches)
-  return None
+  npz_files = _extracted_by_name(files, split, is_npz=True)
+  pickle_files = _extracted_by_name(files, split, is_npz=False)
+  npz_fits = any(_npz_fits(p, size) for ps in npz_files.values() for p in ps)
+  # npz files of this size first, then pickle files, then npz files of another
+  # size (so that the build fails saying which size they are).
+  if npz_files and (npz_fits or not pickle_files):
+    by_name, is_npz, form = npz_files, True, 'npz files'
+  elif pickle_files:
+    by_name, is_npz, form = pickle_files, False, 'pickle files'
+  else:
+    return None
+  chosen = _pick_extracted(root, by_name, size, is_npz)
+  batches = tuple(
+      Batch(p, None, os.path.normpath(os.path.relpath(p, root)), is_npz)
+      for p in chosen
+  )
+  return SplitSource(split, form, tuple(chosen), batches)
 
 
 def missing_sources_message(size: int, places: Sequence[str]) -> str:
