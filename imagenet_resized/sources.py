@@ -181,11 +181,17 @@ class SplitSource:
   expected_examples: int | None = None
 
 
+# Class folders of an extracted ImageNet (train/n01440764/...) hold JPEGs, never
+# the authors' batches; skipping them keeps the search fast when ImageNet
+# itself (1.28M files) sits in the same manual folder.
+_CLASS_FOLDER_RE = re.compile(r'^n\d{8}$')
+
+
 def _walk(root: str) -> list[str]:
-  """All files under root, in a stable order."""
+  """All files under root, in a stable order (ImageNet class folders skipped)."""
   found = []
   for dirpath, dirnames, filenames in os.walk(root):
-    dirnames.sort()
+    dirnames[:] = sorted(d for d in dirnames if not _CLASS_FOLDER_RE.match(d))
     found.extend(os.path.join(dirpath, f) for f in sorted(filenames))
   return found
 

@@ -271,3 +271,18 @@ def test_bounded_shuffle_memory_keeps_the_order(reference, tmp_path, monkeypatch
   for split in sources.SPLITS:
     assert decoded(builder, split) == reference[split]
   assert shuffle.MAX_MEM_BUFFER_SIZE == default  # Restored after the build.
+
+
+def test_search_skips_imagenet_class_folders(tmp_path):
+  """Extracted ImageNet in the same manual folder is not listed file by file."""
+  fake.write_sources(str(tmp_path), 8, train_batches=1, examples_per_batch=2,
+                         val_examples=2)
+  class_dir = tmp_path / 'train' / 'n01440764'
+  class_dir.mkdir(parents=True)
+  (class_dir / 'n01440764_1.JPEG').write_bytes(b'jpeg')
+  # A batch-named file inside a class folder would be found if it were walked.
+  (class_dir / 'val_data.npz').write_bytes(b'not a batch')
+  found = sources.find_sources(str(tmp_path), 8)
+  assert found['validation'].form == 'npz zip'
+  walked = sources._walk(str(tmp_path))  # pylint: disable=protected-access
+  assert not any('n01440764' in p for p in walked)
