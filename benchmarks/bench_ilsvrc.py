@@ -160,7 +160,7 @@ def main() -> None:
             f' {count} | {seconds:.1f} | {count / seconds:.0f} |', flush=True)
   for name, options in (
       ('Beam DirectRunner, in process', ['--runner=DirectRunner', '--direct_num_workers=1']),
-      (f'Beam DirectRunner, multi_processing', [
+      ('Beam DirectRunner, multi_processing', [
           '--runner=DirectRunner', '--direct_running_mode=multi_processing',
           f'--direct_num_workers={workers}',
       ]),

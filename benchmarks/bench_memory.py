@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import itertools
 import json
 import os
 import shutil
@@ -56,7 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized import fake, sources  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized import fake  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SIZE = 64
 SMALL_ROWS = 256  # Rows of the other train batch and of the validation batch.
@@ -212,38 +211,6 @@ def measured_build(
   return result
 
 
-def _file_order(data_dir: str):
-  """(split, image, label) of a finished build, shard after shard.
-
-  TFDS's default reader interleaves 16 examples from each of 16 shards, so
-  builds cut into different numbers of shards (our PNGs and TF's differ in
-  size) would read in different orders; one shard at a time, they do not.
-  """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  (version_dir,) = {
-      root for root, _, files in os.walk(data_dir) if 'dataset_info.json' in files
-  }
-  builder = tfds.builder_from_directory(version_dir)
-  read_config = tfds.ReadConfig(interleave_cycle_length=1)
-  for split in sources.SPLITS:
-    ds = builder.as_dataset(split=split, shuffle_files=False, read_config=read_config)
-    for ex in tfds.as_numpy(ds):
-      yield split, ex['image'], int(ex['label'])
-
-
-def compare_in_file_order(data_dir_a: str, data_dir_b: str) -> int:
-  """Number of examples, after checking both builds decode identically."""
-  count = 0
-  missing = object()
-  for a, b in itertools.zip_longest(_file_order(data_dir_a), _file_order(data_dir_b), fillvalue=missing):
-    if a is missing or b is missing:
-      raise AssertionError(f'the builds differ in length after {count} examples')
-    if a[0] != b[0] or a[2] != b[2] or not np.array_equal(a[1], b[1]):
-      raise AssertionError(f'example {count} ({a[0]}) differs between the builds')
-    count += 1
-  return count
-
-
 def main() -> None:
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -267,7 +234,7 @@ def main() -> None:
   parser.add_argument('--compare', nargs=2, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.compare:
-    print(compare_in_file_order(*args.compare))
+    print(common.compare_decoded(*args.compare))
     return
   os.makedirs(args.work_dir, exist_ok=True)
   if args.write_sources_only:

@@ -101,15 +101,20 @@ def run_build(
 
 
 def read_decoded(data_dir: str):
-  """Yields (split, image, label) of a finished build, in file order."""
+  """Yields (split, image, label) of a finished build, shard after shard.
+
+  TFDS's default reader interleaves 16 examples from each of 16 shards, so
+  builds cut into different numbers of shards (our PNGs and TF's differ in
+  size) would read in different orders; one shard at a time, they do not.
+  """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  (version_dir,) = [
-      os.path.join(root, d) for root, dirs, _ in os.walk(data_dir) for d in dirs
-      if os.path.exists(os.path.join(root, d, 'dataset_info.json'))
-  ]
+  (version_dir,) = {
+      root for root, _, files in os.walk(data_dir) if 'dataset_info.json' in files
+  }
   builder = tfds.builder_from_directory(version_dir)
+  read_config = tfds.ReadConfig(interleave_cycle_length=1)
   for split in ('train', 'validation'):
-    ds = builder.as_dataset(split=split, shuffle_files=False)
+    ds = builder.as_dataset(split=split, shuffle_files=False, read_config=read_config)
     for ex in tfds.as_numpy(ds.prefetch(1024)):
       yield split, ex['image'], int(ex['label'])
 

@@ -7,7 +7,6 @@ same shard bytes), and those examples must be the sources' pixels and labels.
 """
 
 import dataclasses
-import io
 import os
 import subprocess
 import sys

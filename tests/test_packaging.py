@@ -7,7 +7,6 @@ import subprocess
 import sys
 import zipfile
 
-import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
