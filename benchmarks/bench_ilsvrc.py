@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized import ilsvrc, png_codec, resources  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized import fake, ilsvrc, png_codec, resources  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 WIDTH, HEIGHT = 500, 375
 
@@ -56,16 +56,6 @@ def jpeg(image: Image.Image) -> bytes:
   return buf.getvalue()
 
 
-def tar_bytes(files) -> bytes:
-  buf = io.BytesIO()
-  with tarfile.open(fileobj=buf, mode='w') as tar:
-    for name, data in files:
-      info = tarfile.TarInfo(name)
-      info.size = len(data)
-      tar.addfile(info, io.BytesIO(data))
-  return buf.getvalue()
-
-
 def ensure_tarballs(work_dir: str, images: int, classes: int, val_images: int) -> str:
   """Writes (once) ILSVRC2012-named tarballs; returns their folder."""
   out = os.path.join(work_dir, f'ilsvrc_{images}x{classes}_{val_images}')
@@ -78,14 +68,14 @@ def ensure_tarballs(work_dir: str, images: int, classes: int, val_images: int) -
   with tarfile.open(os.path.join(out, ilsvrc.TRAIN_TAR), 'w') as train:
     for c, wnid in enumerate(wnids):
       n = images // classes + (c < images % classes)
-      data = tar_bytes(
+      data = fake.tar_bytes(
           (f'{wnid}_{i + 1}.JPEG', jpeg(photo_like(rng))) for i in range(n)
       )
       info = tarfile.TarInfo(f'{wnid}.tar')
       info.size = len(data)
       train.addfile(info, io.BytesIO(data))
   with open(os.path.join(out, ilsvrc.VAL_TAR), 'wb') as f:
-    f.write(tar_bytes(
+    f.write(fake.tar_bytes(
         (f'ILSVRC2012_val_{k:08d}.JPEG', jpeg(photo_like(rng)))
         for k in range(1, val_images + 1)
     ))

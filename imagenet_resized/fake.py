@@ -262,3 +262,15 @@ def replace_batch(
         write_zip(path, members)
         return f'{path}:{member}'
   raise ValueError(f'no batch {member_name} in the {fmt} sources under {out_dir}')
+
+
+def tar_bytes(files: Sequence[tuple[str, bytes]]) -> bytes:
+  """An uncompressed tar of (name, bytes) members, as ILSVRC2012's tars are."""
+  import tarfile  # pylint: disable=g-import-not-at-top
+  buf = io.BytesIO()
+  with tarfile.open(fileobj=buf, mode='w') as tar:
+    for name, data in files:
+      info = tarfile.TarInfo(name)
+      info.size = len(data)
+      tar.addfile(info, io.BytesIO(data))
+  return buf.getvalue()

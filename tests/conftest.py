@@ -47,3 +47,36 @@ def pytest_collection_modifyitems(config, items):
   """Drops tf.test.TestCase's `test_session`, a helper that is 'Not a test'."""
   del config
   items[:] = [i for i in items if i.name != 'test_session']
+
+
+_SUBPROCESS_BUILD = """
+import sys
+if {block_beam!r}:
+  sys.modules['apache_beam'] = None  # Any import of apache_beam now fails.
+sys.path[:0] = [{repo!r}, {tests!r}]
+from conftest import build
+build({config!r}, {manual_dir!r}, {data_dir!r})
+print('built without apache_beam:', sys.modules.get('apache_beam', 0) is None)
+"""
+
+
+def build_in_subprocess(
+    config: str, manual_dir, data_dir, block_beam: bool = False
+) -> str:
+  """`build` in a fresh Python process (new hash seeds and memory layout).
+
+  block_beam: make `import apache_beam` fail there, as when it is not installed.
+  Returns the process's stdout.
+  """
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  script = _SUBPROCESS_BUILD.format(
+      block_beam=block_beam, repo=str(REPO), tests=str(REPO / 'tests'),
+      config=config, manual_dir=str(manual_dir), data_dir=str(data_dir),
+  )
+  proc = subprocess.run(
+      [sys.executable, '-c', script], capture_output=True, text=True,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'), check=False,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc.stdout

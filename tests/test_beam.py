@@ -8,8 +8,6 @@ same shard bytes), and those examples must be the sources' pixels and labels.
 
 import dataclasses
 import os
-import subprocess
-import sys
 import zipfile
 
 import apache_beam as beam
@@ -21,7 +19,7 @@ import pytest
 from imagenet_resized import beam_io, examples, fake, sources
 from imagenet_resized.batch_format import SourceError
 
-from conftest import REPO, build, read_split
+from conftest import REPO, build, build_in_subprocess, read_split
 
 SIZE = 8
 CONFIG = f'{SIZE}x{SIZE}'
@@ -38,34 +36,16 @@ def manual_dir(tmp_path_factory):
   return out
 
 
-_GENERATOR_BUILD = """
-import sys
-sys.modules['apache_beam'] = None  # Any import of apache_beam now fails.
-sys.path[:0] = [{repo!r}, {tests!r}]
-from conftest import build
-build({config!r}, {manual_dir!r}, {data_dir!r})
-print('built without apache_beam:', sys.modules['apache_beam'] is None)
-"""
-
-
 @pytest.fixture(scope='module')
 def generator_build(manual_dir, tmp_path_factory):
   """The plain generator path, built where apache_beam is not importable."""
   data_dir = tmp_path_factory.mktemp('generator_data')
-  script = _GENERATOR_BUILD.format(
-      repo=str(REPO), tests=str(REPO / 'tests'), config=CONFIG,
-      manual_dir=str(manual_dir), data_dir=str(data_dir),
-  )
-  proc = subprocess.run(
-      [sys.executable, '-c', script], capture_output=True, text=True,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'), check=False,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  stdout = build_in_subprocess(CONFIG, manual_dir, data_dir, block_beam=True)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   builder = tfds.builder_from_directory(
       str(data_dir / 'imagenet_resized' / CONFIG / '0.1.0')
   )
-  return builder, proc.stdout
+  return builder, stdout
 
 
 @pytest.fixture(scope='module')

@@ -1,8 +1,6 @@
 """Two builds of the same sources, in two processes, give byte-identical shards."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,31 +10,11 @@ from tensorflow_datasets.core import example_serializer
 import imagenet_resized
 from imagenet_resized import deterministic_serializer, fake, png_codec
 
-from conftest import REPO, read_split
+from conftest import build_in_subprocess, read_split
 
 SIZE = 32
 CONFIG = f'{SIZE}x{SIZE}'
 
-_BUILD = """
-import sys
-sys.path[:0] = [{repo!r}, {tests!r}]
-from conftest import build
-build({config!r}, {manual_dir!r}, {data_dir!r})
-"""
-
-
-def _build_in_subprocess(manual_dir, data_dir) -> None:
-  # A fresh process each time: hash seeds and memory layout differ, as they
-  # do between two runs of `tfds build`.
-  script = _BUILD.format(
-      repo=str(REPO), tests=str(REPO / 'tests'), config=CONFIG,
-      manual_dir=str(manual_dir), data_dir=str(data_dir),
-  )
-  proc = subprocess.run(
-      [sys.executable, '-c', script], capture_output=True, text=True,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'), check=False,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def _files(version_dir):
@@ -56,7 +34,7 @@ def two_builds(tmp_path_factory):
   version_dirs = []
   for name in ('first', 'second'):
     data_dir = tmp_path_factory.mktemp(name)
-    _build_in_subprocess(manual_dir, data_dir)
+    build_in_subprocess(CONFIG, manual_dir, data_dir)
     version_dirs.append(data_dir / 'imagenet_resized' / CONFIG / '0.1.0')
   return version_dirs
 

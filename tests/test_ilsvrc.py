@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import tarfile
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 import imagenet_resized
-from imagenet_resized import ilsvrc, resources
+from imagenet_resized import fake, ilsvrc, resources
 from imagenet_resized.batch_format import SourceError
 
 from conftest import build, read_split
@@ -56,16 +55,6 @@ def encode(image: Image.Image, mode: str, fmt: str) -> bytes:
 def box_resized(data: bytes, size: int) -> np.ndarray:
   """The authors' method, applied to the original bytes."""
   return np.asarray(Image.open(io.BytesIO(data)).convert('RGB').resize((size, size), Image.BOX))
-
-
-def tar_bytes(files: list[tuple[str, bytes]]) -> bytes:
-  buf = io.BytesIO()
-  with tarfile.open(fileobj=buf, mode='w') as tar:
-    for name, data in files:
-      info = tarfile.TarInfo(name)
-      info.size = len(data)
-      tar.addfile(info, io.BytesIO(data))
-  return buf.getvalue()
 
 
 class TinyImagenet:
@@ -105,11 +94,11 @@ class TinyImagenet:
 
   def write_tarballs(self, folder: str) -> str:
     os.makedirs(folder, exist_ok=True)
-    class_tars = [(f'{w}.tar', tar_bytes(files)) for w, files in self.train.items()]
+    class_tars = [(f'{w}.tar', fake.tar_bytes(files)) for w, files in self.train.items()]
     with open(os.path.join(folder, ilsvrc.TRAIN_TAR), 'wb') as f:
-      f.write(tar_bytes(class_tars))
+      f.write(fake.tar_bytes(class_tars))
     with open(os.path.join(folder, ilsvrc.VAL_TAR), 'wb') as f:
-      f.write(tar_bytes(self.val))
+      f.write(fake.tar_bytes(self.val))
     return folder
 
   def write_folders(self, folder: str, val_by_class: bool) -> str:
@@ -300,9 +289,9 @@ def test_only_one_split_is_an_error(tiny, tmp_path):
 def write_train_tar(folder, classes: dict[str, list[tuple[str, bytes]]], val) -> str:
   os.makedirs(folder, exist_ok=True)
   with open(os.path.join(folder, ilsvrc.TRAIN_TAR), 'wb') as f:
-    f.write(tar_bytes([(f'{w}.tar', tar_bytes(files)) for w, files in classes.items()]))
+    f.write(fake.tar_bytes([(f'{w}.tar', fake.tar_bytes(files)) for w, files in classes.items()]))
   with open(os.path.join(folder, ilsvrc.VAL_TAR), 'wb') as f:
-    f.write(tar_bytes(val))
+    f.write(fake.tar_bytes(val))
   return os.path.join(folder, ilsvrc.TRAIN_TAR)
 
 
