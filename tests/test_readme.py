@@ -38,5 +38,9 @@ def test_quick_start_builds_and_prints_the_sample(tmp_path):
   # tfds build logs its progress first; the last four lines are the printout.
   lines = proc.stdout.strip().splitlines()[-4:]
   assert lines[0] == "{'train': 18, 'validation': 5}"
+  from imagenet_resized import labels  # pylint: disable=g-import-not-at-top
   for line in lines[1:]:
-    assert re.fullmatch(r'\(32, 32, 3\) \d+ n\d{8}', line), line
+    m = re.fullmatch(r'\(32, 32, 3\) (\d+) (n\d{8}) (.+)', line)
+    assert m, line
+    label = int(m.group(1))
+    assert m.group(2) == labels.WNIDS[label] and m.group(3) == labels.NAMES[label]
