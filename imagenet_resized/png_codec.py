@@ -159,8 +159,11 @@ def parallel_map(
     yield from map(fn, items)
     return
   # Fork: the children need only numpy and zlib, and start instantly with the
-  # parent's modules (a spawned child would re-import TensorFlow). The pool is
-  # forked before the read-ahead thread starts.
+  # parent's modules. A 'forkserver' or 'spawn' child re-imports this package,
+  # hence TFDS and TensorFlow: measured, +3 s on a 110,000-example 8x8 build
+  # and ~550 MiB per worker. The pool is forked before the read-ahead thread
+  # starts; Python >= 3.12 still warns (DeprecationWarning) because TensorFlow
+  # runs threads of its own, which the children never touch.
   ctx = multiprocessing.get_context('fork')
   with ctx.Pool(workers) as pool:
     pending = collections.deque()
