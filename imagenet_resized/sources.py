@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import re
@@ -28,7 +29,7 @@ import tempfile
 import zipfile
 from typing import Iterator, Sequence
 
-from imagenet_resized import batch_format
+from imagenet_resized import batch_format, resources
 from imagenet_resized.batch_format import SourceError
 
 SIZES = (8, 16, 32, 64)
@@ -196,23 +197,53 @@ def _walk(root: str) -> list[str]:
   return found
 
 
-def _registered_sizes() -> dict[str, int]:
-  from imagenet_resized import resources  # pylint: disable=g-import-not-at-top
-  return {r.filename: r.size for r in resources.checksums()}
+def _registered() -> dict[str, resources.UrlRecord]:
+  """The registered archives (checksums.tsv) by file name."""
+  return {r.filename: r for r in resources.checksums()}
+
+
+def sha256_of(path: str) -> str:
+  # hashlib.file_digest needs Python 3.11; this reads 8 MiB at a time.
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(8 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _is_published(path: str, name: str, verify: bool) -> bool:
+  """Whether `path` is the published archive `name` (its registered size).
+
+  An archive of the registered size claims to be the published one, so its
+  SHA-256 must match too (`verify`: not needed after TFDS's own download,
+  which checked it). Archives of other sizes (fakes, subsets) are not.
+  """
+  record = _registered().get(name)
+  if record is None or os.path.getsize(path) != record.size:
+    return False
+  if verify:
+    got = sha256_of(path)
+    if got != record.sha256:
+      raise SourceError(
+          f'{path}: SHA-256 {got} does not match the registered {record.sha256}'
+          f' of the published {name} ({record.size} bytes); expected the'
+          ' unchanged archive (download it again)'
+      )
+  return True
 
 
 def _from_zips(
-    paths: Sequence[str], names: Sequence[str], split: str, form: str
+    paths: Sequence[str], names: Sequence[str], split: str, form: str,
+    verify: bool = True,
 ) -> SplitSource:
   """`paths` hold the archives registered as `names` (same order)."""
   batches = [b for p in paths for b in batches_in_zip(p, split)]
   expected = None
-  if form == 'npz zip':
-    # The published archives (recognised by their registered byte sizes)
-    # must give the published split sizes.
-    registered = _registered_sizes()
-    if all(registered.get(n) == os.path.getsize(p) for p, n in zip(paths, names)):
-      expected = PUBLISHED_SPLIT_SIZES[split]
+  if form == 'npz zip' and all(
+      _is_published(p, n, verify) for p, n in zip(paths, names)
+  ):
+    # The published archives must give the published split sizes.
+    expected = PUBLISHED_SPLIT_SIZES[split]
   return SplitSource(split, form, tuple(paths), tuple(batches), expected)
 
 
@@ -353,6 +384,7 @@ def sources_from_downloads(
       split: _from_zips(
           [named[n] for n in archive_names(size, split)],
           archive_names(size, split), split, 'npz zip',
+          verify=False,  # TFDS's download manager has checked them.
       )
       for split in SPLITS
   }

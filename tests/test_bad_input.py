@@ -16,7 +16,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import build
-from imagenet_resized import fake, sources
+from imagenet_resized import fake, resources, sources
 from imagenet_resized.batch_format import SourceError
 
 LAYOUT = dict(train_batches=2, examples_per_batch=4, val_examples=4)
@@ -369,14 +369,40 @@ def test_missing_archives_list_names_and_places(tmp_path, monkeypatch):
   assert_nothing_built('16x16', tmp_path / 'data')
 
 
+def register_as_published(manual, size: int, monkeypatch, sha256=None):
+  """Registers the fake archives in `manual` as the published ones."""
+  registered = {
+      name: resources.UrlRecord(
+          sources.URL_BASE + name, os.path.getsize(manual / name),
+          sha256 or sources.sha256_of(str(manual / name)), name,
+      )
+      for name in sources.download_names(size)
+  }
+  monkeypatch.setattr(sources, '_registered', lambda: registered)
+
+
+def test_published_size_with_another_sha256_is_refused(tmp_path, monkeypatch):
+  """An archive of the registered size must also have the registered hash."""
+  manual = tmp_path / 'manual'
+  good_sources(manual, 8, 'npz', True)
+  register_as_published(manual, 8, monkeypatch, sha256='0' * 64)
+  got = sources.sha256_of(str(manual / 'Imagenet8_train_npz.zip'))
+  with pytest.raises(SourceError) as e:
+    build('8x8', manual, tmp_path / 'data')
+  assert str(e.value) == (
+      f'{manual}/Imagenet8_train_npz.zip: SHA-256 {got} does not match the'
+      f' registered {"0" * 64} of the published Imagenet8_train_npz.zip'
+      f' ({os.path.getsize(manual / "Imagenet8_train_npz.zip")} bytes);'
+      ' expected the unchanged archive (download it again)'
+  )
+  assert_nothing_built('8x8', tmp_path / 'data')
+
+
 def test_published_archives_must_give_published_split_sizes(tmp_path, monkeypatch):
   """Archives of the registered sizes must hold 1,281,167 + 50,000 examples."""
   manual = tmp_path / 'manual'
   good_sources(manual, 8, 'npz', True)
-  registered = {
-      name: os.path.getsize(manual / name) for name in sources.download_names(8)
-  }
-  monkeypatch.setattr(sources, '_registered_sizes', lambda: registered)
+  register_as_published(manual, 8, monkeypatch)
   with pytest.raises(SourceError) as e:
     build('8x8', manual, tmp_path / 'data')
   assert str(e.value) == (
