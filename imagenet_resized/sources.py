@@ -265,19 +265,21 @@ def _npz_fits(path: str, size: int) -> bool:
 
 
 def _pick_extracted(
-    root: str, by_name: dict[str, list[str]], size: int, is_npz: bool
+    root: str, by_name: dict[str, list[str]], size: int,
+    npz_fitting: set[str] | None,
 ) -> list[str]:
   """Chooses, per batch name, the one extracted file that holds SxS rows.
 
-  npz files are sized from their headers; pickles cannot be sized without
-  loading them, so copies of a pickle are told apart by folder names (e.g.
-  `Imagenet32_train/`). When no copy fits the size, the first is kept, and
-  reading it reports the size its rows do fit.
+  npz files are sized from their headers (`npz_fitting`: those that fit);
+  pickles (`npz_fitting` None) cannot be sized without loading them, so copies
+  of a pickle are told apart by folder names (e.g. `Imagenet32_train/`). When
+  no copy fits the size, the first is kept, and reading it reports the size
+  its rows do fit.
   """
   chosen = []
   for name, paths in by_name.items():
-    if is_npz:
-      paths = [p for p in paths if _npz_fits(p, size)] or paths[:1]
+    if npz_fitting is not None:
+      paths = [p for p in paths if p in npz_fitting] or paths[:1]
     if len(paths) > 1:
       hinted = [
           p for p in paths
@@ -307,9 +309,10 @@ def _extracted_by_name(
   return by_name
 
 
-def find_split_source(root: str, size: int, split: str) -> SplitSource | None:
-  """The preferred form of `split` under `root`, or None if there is none."""
-  files = _walk(root)
+def find_split_source(
+    root: str, files: Sequence[str], size: int, split: str
+) -> SplitSource | None:
+  """The preferred form of `split` among `files` (all files under `root`)."""
   by_base: dict[str, list[str]] = {}
   for path in files:
     by_base.setdefault(os.path.basename(path), []).append(path)
@@ -320,16 +323,19 @@ def find_split_source(root: str, size: int, split: str) -> SplitSource | None:
       return _from_zips(paths, names, split, form)
   npz_files = _extracted_by_name(files, split, is_npz=True)
   pickle_files = _extracted_by_name(files, split, is_npz=False)
-  npz_fits = any(_npz_fits(p, size) for ps in npz_files.values() for p in ps)
+  npz_fitting = {
+      p for paths in npz_files.values() for p in paths if _npz_fits(p, size)
+  }
   # npz files of this size first, then pickle files, then npz files of another
   # size (so that the build fails saying which size they are).
-  if npz_files and (npz_fits or not pickle_files):
+  if npz_files and (npz_fitting or not pickle_files):
     by_name, is_npz, form = npz_files, True, 'npz files'
   elif pickle_files:
     by_name, is_npz, form = pickle_files, False, 'pickle files'
+    npz_fitting = None
   else:
     return None
-  chosen = _pick_extracted(root, by_name, size, is_npz)
+  chosen = _pick_extracted(root, by_name, size, npz_fitting)
   batches = tuple(
       Batch(p, None, os.path.normpath(os.path.relpath(p, root)), is_npz)
       for p in chosen
@@ -357,7 +363,8 @@ def find_sources(root: str, size: int) -> dict[str, SplitSource] | None:
   """
   if not root or not os.path.isdir(root):
     return None
-  found = {split: find_split_source(root, size, split) for split in SPLITS}
+  files = _walk(root)  # Once for both splits.
+  found = {split: find_split_source(root, files, size, split) for split in SPLITS}
   if all(v is None for v in found.values()):
     return None
   missing = [s for s, v in found.items() if v is None]
