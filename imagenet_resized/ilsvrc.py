@@ -42,10 +42,7 @@ from PIL import Image
 
 from imagenet_resized import png_codec, resources
 from imagenet_resized.batch_format import SourceError
-
-TRAIN = 'train'
-VALIDATION = 'validation'
-SPLITS = (TRAIN, VALIDATION)
+from imagenet_resized.sources import SPLITS, TRAIN, VALIDATION
 
 TRAIN_TAR = 'ILSVRC2012_img_train.tar'
 VAL_TAR = 'ILSVRC2012_img_val.tar'

@@ -22,8 +22,7 @@ from typing import TypeVar
 import numpy as np
 
 from imagenet_resized import resources
-
-NUM_CLASSES = 1000
+from imagenet_resized.batch_format import NUM_CLASSES
 
 LabelsT = TypeVar('LabelsT')
 
