@@ -74,14 +74,6 @@ def _write_zip(path: str, members: list[tuple[str, str]]) -> None:
       zf.write(file_path, name)
 
 
-def _write_npz(path: str, batch: dict) -> None:
-  """What np.savez writes (stored members, C order), straight to disk."""
-  with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as zf:
-    for key, array in batch.items():
-      with zf.open(f'{key}.npy', 'w', force_zip64=True) as f:
-        np.lib.format.write_array(f, np.asarray(array), allow_pickle=False)
-
-
 def add_grain(data: np.ndarray, rng: np.random.Generator) -> None:
   """Adds uniform noise in -8..8 to every pixel value, in place, in chunks.
 
@@ -146,7 +138,7 @@ def write_sources(work_dir: str, rows: int, texture: str, seed: int = 0) -> None
       member = name + suffix
       staged = os.path.join(staging, member)
       if fmt == 'npz':
-        _write_npz(staged, batch)
+        fake.write_npz(staged, batch)
       else:
         with open(staged, 'wb') as f:
           f.write(fake.py2_pickle_bytes(batch))

@@ -68,14 +68,22 @@ def make_batch(
 # Serialisation in the two published forms.
 
 
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-  """What `np.savez(f, **arrays)` writes, but with fixed zip timestamps."""
-  buf = io.BytesIO()
-  with zipfile.ZipFile(buf, 'w', zipfile.ZIP_STORED) as zf:
+def write_npz(fileobj, arrays: dict[str, np.ndarray]) -> None:
+  """Writes what `np.savez(f, **arrays)` writes, with fixed zip timestamps.
+
+  `fileobj` is a binary file (or path): large batches go straight to disk.
+  """
+  with zipfile.ZipFile(fileobj, 'w', zipfile.ZIP_STORED) as zf:
     for name, array in arrays.items():
       info = zipfile.ZipInfo(f'{name}.npy', _ZIP_DATE)
       with zf.open(info, 'w', force_zip64=True) as f:
         np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+  """`write_npz` into memory."""
+  buf = io.BytesIO()
+  write_npz(buf, arrays)
   return buf.getvalue()
 
 
