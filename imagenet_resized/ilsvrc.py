@@ -28,6 +28,7 @@ dataset. Pure Python + Pillow (+ Apache Beam, imported lazily): no TFDS here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import io
 import logging
@@ -87,6 +88,7 @@ log = logging.getLogger(__name__)
 # Labels.
 
 
+@functools.cache
 def _label_of_wnid() -> dict[str, int]:
   return {wnid: i for i, wnid in enumerate(resources.wnids())}
 
@@ -105,6 +107,7 @@ def validation_labels_path() -> str:
   return os.path.join(list(spec.submodule_search_locations)[0], VALIDATION_LABELS)
 
 
+@functools.cache  # Read once per process, not once per Beam work unit.
 def validation_wnids(path: str | None = None) -> tuple[str, ...]:
   """WNID of validation image k+1 at index k (50,000 entries)."""
   path = path or validation_labels_path()
@@ -185,19 +188,18 @@ def resize_image(data: bytes, where: str, size: int, draft: bool = False) -> np.
   return np.asarray(resized)
 
 
+def _example(item: Encoded, size: int, draft: bool) -> tuple[str, bytes, int]:
+  """(key, PNG bytes, label) of one image: decoded, box-resized, encoded."""
+  image = resize_image(item.data, item.where, size, draft)
+  return item.key, png_codec.encode_png(image), item.label
+
+
 def _encode_chunk(
     args: tuple[Sequence[Encoded], int, bool],
 ) -> list[tuple[str, bytes, int]]:
   """Worker: decode, box-resize and PNG-encode a chunk of images."""
   chunk, size, draft = args
-  return [
-      (
-          item.key,
-          png_codec.encode_png(resize_image(item.data, item.where, size, draft)),
-          item.label,
-      )
-      for item in chunk
-  ]
+  return [_example(item, size, draft) for item in chunk]
 
 
 def _chunked(items: Iterable[Encoded], n: int) -> Iterator[list[Encoded]]:
@@ -610,8 +612,8 @@ def unit_examples(
 ) -> Iterator[tuple[str, dict]]:
   """(key, example) of one work unit, decoded here."""
   for item in unit.images():
-    image = resize_image(item.data, item.where, size, draft)
-    yield item.key, {'image': png_codec.encode_png(image), 'label': item.label}
+    key, png, label = _example(item, size, draft)
+    yield key, {'image': png, 'label': label}
 
 
 def beam_examples(source: SplitSource, size: int, draft: bool = False):
