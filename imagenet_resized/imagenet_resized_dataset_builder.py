@@ -143,7 +143,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     manual_dir = dl_manager._manual_dir  # pylint: disable=protected-access
     manual_dir = os.fspath(manual_dir) if manual_dir else None
     # Authors' archives first (published sizes only); then ImageNet itself.
-    draft = getattr(self.builder_config, 'jpeg_draft', False)
+    draft = self.builder_config.jpeg_draft
     authors = size in sources.SIZES and not draft
     found = sources.find_sources(manual_dir, size) if manual_dir and authors else None
     if found:
@@ -192,12 +192,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """{'method': how images were made} for a source of ILSVRC2012 JPEGs."""
     if not isinstance(source, ilsvrc.SplitSource):
       return {}
-    return {'method': ilsvrc.method(getattr(self.builder_config, 'jpeg_draft', False))}
+    return {'method': ilsvrc.method(self.builder_config.jpeg_draft)}
 
   def _generate_ilsvrc_examples(self, source: ilsvrc.SplitSource):
     """Examples decoded and box-resized from the ILSVRC2012 JPEGs."""
     size = self.builder_config.size
-    draft = getattr(self.builder_config, 'jpeg_draft', False)
+    draft = self.builder_config.jpeg_draft
     if getattr(self, '_use_beam', False):
       return ilsvrc.beam_examples(source, size, draft)
     return ilsvrc.iter_examples(
