@@ -22,6 +22,34 @@ def dummy_data() -> pathlib.Path:
   return DUMMY_DATA
 
 
+def source_examples(manual_dir, size: int, split: str) -> list:
+  """(key, HWC image, 0-based label) of a split's npz zips in `manual_dir`.
+
+  Read with plain zipfile and numpy, independently of the package's reader:
+  each row's planes are stacked by hand (R, G, B), so a wrong transpose or
+  channel order in the package cannot hide here too. Keys are TFDS's (member
+  path + row index).
+  """
+  import io  # pylint: disable=g-import-not-at-top
+  import zipfile  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from imagenet_resized import sources  # pylint: disable=g-import-not-at-top
+  plane = size * size
+  out = []
+  for name in sources.archive_names(size, split):
+    with zipfile.ZipFile(os.path.join(manual_dir, name)) as zf:
+      for member in zf.namelist():
+        with np.load(io.BytesIO(zf.read(member)), allow_pickle=False) as z:
+          data, labels = z['data'], z['labels']
+        for i, (row, label) in enumerate(zip(data, labels)):
+          image = np.stack(
+              [row[c * plane : (c + 1) * plane].reshape(size, size) for c in range(3)],
+              axis=-1,
+          )
+          out.append((f'{member}{i}', image, int(label) - 1))
+  return out
+
+
 def build(config: str, manual_dir, data_dir, **download_config):
   """Builds `imagenet_resized/<config>` from `manual_dir`; returns the builder."""
   import tensorflow_datasets as tfds

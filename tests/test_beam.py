@@ -8,7 +8,6 @@ same shard bytes), and those examples must be the sources' pixels and labels.
 
 import dataclasses
 import os
-import zipfile
 
 import apache_beam as beam
 from apache_beam.options import pipeline_options
@@ -19,7 +18,7 @@ import pytest
 from imagenet_resized import beam_io, examples, fake, sources
 from imagenet_resized.batch_format import SourceError
 
-from conftest import REPO, build, build_in_subprocess, read_split
+from conftest import REPO, build, build_in_subprocess, read_split, source_examples
 
 SIZE = 8
 CONFIG = f'{SIZE}x{SIZE}'
@@ -69,15 +68,10 @@ def beam_build(manual_dir, tmp_path_factory):
 
 def _source_examples(manual_dir, split):
   """Sorted (image bytes, label) of a split, read from the zips with numpy."""
-  out = []
-  for name in sources.archive_names(SIZE, split):
-    with zipfile.ZipFile(os.path.join(manual_dir, name)) as zf:
-      for member in zf.namelist():
-        batch = fake.read_batch_file(zf.read(member), is_npz=True)
-        for row, label in zip(batch['data'], batch['labels']):
-          image = row.reshape(3, SIZE, SIZE).transpose(1, 2, 0)
-          out.append((image.tobytes(), int(label) - 1))
-  return sorted(out)
+  return sorted(
+      (image.tobytes(), label)
+      for _, image, label in source_examples(manual_dir, SIZE, split)
+  )
 
 
 def test_generator_path_runs_without_apache_beam(generator_build):

@@ -1,9 +1,6 @@
 """The builder end to end: TFDS's test case, pixels, labels, metadata, sources."""
 
-import io
-import os
 import socket
-import zipfile
 
 import numpy as np
 import pytest
@@ -14,6 +11,7 @@ from imagenet_resized import fake, resources, sources
 from imagenet_resized.batch_format import SourceError
 
 from conftest import DUMMY_DATA, build, read_split
+from conftest import source_examples as read_sources
 
 NUM_TRAIN = fake.DUMMY_TRAIN_BATCHES * fake.DUMMY_EXAMPLES_PER_BATCH
 NUM_VAL = fake.DUMMY_VAL_EXAMPLES
@@ -48,22 +46,13 @@ del _builder_test_case
 # Decoded pixels and labels against the sources, read independently.
 
 
-def source_examples(size: int, manual_dir=DUMMY_DATA):
-  """{key: (HWC image, 0-based label)} read straight from the dummy zips."""
-  out = {}
-  for split in sources.SPLITS:
-    for name in sources.archive_names(size, split):
-      with zipfile.ZipFile(os.path.join(manual_dir, name)) as zf:
-        for member in zf.namelist():
-          with np.load(io.BytesIO(zf.read(member)), allow_pickle=False) as z:
-            data, labels = z['data'], z['labels']
-          for i, (row, label) in enumerate(zip(data, labels)):
-            # Independent of the package: planar R, G, B planes -> HWC.
-            image = np.stack(
-                [row[c * size * size : (c + 1) * size * size].reshape(size, size)
-                 for c in range(3)], axis=-1)
-            out[(split, f'{member}{i}')] = (image, int(label) - 1)
-  return out
+def source_examples(size: int):
+  """{(split, key): (HWC image, 0-based label)} of the dummy zips."""
+  return {
+      (split, key): (image, label)
+      for split in sources.SPLITS
+      for key, image, label in read_sources(DUMMY_DATA, size, split)
+  }
 
 
 @pytest.fixture(scope='module')

@@ -12,7 +12,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import imagenet_resized
-from conftest import build, read_split
+from conftest import build, read_split, source_examples
 from imagenet_resized import fake, labels, sources
 
 matplotlib.use('Agg')  # No display in tests.
@@ -59,13 +59,10 @@ def array_record_dir(fake_sources, tmp_path_factory):
 
 def expected_examples(source_dir, split) -> list[tuple[bytes, int]]:
   """Sorted (HWC pixels, 0-based label) of a split, from the fake batches."""
-  examples = []
-  for batch in sources.find_sources(str(source_dir), SIZE)[split].batches:
-    with batch.open() as f:
-      stored = fake.read_batch_file(f.read(), batch.is_npz)
-    images = stored['data'].reshape(-1, 3, SIZE, SIZE).transpose(0, 2, 3, 1)
-    examples += [(img.tobytes(), int(lbl) - 1) for img, lbl in zip(images, stored['labels'])]
-  return sorted(examples)
+  return sorted(
+      (image.tobytes(), label)
+      for _, image, label in source_examples(source_dir, SIZE, split)
+  )
 
 
 def assert_same_example(example: dict, image: np.ndarray, label: int) -> None:

@@ -5,16 +5,14 @@ Forms: the npz zips, the authors' pickle zips, their extracted batch files
 batches `imagenet_resized.fake` writes, read back with plain numpy.
 """
 
-import io
 import logging
 import os
 import shutil
 import zipfile
 
-import numpy as np
 import pytest
 
-from conftest import build, read_split
+from conftest import build, read_split, source_examples
 from imagenet_resized import fake, sources
 
 SIZE = 8
@@ -37,15 +35,10 @@ def expected_examples(folder, size: int = SIZE, **layout) -> dict[str, list]:
   out = {}
   write(folder, 'npz', zipped=True, size=size, **layout)
   for split in sources.SPLITS:
-    pairs = []
-    for archive in sources.archive_names(size, split):
-      with zipfile.ZipFile(os.path.join(folder, archive)) as zf:
-        for name in zf.namelist():
-          with np.load(io.BytesIO(zf.read(name))) as batch:
-            for row, label in zip(batch['data'], batch['labels']):
-              image = row.reshape(3, size, size).transpose(1, 2, 0)
-              pairs.append((int(label) - 1, image.tobytes()))
-    out[split] = sorted(pairs)
+    out[split] = sorted(
+        (label, image.tobytes())
+        for _, image, label in source_examples(folder, size, split)
+    )
   return out
 
 
