@@ -7,8 +7,14 @@ A batch is a dict with `data` (uint8, N rows of 3*S*S planar CHW pixels) and
   `.npy` members. We stream `data.npy` a chunk of rows at a time, so memory
   does not grow with the batch (a 64x64 train batch holds ~1.6 GB of pixels).
 * pickle: the original Python-2 era pickled dicts (no extension). A pickle
-  cannot be streamed; it is loaded whole through a restricted unpickler that
-  only admits what numpy arrays, dicts, lists and numbers need.
+  is never unpickled: its opcodes are parsed into inert records
+  (`inert_pickle`), checked against the forms numpy pickles arrays in
+  (`pickled_numpy`), and the arrays are built here with np.frombuffer; the
+  pixels stay in the file until then and are read a chunk of rows at a time.
+
+Every size a file declares is checked against the others and against the
+bytes that back it before anything is allocated; every refusal is a
+SourceError of one line: `{file}:{member}: what is wrong; expected ...`.
 
 This module knows nothing about TFDS; it works on file objects and numpy.
 """
@@ -17,16 +23,21 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import pickle
+import math
 import zipfile
 import zlib
 from typing import BinaryIO, Iterator
 
 import numpy as np
 
+from imagenet_resized import inert_pickle, pickle_strings, pickled_numpy
+
 NUM_CLASSES = 1000
 # Rows per chunk when streaming: 4096 rows of 64x64 are 48 MiB.
 DEFAULT_CHUNK_ROWS = 4096
+# The published batches hold at most 128,123 rows; 8 times that is refused
+# from the header, before anything is read (a file may declare anything).
+MAX_ROWS_PER_BATCH = 1 << 20
 
 
 class SourceError(ValueError):
@@ -50,7 +61,7 @@ def rows_to_images(rows: np.ndarray, size: int) -> np.ndarray:
 
 def size_of_width(width: int) -> int | None:
   """The image size S whose rows are `width` = 3*S*S values wide, if any."""
-  side = int(round((width / 3) ** 0.5))
+  side = math.isqrt(max(width, 0) // 3)  # Exact for any int a header declares.
   return side if 3 * side * side == width else None
 
 
@@ -64,6 +75,11 @@ def check_rows(where: str, shape: tuple[int, ...], dtype: np.dtype, size: int) -
     raise SourceError(
         f'{where}: `data` has shape {tuple(shape)}; expected a 2-D array of'
         f' rows, each 3*{size}*{size} = {3 * size * size} values wide'
+    )
+  if shape[0] > MAX_ROWS_PER_BATCH:
+    raise SourceError(
+        f'{where}: `data` declares {shape[0]} rows; expected at most'
+        f' {MAX_ROWS_PER_BATCH} (the published batches hold at most 128123)'
     )
   width = shape[1]
   if width != 3 * size * size:
@@ -79,23 +95,31 @@ def check_rows(where: str, shape: tuple[int, ...], dtype: np.dtype, size: int) -
     )
 
 
-def check_labels(where: str, labels: np.ndarray, num_rows: int) -> np.ndarray:
-  """Validates 1-based labels and returns them 0-based as int64."""
-  labels = np.asarray(labels)
-  if labels.ndim != 1:
+def check_label_count(
+    where: str, shape: tuple[int, ...], dtype: np.dtype, num_rows: int
+) -> None:
+  """Raises SourceError unless `labels` (as declared) fit `num_rows` rows.
+
+  Checked from the declared shape and dtype, before any label is read.
+  """
+  if len(shape) != 1:
     raise SourceError(
-        f'{where}: `labels` has shape {labels.shape}; expected a list of'
+        f'{where}: `labels` has shape {tuple(shape)}; expected a list of'
         f' {num_rows} labels, one per row of `data`'
     )
-  if labels.shape[0] != num_rows:
+  if shape[0] != num_rows:
     raise SourceError(
-        f'{where}: `labels` holds {labels.shape[0]} labels but `data` holds'
+        f'{where}: `labels` holds {shape[0]} labels but `data` holds'
         f' {num_rows} rows; expected one label per row'
     )
-  if num_rows and not np.issubdtype(labels.dtype, np.integer):
+  if num_rows and not np.issubdtype(dtype, np.integer):
     raise SourceError(
-        f'{where}: `labels` has dtype {labels.dtype}; expected integers 1..1000'
+        f'{where}: `labels` has dtype {dtype}; expected integers 1..1000'
     )
+
+
+def zero_based_labels(where: str, labels: np.ndarray) -> np.ndarray:
+  """Checks 1-based integer labels and returns them 0-based as int64."""
   labels = labels.astype(np.int64)
   bad = (labels < 1) | (labels > NUM_CLASSES)
   if bad.any():
@@ -110,21 +134,79 @@ def check_labels(where: str, labels: np.ndarray, num_rows: int) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # npz, streamed.
 
+# numpy's own limit on a .npy header (a dict literal of a few dozen bytes).
+MAX_NPY_HEADER = 10_000
 
-def _npy_header(fp: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
-  """Reads a .npy header (numpy's own parser) and leaves fp at the data."""
-  version = np.lib.format.read_magic(fp)
-  if version == (1, 0):
-    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
-  elif version in ((2, 0), (3, 0)):
-    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
-  else:
-    raise SourceError(f'{where}: unsupported .npy format version {version}')
+
+def read_npy_header(fp: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+  """Reads a .npy header (numpy's own parser) and leaves fp at the data.
+
+  Refuses dtypes other than plain numbers (objects, fields, subarrays).
+  """
+  try:
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+      shape, fortran, dtype = np.lib.format.read_array_header_1_0(
+          fp, max_header_size=MAX_NPY_HEADER
+      )
+    elif version in ((2, 0), (3, 0)):
+      shape, fortran, dtype = np.lib.format.read_array_header_2_0(
+          fp, max_header_size=MAX_NPY_HEADER
+      )
+    else:
+      raise SourceError(f'{where}: unsupported .npy format version {version}')
+  except (ValueError, TypeError, OverflowError, SyntaxError, EOFError) as e:
+    if isinstance(e, SourceError):
+      raise
+    raise SourceError(
+        f'{where}: not a readable .npy header ({type(e).__name__}:'
+        f' {_first_line(e)}); expected an array as np.save writes it'
+    ) from None
   if dtype.hasobject:
     raise SourceError(
         f'{where}: holds Python objects (a pickle); expected plain numbers'
     )
+  if dtype.names is not None or dtype.subdtype is not None or dtype.kind not in 'biuf':
+    raise SourceError(
+        f'{where}: has dtype {dtype}, which is not a plain number type;'
+        ' expected plain numbers'
+    )
+  if any(n < 0 for n in shape):
+    raise SourceError(f'{where}: declares shape {shape}; expected sizes >= 0')
   return tuple(shape), fortran, dtype
+
+
+def _first_line(e: BaseException) -> str:
+  return inert_pickle.shown(str(e).splitlines()[0] if str(e) else '', 120)
+
+
+@dataclasses.dataclass(frozen=True)
+class NpyMember:
+  """An npz member's .npy header, checked against the member's size."""
+
+  name: str
+  shape: tuple[int, ...]
+  fortran: bool
+  dtype: np.dtype
+  offset: int  # Of the data, within the member.
+
+
+def _npy_member(npz: zipfile.ZipFile, name: str, where: str) -> NpyMember:
+  with npz.open(name) as fp:
+    shape, fortran, dtype = read_npy_header(fp, f'{where}:{name}')
+    return NpyMember(name, shape, fortran, dtype, fp.tell())
+
+
+def _check_member_size(npz: zipfile.ZipFile, member: NpyMember, where: str) -> None:
+  """The header's shape x itemsize must be what the zip member holds."""
+  declared = math.prod(member.shape) * member.dtype.itemsize
+  held = npz.getinfo(member.name).file_size - member.offset
+  if declared != held:
+    raise SourceError(
+        f'{where}:{member.name}: the .npy header declares shape {member.shape}'
+        f' of {member.dtype} ({declared} bytes) but the member holds {held}'
+        ' bytes after it; expected the two to agree'
+    )
 
 
 # What reading a corrupt or truncated zip (or a zip inside a zip) can raise.
@@ -146,11 +228,29 @@ def _npz_member(npz: zipfile.ZipFile, key: str, where: str) -> str:
   for candidate in (f'{key}.npy', key):
     if candidate in names:
       return candidate
+  held = sorted(n.removesuffix('.npy') for n in names)
   raise SourceError(
-      f'{where}: no `{key}` array in the npz (it holds'
-      f' {sorted(n.removesuffix(".npy") for n in names)}); expected `data` and'
-      ' `labels`'
+      f'{where}: no `{key}` array in the npz (it holds {_listed(held)});'
+      ' expected `data` and `labels`'
   )
+
+
+def _listed(names: list[str], limit: int = 10) -> str:
+  """A list of names from a file, fit for one line."""
+  shown = [inert_pickle.shown(n, 40) for n in names[:limit]]
+  more = f' and {len(names) - limit} more' if len(names) > limit else ''
+  return f'{shown}{more}'
+
+
+def _iter_rows(
+    read, num_rows: int, size: int, labels: np.ndarray, chunk_rows: int
+) -> Iterator[Chunk]:
+  """Chunks of rows, `read(n)` giving the next n bytes of rows."""
+  row_bytes = 3 * size * size
+  for start in range(0, num_rows, chunk_rows):
+    n = min(chunk_rows, num_rows - start)
+    rows = np.frombuffer(read(n * row_bytes), dtype=np.uint8).reshape(n, row_bytes)
+    yield Chunk(start, rows_to_images(rows, size), labels[start : start + n])
 
 
 def iter_npz_chunks(
@@ -158,8 +258,10 @@ def iter_npz_chunks(
 ) -> Iterator[Chunk]:
   """Streams a batch in npz form from a seekable binary file object.
 
-  Peak memory is about one chunk of rows, whatever the batch size. Pickled
-  objects are never loaded (the header is refused if it declares objects).
+  Peak memory is about one chunk of rows, whatever the batch size. Every
+  size in the .npy headers is checked against the others and against the
+  zip members before anything is read past the headers; pickled objects are
+  never loaded.
   """
   try:
     npz = zipfile.ZipFile(fileobj)
@@ -170,28 +272,32 @@ def iter_npz_chunks(
     ) from None
   try:
     with npz:
-      labels_name = _npz_member(npz, 'labels', where)
-      data_name = _npz_member(npz, 'data', where)
-      with npz.open(labels_name) as fp:
-        _npy_header(fp, f'{where}:{labels_name}')  # Refuses pickled objects.
-        fp.seek(0)
-        raw_labels = np.lib.format.read_array(fp, allow_pickle=False)
-      with npz.open(data_name) as fp:
-        shape, fortran, dtype = _npy_header(fp, f'{where}:{data_name}')
-        check_rows(where, shape, dtype, size)
-        if fortran and shape[0] > 1:
-          raise SourceError(
-              f'{where}: `data` is stored in Fortran order; expected C order'
-              ' rows as np.savez writes them'
-          )
-        num_rows = shape[0]
-        labels = check_labels(where, raw_labels, num_rows)
-        row_bytes = 3 * size * size
-        for start in range(0, num_rows, chunk_rows):
-          n = min(chunk_rows, num_rows - start)
-          buf = _read_exact(fp, n * row_bytes, f'{where}:{data_name}')
-          rows = np.frombuffer(buf, dtype=np.uint8).reshape(n, row_bytes)
-          yield Chunk(start, rows_to_images(rows, size), labels[start : start + n])
+      labels_member = _npy_member(npz, _npz_member(npz, 'labels', where), where)
+      data_member = _npy_member(npz, _npz_member(npz, 'data', where), where)
+      check_rows(where, data_member.shape, data_member.dtype, size)
+      if data_member.fortran and data_member.shape[0] > 1:
+        raise SourceError(
+            f'{where}: `data` is stored in Fortran order; expected C order'
+            ' rows as np.savez writes them'
+        )
+      num_rows = data_member.shape[0]
+      check_label_count(where, labels_member.shape, labels_member.dtype, num_rows)
+      _check_member_size(npz, labels_member, where)
+      _check_member_size(npz, data_member, where)
+      with npz.open(labels_member.name) as fp:
+        fp.seek(labels_member.offset)
+        raw = _read_exact(
+            fp, num_rows * labels_member.dtype.itemsize,
+            f'{where}:{labels_member.name}',
+        )
+      labels = zero_based_labels(where, np.frombuffer(raw, labels_member.dtype))
+      with npz.open(data_member.name) as fp:
+        fp.seek(data_member.offset)
+        where_data = f'{where}:{data_member.name}'
+        yield from _iter_rows(
+            lambda n: _read_exact(fp, n, where_data), num_rows, size, labels,
+            chunk_rows,
+        )
   except SourceError:
     raise
   except (*ZIP_ERRORS, ValueError) as e:
@@ -202,83 +308,178 @@ def iter_npz_chunks(
 
 
 # ----------------------------------------------------------------------------
-# pickle, loaded whole through a restricted unpickler.
+# pickle, parsed into inert records (never unpickled).
 
-# The only globals a pickled batch needs: numpy's array reconstruction (under
-# its numpy 1.x and 2.x module names) and, for pickles written by Python 3 at
-# protocol < 3, the codec call that rebuilds `bytes`.
-_ALLOWED_GLOBALS = {
-    ('numpy.core.multiarray', '_reconstruct'): ('numpy._core.multiarray', '_reconstruct'),
-    ('numpy._core.multiarray', '_reconstruct'): ('numpy._core.multiarray', '_reconstruct'),
-    ('numpy.core.multiarray', 'scalar'): ('numpy._core.multiarray', 'scalar'),
-    ('numpy._core.multiarray', 'scalar'): ('numpy._core.multiarray', 'scalar'),
-    ('numpy.core.numeric', '_frombuffer'): ('numpy._core.numeric', '_frombuffer'),
-    ('numpy._core.numeric', '_frombuffer'): ('numpy._core.numeric', '_frombuffer'),
-    ('numpy', 'ndarray'): ('numpy', 'ndarray'),
-    ('numpy', 'dtype'): ('numpy', 'dtype'),
-    ('_codecs', 'encode'): ('_codecs', 'encode'),
-}
+# Values a batch pickle may push: one per label, and a few hundred for the
+# dict, the arrays and their dtypes.
+MAX_PICKLE_VALUES = MAX_ROWS_PER_BATCH + 4096
+# String bytes read into memory while parsing; larger strings (the pixels)
+# stay in the file until their array is checked, then are read in chunks.
+PICKLE_EAGER_BYTES = 16 << 20
 
 
-class _BatchUnpickler(pickle.Unpickler):
-  """Refuses every global but those numpy arrays are rebuilt from."""
+@dataclasses.dataclass(frozen=True)
+class PickledBatch:
+  """A batch pickle, checked: `data` rows, and `labels` as the file has them."""
 
-  def __init__(self, fileobj: BinaryIO, where: str):
-    super().__init__(fileobj, encoding='latin1')
-    self._where = where
-
-  def find_class(self, module: str, name: str):
-    target = _ALLOWED_GLOBALS.get((module, name))
-    if target is None:
-      raise SourceError(
-          f'{self._where}: the pickle asks for `{module}.{name}`, which is not'
-          ' allowed; a batch pickle may only hold numpy arrays, dicts, lists'
-          ' and numbers'
-      )
-    return super().find_class(*target)
+  data: pickled_numpy.PickledArray  # 2-D uint8, C order.
+  labels: list[int] | pickled_numpy.PickledArray  # One per row.
 
 
-def load_pickle_batch(fileobj: BinaryIO, where: str) -> dict:
-  """Loads a pickled batch dict; never runs code from the file."""
+def _batch_value(batch: dict, key: str, where: str):
+  for candidate in (key, key.encode('latin-1')):
+    if candidate in batch:
+      return batch[candidate]
+  keys = sorted(k.decode('latin-1') if isinstance(k, bytes) else k for k in batch)
+  raise SourceError(
+      f'{where}: no `{key}` in the pickled dict (it holds {_listed(keys)});'
+      ' expected `data` and `labels`'
+  )
+
+
+def read_pickle_batch(fileobj: BinaryIO, where: str) -> PickledBatch:
+  """Parses and checks a batch pickle; nothing from the file is executed.
+
+  Reads the pickle's opcodes into inert records (`inert_pickle`), checks
+  them against the forms numpy pickles arrays in (`pickled_numpy`); the
+  pixels stay in the file. `data` is checked for being 2-D uint8 rows here,
+  their width against the config by the caller.
+  """
   try:
-    batch = _BatchUnpickler(fileobj, where).load()
-  except SourceError:
-    raise
-  except Exception as e:  # pickle raises many kinds on corrupt input.
+    batch = inert_pickle.parse(
+        fileobj, pickled_numpy.GLOBALS, MAX_PICKLE_VALUES, PICKLE_EAGER_BYTES
+    )
+  except inert_pickle.Malformed as e:
     raise SourceError(
-        f'{where}: corrupt or truncated pickle ({type(e).__name__}: {e});'
+        f'{where}: corrupt or truncated pickle (UnpicklingError: {e});'
         ' expected a pickled dict with `data` and `labels`'
+    ) from None
+  except inert_pickle.Forbidden as e:
+    raise SourceError(
+        f'{where}: {e}; a batch pickle may only hold numpy arrays, dicts,'
+        ' lists and numbers'
     ) from None
   if not isinstance(batch, dict):
     raise SourceError(
-        f'{where}: the pickle holds a {type(batch).__name__}; expected a dict'
-        ' with `data` and `labels`'
+        f'{where}: the pickle holds a {inert_pickle.describe(batch)}; expected'
+        ' a dict with `data` and `labels`'
     )
-  return batch
+  data = _batch_value(batch, 'data', where)
+  labels = _batch_value(batch, 'labels', where)
+  if not pickled_numpy.is_array(data):
+    raise SourceError(
+        f'{where}: `data` is a {inert_pickle.describe(data)}; expected a uint8'
+        ' numpy array'
+    )
+  try:
+    data = pickled_numpy.read_array(data, '`data`', 'uint8 pixel values')
+    if isinstance(labels, list):
+      _check_flat_ints(labels, where)
+    else:
+      labels = pickled_numpy.read_array(labels, '`labels`', 'integers 1..1000')
+  except pickled_numpy.NotAnArray as e:
+    raise SourceError(f'{where}: {e}') from None
+  return PickledBatch(data, labels)
+
+
+def _check_flat_ints(labels: list, where: str) -> None:
+  """A pickled list of labels holds ints only (no nested lists, no objects)."""
+  for i, label in enumerate(labels):
+    if type(label) is not int:  # pylint: disable=unidiomatic-typecheck
+      raise SourceError(
+          f'{where}: `labels` holds a {inert_pickle.describe(label)} at row'
+          f' {i}; expected a flat list of integers 1..{NUM_CLASSES}'
+      )
+
+
+def _pickled_labels(
+    batch: PickledBatch, fileobj: BinaryIO, where: str, num_rows: int
+) -> np.ndarray:
+  """The labels of a checked batch, 0-based, read and checked."""
+  labels = batch.labels
+  if isinstance(labels, list):
+    check_label_count(where, (len(labels),), np.dtype(np.int64), num_rows)
+    values = labels
+    out_of_range = next(
+        (i for i, v in enumerate(values) if not 1 <= v <= NUM_CLASSES), None
+    )
+    if out_of_range is not None:
+      raise SourceError(
+          f'{where}: `labels` holds'
+          f' {inert_pickle.shown(str(values[out_of_range]), 30)} at row'
+          f' {out_of_range}; expected labels 1..{NUM_CLASSES} (the authors\''
+          ' labels are 1-based)'
+      )
+    return np.array(values, dtype=np.int64) - 1
+  check_label_count(where, labels.shape, labels.dtype, num_rows)
+  return zero_based_labels(where, np.frombuffer(_all_bytes(fileobj, labels.raw), labels.dtype))
+
+
+def _all_bytes(fileobj: BinaryIO, raw: pickled_numpy.Raw) -> bytes:
+  if isinstance(raw, bytes):
+    return raw
+  return b''.join(pickle_strings.iter_bytes(fileobj, raw))
+
+
+def _rows_reader(fileobj: BinaryIO, raw: pickled_numpy.Raw, where: str):
+  """read(n): the next n bytes of the pixels, from memory or the file."""
+  if isinstance(raw, bytes):
+    view = memoryview(raw)
+    position = [0]
+
+    def read(n: int) -> bytes:
+      start = position[0]
+      position[0] += n
+      return view[start : start + n]
+
+    return read
+  reader = pickle_strings.StringReader(fileobj, raw)
+  return lambda n: _read_exact(reader, n, where)
 
 
 def iter_pickle_chunks(
     fileobj: BinaryIO, where: str, size: int, chunk_rows: int = DEFAULT_CHUNK_ROWS
 ) -> Iterator[Chunk]:
-  """Reads a batch in pickle form (whole, as pickles cannot stream)."""
-  batch = load_pickle_batch(fileobj, where)
-  for key in ('data', 'labels'):
-    if key not in batch:
-      raise SourceError(
-          f'{where}: no `{key}` in the pickled dict (it holds'
-          f' {sorted(map(str, batch))}); expected `data` and `labels`'
-      )
-  data = batch['data']
-  if not isinstance(data, np.ndarray):
-    raise SourceError(
-        f'{where}: `data` is a {type(data).__name__}; expected a uint8 numpy array'
-    )
+  """Reads a batch in pickle form: parsed, checked, then its rows in chunks.
+
+  Memory: the labels and one chunk of rows (pixels stay in the file until
+  read), or the pixels whole if they are small (under PICKLE_EAGER_BYTES) or
+  stored as text (protocol 0 STRING, Python 3 protocol < 3).
+  """
+  batch = read_pickle_batch(fileobj, where)
+  data = batch.data
   check_rows(where, data.shape, data.dtype, size)
-  labels = check_labels(where, np.asarray(batch['labels']), data.shape[0])
-  del batch
-  for start in range(0, data.shape[0], chunk_rows):
-    rows = data[start : start + chunk_rows]
-    yield Chunk(start, rows_to_images(rows, size), labels[start : start + len(rows)])
+  if data.fortran and data.shape[0] > 1:
+    raise SourceError(
+        f'{where}: `data` is stored in Fortran order; expected C order'
+        ' rows as np.savez writes them'
+    )
+  num_rows = data.shape[0]
+  try:
+    labels = _pickled_labels(batch, fileobj, where, num_rows)
+    read = _rows_reader(fileobj, data.raw, where)
+    yield from _iter_rows(read, num_rows, size, labels, chunk_rows)
+  except pickle_strings.DecodeError as e:
+    raise SourceError(
+        f'{where}: corrupt or truncated pickle (UnpicklingError: {e});'
+        ' expected a pickled dict with `data` and `labels`'
+    ) from None
+
+
+def load_pickle_batch(fileobj: BinaryIO, where: str) -> dict:
+  """A batch pickle as a dict of `data` (2-D uint8 array) and `labels` (as
+  pickled: a list, or an array), read whole; never runs code from the file."""
+  batch = read_pickle_batch(fileobj, where)
+  if len(batch.data.shape) != 2 or batch.data.dtype != np.uint8:
+    raise SourceError(
+        f'{where}: `data` has shape {batch.data.shape} of {batch.data.dtype};'
+        ' expected 2-D uint8 rows'
+    )
+  data = np.frombuffer(_all_bytes(fileobj, batch.data.raw), np.uint8)
+  labels = batch.labels
+  if not isinstance(labels, list):
+    labels = np.frombuffer(_all_bytes(fileobj, labels.raw), labels.dtype).reshape(labels.shape)
+  return {'data': data.reshape(batch.data.shape), 'labels': labels}
 
 
 def iter_chunks(
@@ -295,7 +496,7 @@ def read_npz_header(fileobj: BinaryIO) -> tuple[int, ...] | None:
     with zipfile.ZipFile(fileobj) as npz:
       name = _npz_member(npz, 'data', '')
       with npz.open(name) as fp:
-        return _npy_header(fp, '')[0]
+        return read_npy_header(fp, '')[0]
   except (SourceError, *ZIP_ERRORS, ValueError):
     return None
 

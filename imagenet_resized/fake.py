@@ -101,9 +101,11 @@ class _Py2Pickler(pickle._Pickler):  # pylint: disable=protected-access
       np.dtype: b'numpy\ndtype\n',
   }
 
-  def save_bytes(self, obj):  # Python 2 `str`: SHORT_BINSTRING / BINSTRING.
+  def save_bytes(self, obj):  # Python 2 `str`: STRING, SHORT_BINSTRING, BINSTRING.
     n = len(obj)
-    if n < 256:
+    if self.proto == 0:
+      self.write(pickle.STRING + _py2_repr(obj) + b'\n')
+    elif n < 256:
       self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj)
     else:
       self.write(pickle.BINSTRING + struct.pack('<i', n) + obj)
@@ -122,14 +124,35 @@ class _Py2Pickler(pickle._Pickler):  # pylint: disable=protected-access
     self.memoize(obj)
 
 
-def py2_pickle_bytes(batch: dict) -> bytes:
-  """A batch dict pickled as the authors' Python 2 pickles are (protocol 2)."""
+def _py2_repr(data: bytes) -> bytes:
+  """Python 2's `repr` of a `str`: what its protocol 0 STRING opcode holds."""
+  quote = b'"' if b"'" in data and b'"' not in data else b"'"
+  named = {ord('\t'): b'\\t', ord('\n'): b'\\n', ord('\r'): b'\\r'}
+  out = []
+  for c in data:
+    if c in (quote[0], ord('\\')):
+      out.append(b'\\' + bytes([c]))
+    elif c in named:
+      out.append(named[c])
+    elif c < 0x20 or c >= 0x7F:
+      out.append(b'\\x%02x' % c)
+    else:
+      out.append(bytes([c]))
+  return quote + b''.join(out) + quote
+
+
+def py2_pickle_bytes(batch: dict, protocol: int = 2) -> bytes:
+  """A batch dict pickled as Python 2 pickled the authors' batches.
+
+  Protocol 2 (cPickle's highest), or 0 (Python 2's default: pixels as an
+  escaped `repr` in a STRING opcode) or 1.
+  """
   as_py2 = {
       k.encode('latin1'): (v.tolist() if k == 'labels' else v)
       for k, v in batch.items()
   }
   buf = io.BytesIO()
-  _Py2Pickler(buf, protocol=2).dump(as_py2)
+  _Py2Pickler(buf, protocol=protocol).dump(as_py2)
   return buf.getvalue()
 
 

@@ -24,12 +24,11 @@ import hashlib
 import logging
 import os
 import re
-import shutil
 import tempfile
 import zipfile
 from typing import Iterator, Sequence
 
-from imagenet_resized import batch_format, resources
+from imagenet_resized import batch_format, npz_spool, resources
 from imagenet_resized.batch_format import SourceError
 
 SIZES = (8, 16, 32, 64)
@@ -122,8 +121,10 @@ class Batch:
           # then back to each array; every seek back in a compressed member
           # inflates it again from the start (5-6 passes per batch). Inflate
           # it once into a temporary file instead (on disk, not in memory).
+          # The copy is bounded by what the npz's headers declare (a
+          # deflated member may inflate to anything: a zip bomb).
           spooled = stack.enter_context(tempfile.TemporaryFile())
-          shutil.copyfileobj(f, spooled, 1 << 20)
+          npz_spool.copy_npz(f, spooled, self.where, zf.getinfo(self.member).file_size)
           spooled.seek(0)
           f = spooled
       except batch_format.ZIP_ERRORS as e:

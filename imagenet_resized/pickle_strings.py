@@ -1,0 +1,246 @@
+"""A pickle's large strings, located in the file and read only when wanted.
+
+The pixels of a pickled batch are one string argument of up to 1.6 GB. The
+pickle parser (`inert_pickle`) does not read such a string while it walks the
+opcodes: it notes where the string is and what it decodes to (its size, for
+text whether every character fits in latin-1), and the batch reader reads it
+later, in blocks, once it has checked the string against the array it is for.
+
+Each kind of string is its own type, by how its bytes are encoded in the file:
+
+  RawBytes        BINSTRING, BINBYTES, BINBYTES8, BYTEARRAY8: the bytes as they
+                  are (read, or seeked into, by offset);
+  EscapedBytes    protocol 0 STRING: a Python 2 `repr` between quotes, with
+                  backslash escapes (what Python 2 wrote for `str`);
+  Utf8Text        BINUNICODE, BINUNICODE8: UTF-8 text;
+  EscapedText     protocol 0 UNICODE: raw-unicode-escape text;
+  Latin1Bytes     `_codecs.encode(text, 'latin1')` of one of the two texts:
+                  how Python 3 pickles `bytes` at protocols 0 to 2.
+
+Decoding uses the codecs `pickle` itself uses (`codecs.escape_decode`, UTF-8
+with surrogatepass, raw-unicode-escape), fed block by block.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import warnings
+from typing import BinaryIO, Iterable, Iterator, Union
+
+BLOCK_BYTES = 1 << 20
+
+
+class DecodeError(ValueError):
+  """A string's bytes are not what its opcode says they are."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RawBytes:
+  offset: int  # In the file.
+  length: int  # Bytes in the file, which are the string's bytes.
+
+  @property
+  def size(self) -> int:
+    return self.length
+
+
+@dataclasses.dataclass(frozen=True)
+class EscapedBytes:
+  offset: int  # Of the first byte after the opening quote.
+  length: int  # Encoded bytes between the quotes.
+  size: int  # Bytes once decoded.
+
+
+@dataclasses.dataclass(frozen=True)
+class Utf8Text:
+  offset: int
+  length: int  # Encoded bytes.
+  size: int  # Characters.
+  latin1: bool  # Whether every character is below U+0100.
+
+
+@dataclasses.dataclass(frozen=True)
+class EscapedText:
+  offset: int
+  length: int  # Encoded bytes, the newline excluded.
+  size: int  # Characters.
+  latin1: bool
+
+
+Text = Union[Utf8Text, EscapedText]
+
+
+@dataclasses.dataclass(frozen=True)
+class Latin1Bytes:
+  text: Text  # Every character below U+0100 (checked when this is made).
+
+  @property
+  def size(self) -> int:
+    return self.text.size
+
+
+LazyBytes = Union[RawBytes, EscapedBytes, Latin1Bytes]
+
+
+class _EscapeDecoder:
+  """Incremental `codecs.escape_decode` (pickle's decoder for STRING).
+
+  `codecs.escape_decode` has no incremental form; each block is cut before a
+  trailing escape that may be incomplete (`\\x4` waiting for its last digit),
+  which is carried into the next block.
+  """
+
+  def __init__(self):
+    self._carry = b''
+
+  def decode(self, data: bytes, final: bool = False) -> bytes:
+    data = self._carry + data
+    cut = len(data) if final else _complete_escapes(data)
+    self._carry = data[cut:]
+    try:
+      with warnings.catch_warnings():  # Unknown escapes are kept, as pickle does.
+        warnings.simplefilter('ignore', DeprecationWarning)
+        return codecs.escape_decode(data[:cut])[0]
+    except ValueError as e:
+      raise DecodeError(f'bad escape in a STRING argument ({e})') from None
+
+
+def _complete_escapes(data: bytes) -> int:
+  """Length of the longest prefix of `data` that splits no escape sequence.
+
+  An escape is a backslash and up to 3 more bytes (`\\xNN`, `\\NNN`, `\\n`).
+  A backslash starts an escape unless it ends a `\\\\` pair: the parity of the
+  run of backslashes it ends says which.
+  """
+  i = data.rfind(b'\\', max(0, len(data) - 4))
+  if i < 0:
+    return len(data)
+  run = i + 1 - len(data[: i + 1].rstrip(b'\\'))
+  if run % 2 == 0:  # `\\` pairs only: the last one is complete.
+    return len(data)
+  return i if i + 4 > len(data) else len(data)
+
+
+class _TextDecoder:
+  """Incremental decoding of UTF-8 or raw-unicode-escape text."""
+
+  def __init__(self, encoding: str):
+    errors = 'surrogatepass' if encoding == 'utf-8' else 'strict'
+    self._decoder = codecs.getincrementaldecoder(encoding)(errors)
+
+  def decode(self, data: bytes, final: bool = False) -> str:
+    try:
+      return self._decoder.decode(data, final)
+    except UnicodeDecodeError as e:
+      raise DecodeError(f'bad {e.encoding} text in a string argument') from None
+
+
+def utf8_decoder() -> _TextDecoder:
+  return _TextDecoder('utf-8')
+
+
+def escaped_text_decoder() -> _TextDecoder:
+  return _TextDecoder('raw-unicode-escape')
+
+
+def escaped_bytes_decoder() -> _EscapeDecoder:
+  return _EscapeDecoder()
+
+
+def _decoder_of(string):
+  if isinstance(string, EscapedBytes):
+    return escaped_bytes_decoder()
+  if isinstance(string, Utf8Text):
+    return utf8_decoder()
+  if isinstance(string, EscapedText):
+    return escaped_text_decoder()
+  raise TypeError(f'no decoder for {type(string).__name__}')
+
+
+def measure(decoder, blocks: Iterable[bytes]) -> tuple[int, bool]:
+  """(decoded length, all characters latin-1) of a string's encoded blocks.
+
+  Decodes without keeping the result: memory stays at one block.
+  """
+  size, latin1 = 0, True
+  for block, final in blocks_with_final(blocks):
+    out = decoder.decode(block, final)
+    size += len(out)
+    latin1 = latin1 and is_latin1(out)
+  return size, latin1
+
+
+def is_latin1(out: bytes | str) -> bool:
+  """Whether decoded output is bytes, or text whose characters are latin-1."""
+  return isinstance(out, bytes) or out.isascii() or max(out) <= '\xff'
+
+
+def blocks_with_final(blocks: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
+  """(block, whether it is the last) of `blocks`; one empty final block if none."""
+  it = iter(blocks)
+  previous = next(it, None)
+  if previous is None:
+    yield b'', True
+    return
+  for block in it:
+    yield previous, False
+    previous = block
+  yield previous, True
+
+
+def _file_blocks(f: BinaryIO, offset: int, length: int) -> Iterator[bytes]:
+  """`length` bytes of `f` from `offset`, in blocks; DecodeError if cut short."""
+  f.seek(offset)
+  left = length
+  while left:
+    block = f.read(min(left, BLOCK_BYTES))
+    if not block:
+      raise DecodeError(
+          f'the file ends {left} bytes into a string it declares'
+          f' ({length} bytes at offset {offset})'
+      )
+    left -= len(block)
+    yield block
+
+
+def iter_bytes(f: BinaryIO, string: LazyBytes) -> Iterator[bytes]:
+  """The bytes of `string`, decoded, in blocks (of no fixed size)."""
+  if isinstance(string, RawBytes):
+    yield from _file_blocks(f, string.offset, string.length)
+    return
+  text = string.text if isinstance(string, Latin1Bytes) else string
+  decoder = _decoder_of(text)
+  for block, final in blocks_with_final(_file_blocks(f, text.offset, text.length)):
+    out = decoder.decode(block, final)
+    yield out.encode('latin-1') if isinstance(out, str) else out
+
+
+class StringReader:
+  """Reads a lazy string front to back in pieces of the sizes asked for."""
+
+  def __init__(self, f: BinaryIO, string: LazyBytes):
+    self._f = f
+    self._string = string
+    self._blocks = None
+    self._pending = b''
+
+  def read(self, n: int) -> bytes:
+    """Exactly `n` bytes (fewer only at the end of the string)."""
+    if isinstance(self._string, RawBytes):  # Straight from the file.
+      if self._blocks is None:
+        self._f.seek(self._string.offset)
+        self._blocks = ()
+      return self._f.read(n)
+    if self._blocks is None:
+      self._blocks = iter_bytes(self._f, self._string)
+    parts, have = [self._pending], len(self._pending)
+    while have < n:
+      block = next(self._blocks, None)
+      if block is None:
+        break
+      parts.append(block)
+      have += len(block)
+    data = b''.join(parts)
+    self._pending = data[n:]
+    return data[:n]
