@@ -31,6 +31,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from imagenet_resized import inert_pickle, pickle_strings, pickled_numpy
+from imagenet_resized.one_line import listed, shown
 
 NUM_CLASSES = 1000
 # Rows per chunk when streaming: 4096 rows of 64x64 are 48 MiB.
@@ -177,7 +178,7 @@ def read_npy_header(fp: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np
 
 
 def _first_line(e: BaseException) -> str:
-  return inert_pickle.shown(str(e).splitlines()[0] if str(e) else '', 120)
+  return shown(str(e).splitlines()[0] if str(e) else '', 120)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,16 +231,9 @@ def _npz_member(npz: zipfile.ZipFile, key: str, where: str) -> str:
       return candidate
   held = sorted(n.removesuffix('.npy') for n in names)
   raise SourceError(
-      f'{where}: no `{key}` array in the npz (it holds {_listed(held)});'
+      f'{where}: no `{key}` array in the npz (it holds {listed(held)});'
       ' expected `data` and `labels`'
   )
-
-
-def _listed(names: list[str], limit: int = 10) -> str:
-  """A list of names from a file, fit for one line."""
-  shown = [inert_pickle.shown(n, 40) for n in names[:limit]]
-  more = f' and {len(names) - limit} more' if len(names) > limit else ''
-  return f'{shown}{more}'
 
 
 def _iter_rows(
@@ -332,7 +326,7 @@ def _batch_value(batch: dict, key: str, where: str):
       return batch[candidate]
   keys = sorted(k.decode('latin-1') if isinstance(k, bytes) else k for k in batch)
   raise SourceError(
-      f'{where}: no `{key}` in the pickled dict (it holds {_listed(keys)});'
+      f'{where}: no `{key}` in the pickled dict (it holds {listed(keys)});'
       ' expected `data` and `labels`'
   )
 
@@ -406,7 +400,7 @@ def _pickled_labels(
     if out_of_range is not None:
       raise SourceError(
           f'{where}: `labels` holds'
-          f' {inert_pickle.shown(str(values[out_of_range]), 30)} at row'
+          f' {shown(str(values[out_of_range]), 30)} at row'
           f' {out_of_range}; expected labels 1..{NUM_CLASSES} (the authors\''
           ' labels are 1-based)'
       )

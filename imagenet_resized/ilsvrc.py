@@ -41,7 +41,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from imagenet_resized import png_codec, resources
+from imagenet_resized import one_line, png_codec, resources
 from imagenet_resized.batch_format import SourceError
 from imagenet_resized.sources import SPLITS, TRAIN, VALIDATION
 
@@ -79,6 +79,14 @@ DECODE_CHUNK_IMAGES = 64
 BEAM_VAL_IMAGES_PER_UNIT = 1000
 # Image formats accepted under a .JPEG name (ImageNet holds one PNG).
 _IMAGE_FORMATS = ('JPEG', 'PNG')
+# Bounds on one image, checked before it is read or decoded. ILSVRC2012's
+# JPEGs average 110 kB and a few megapixels; these are far above any of them
+# and keep a hostile file from costing more than a few hundred MB to decode.
+MAX_IMAGE_BYTES = 64 << 20
+# Checked from the image header, before decoding, whatever Pillow's own
+# process-wide Image.MAX_IMAGE_PIXELS is (which is left as the user set it):
+# 8192 x 8192, 192 MiB decoded as RGB.
+MAX_IMAGE_PIXELS = 8192 * 8192
 _IMAGE_SUFFIXES = ('.jpeg', '.jpg', '.png')
 
 log = logging.getLogger(__name__)
@@ -175,12 +183,21 @@ def resize_image(data: bytes, where: str, size: int, draft: bool = False) -> np.
   """
   try:
     with Image.open(io.BytesIO(data), formats=_IMAGE_FORMATS) as image:
+      width, height = image.size
+      if width * height > MAX_IMAGE_PIXELS:
+        raise SourceError(
+            f'{where}: a {width}x{height} image, {width * height} pixels, more'
+            f' than the {MAX_IMAGE_PIXELS} allowed (a decompression bomb?);'
+            ' expected an image of at most 8192 x 8192 pixels'
+        )
       if draft and image.format == 'JPEG':
         image.draft(None, (size, size))
       image.load()
       resized = image.convert('RGB').resize((size, size), Image.BOX)
+  except SourceError:
+    raise
   except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-    reason = str(e).splitlines()[0] if str(e) else ''
+    reason = one_line.shown(str(e).splitlines()[0] if str(e) else '', 120)
     raise SourceError(
         f'{where}: not a readable image ({type(e).__name__}: {reason});'
         ' expected a JPEG (or PNG) image'
@@ -225,6 +242,34 @@ def _tar_error(path: str, e: Exception) -> SourceError:
   )
 
 
+def check_image_bytes(where: str, size: int) -> None:
+  """Refuses an image file larger than MAX_IMAGE_BYTES, before reading it."""
+  if size > MAX_IMAGE_BYTES:
+    raise SourceError(
+        f'{where}: {size} bytes, more than the {MAX_IMAGE_BYTES} allowed for'
+        ' one image; expected a JPEG (or PNG) image'
+    )
+
+
+# What a tar member that is not a regular file is, for messages.
+_SPECIAL_MEMBERS = (
+    (tarfile.TarInfo.issym, 'a symbolic link'),
+    (tarfile.TarInfo.islnk, 'a hard link'),
+    (tarfile.TarInfo.ischr, 'a character device'),
+    (tarfile.TarInfo.isblk, 'a block device'),
+    (tarfile.TarInfo.isfifo, 'a FIFO'),
+    (tarfile.TarInfo.issparse, 'a sparse file'),
+)
+
+
+def _special_kind(member: tarfile.TarInfo) -> str | None:
+  """What a member is if not a plain regular file (sparse counts as special)."""
+  for test, kind in _SPECIAL_MEMBERS:
+    if test(member):
+      return kind
+  return None if member.isreg() else f'a member of type {member.type!r}'
+
+
 def _member_path(name: str) -> str | None:
   """A tar member's normalised relative path, or None to skip it."""
   path = posixpath.normpath(name.replace('\\', '/'))
@@ -235,14 +280,33 @@ def _member_path(name: str) -> str | None:
   return path
 
 
-def _iter_tar_files(tar: tarfile.TarFile) -> Iterator[tuple[str, tarfile.TarInfo]]:
-  """(normalised path, member) of the regular files of a stream-mode tar."""
+def _iter_tar_files(
+    tar: tarfile.TarFile, where_tar: str
+) -> Iterator[tuple[str, tarfile.TarInfo]]:
+  """(normalised path, member) of the regular files of a tar.
+
+  Folders and hidden members are skipped; links, devices, FIFOs and sparse
+  files are refused (a sparse member's holes read as gigabytes of zeros).
+  """
   for member in tar:
-    if not member.isfile():
+    if member.isdir():
       continue
     path = _member_path(member.name)
-    if path is not None:
-      yield path, member
+    if path is None:
+      continue
+    kind = _special_kind(member)
+    if kind is not None:
+      raise SourceError(
+          f'{where_tar}:{one_line.shown(member.name)}: {kind}; expected'
+          ' regular files only (JPEG images, or class tars of them)'
+      )
+    yield path, member
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> bytes:
+  """An image member's bytes, its declared size bounded first."""
+  check_image_bytes(where, member.size)
+  return tar.extractfile(member).read()
 
 
 def _iter_class_tar(
@@ -252,11 +316,10 @@ def _iter_class_tar(
   where_tar = f'{train_tar}:{class_member}'
   try:
     with tarfile.open(fileobj=fileobj, mode='r|') as inner:
-      for path, member in _iter_tar_files(inner):
-        data = inner.extractfile(member).read()
-        yield Encoded(
-            f'train/{wnid}/{path}', f'{where_tar}/{member.name}', data, label
-        )
+      for path, member in _iter_tar_files(inner, where_tar):
+        where = f'{where_tar}/{one_line.shown(member.name)}'
+        data = _read_member(inner, member, where)
+        yield Encoded(f'train/{wnid}/{path}', where, data, label)
   except (tarfile.TarError, EOFError, OSError) as e:
     raise _tar_error(where_tar, e) from None
 
@@ -265,12 +328,12 @@ def _iter_train_tar(path: str) -> Iterator[Encoded]:
   labels = _label_of_wnid()
   try:
     with tarfile.open(path, mode='r|') as outer:
-      for name, member in _iter_tar_files(outer):
+      for name, member in _iter_tar_files(outer, path):
         m = _CLASS_TAR_RE.match(name)
         if not m:
           raise SourceError(
-              f'{path}:{member.name}: unexpected member; expected only the'
-              ' class tars nXXXXXXXX.tar'
+              f'{path}:{one_line.shown(member.name)}: unexpected member;'
+              ' expected only the class tars nXXXXXXXX.tar'
           )
         wnid = m.group(1)
         label = train_label(wnid, f'{path}:{member.name}', labels)
@@ -286,11 +349,11 @@ def _iter_val_tar(path: str) -> Iterator[Encoded]:
   truth = validation_wnids()
   try:
     with tarfile.open(path, mode='r|') as tar:
-      for name, member in _iter_tar_files(tar):
-        where = f'{path}:{member.name}'
+      for name, member in _iter_tar_files(tar, path):
+        where = f'{path}:{one_line.shown(member.name)}'
         base = posixpath.basename(name)
         label = validation_label(base, where, truth, labels)
-        data = tar.extractfile(member).read()
+        data = _read_member(tar, member, where)
         yield Encoded(f'val/{base}', where, data, label)
   except (tarfile.TarError, EOFError, OSError) as e:
     raise _tar_error(path, e) from None
@@ -304,7 +367,8 @@ def _visible_entries(folder: str) -> list[os.DirEntry]:
 def _read(path: str) -> bytes:
   try:
     with open(path, 'rb') as f:
-      return f.read()
+      check_image_bytes(path, os.fstat(f.fileno()).st_size)
+      return f.read(MAX_IMAGE_BYTES + 1)
   except OSError as e:
     raise SourceError(
         f'{path}: cannot read ({e.strerror or e}); expected an image file'
@@ -531,7 +595,7 @@ class WorkUnit:
       labels, truth = _label_of_wnid(), validation_wnids()
       with open(self.path, 'rb') as f:
         for name, offset, length in self.members:
-          where = f'{self.path}:{name}'
+          where = f'{self.path}:{one_line.shown(name)}'
           base = posixpath.basename(name)
           label = validation_label(base, where, truth, labels)
           f.seek(offset)
@@ -570,11 +634,38 @@ class _Slice(io.RawIOBase):
     return len(data)
 
 
+class _PiecewiseReads:
+  """A file whose read(n) reads 1 MiB at a time, up to n or the end.
+
+  tarfile reads a header's declared size in one call (pax and GNU long-name
+  headers), and a buffered file allocates that size before reading: a tar of
+  a few blocks may declare terabytes. Read in pieces, it costs what is there.
+  """
+
+  def __init__(self, f):
+    self._f = f
+
+  def read(self, n: int = -1) -> bytes:
+    if n is None or n < 0:
+      return self._f.read()
+    parts = []
+    while n > 0:
+      piece = self._f.read(min(n, 1 << 20))
+      if not piece:
+        break
+      parts.append(piece)
+      n -= len(piece)
+    return b''.join(parts)
+
+  def __getattr__(self, name):
+    return getattr(self._f, name)
+
+
 def _tar_members(path: str) -> list[tuple[str, tarfile.TarInfo]]:
   """The file members of an uncompressed tar, reading headers only."""
   try:
-    with tarfile.open(path, mode='r:') as tar:
-      return list(_iter_tar_files(tar))
+    with open(path, 'rb') as f, tarfile.open(fileobj=_PiecewiseReads(f), mode='r:') as tar:
+      return list(_iter_tar_files(tar, path))
   except (tarfile.TarError, EOFError, OSError) as e:
     raise _tar_error(path, e) from None
 
@@ -587,7 +678,10 @@ def work_units(source: SplitSource) -> list[WorkUnit]:
         for _, m in _tar_members(source.path)
     ]
   if source.form == FORM_TARBALL:
-    members = [(m.name, m.offset_data, m.size) for _, m in _tar_members(source.path)]
+    members = []
+    for _, m in _tar_members(source.path):
+      check_image_bytes(f'{source.path}:{one_line.shown(m.name)}', m.size)
+      members.append((m.name, m.offset_data, m.size))
     return [
         WorkUnit(
             'val tar', source.path,

@@ -39,6 +39,7 @@ import struct
 from typing import BinaryIO, Callable, Mapping
 
 from imagenet_resized import pickle_strings as ps
+from imagenet_resized.one_line import shown
 
 # Opcode byte -> name, from the standard library's table.
 _OPCODE_NAMES = {op.code.encode('latin-1')[0]: op.name for op in pickletools.opcodes}
@@ -90,12 +91,6 @@ EVALUATED_GLOBALS = {
     ('__builtin__', 'bytes'): _BYTES,
     ('builtins', 'bytes'): _BYTES,
 }
-
-
-def shown(text: str, limit: int = 60) -> str:
-  """`text` fit for a one-line message (control characters escaped)."""
-  text = text if len(text) <= limit else text[:limit] + '...'
-  return text if text.isprintable() else repr(text)[1:-1]
 
 
 def describe(value) -> str:

@@ -29,7 +29,7 @@ import struct
 import tempfile
 from typing import BinaryIO
 
-from imagenet_resized import batch_format, inert_pickle
+from imagenet_resized import batch_format, one_line
 from imagenet_resized.batch_format import SourceError
 
 _LOCAL = b'PK\x03\x04'
@@ -129,7 +129,7 @@ def _member(c: _Copy, where: str) -> None:
       struct.unpack('<HHHHHIIIHH', c.take(26))
   )
   name = c.take(name_length).decode('utf-8', 'replace')
-  shown = inert_pickle.shown(name, 60)
+  shown = one_line.shown(name, 60)
   csize, usize = _zip64_sizes(c.take(extra_length), csize, usize)
   streamed = bool(flags & 0x08)  # Sizes in a descriptor after the data.
   if flags & 0x01:

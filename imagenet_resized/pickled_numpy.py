@@ -26,6 +26,7 @@ import numpy as np
 
 from imagenet_resized import inert_pickle
 from imagenet_resized import pickle_strings as ps
+from imagenet_resized.one_line import shown
 
 RECONSTRUCT = inert_pickle.Global('numpy._core.multiarray', '_reconstruct')
 FROMBUFFER = inert_pickle.Global('numpy._core.numeric', '_frombuffer')
@@ -107,7 +108,7 @@ def _dtype(value, what: str, expected: str) -> np.dtype:
   dtype = _NUMBER_TYPES.get(code)
   if dtype is None:
     raise NotAnArray(
-        f"{what} has dtype code '{inert_pickle.shown(str(code))}', which is"
+        f"{what} has dtype code '{shown(str(code))}', which is"
         f' not a plain number type; expected {expected}'
     )
   state = value.state if value.has_state else None
