@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import lzma
 import math
+import tokenize
 import zipfile
 import zlib
 from typing import BinaryIO, Iterator
@@ -39,6 +41,9 @@ DEFAULT_CHUNK_ROWS = 4096
 # The published batches hold at most 128,123 rows; 8 times that is refused
 # from the header, before anything is read (a file may declare anything).
 MAX_ROWS_PER_BATCH = 1 << 20
+# The pixels of the largest batch allowed (the most rows, 64x64): no array,
+# string or member of a batch file may declare more.
+MAX_BATCH_BYTES = MAX_ROWS_PER_BATCH * 3 * 64 * 64
 
 
 class SourceError(ValueError):
@@ -156,7 +161,10 @@ def read_npy_header(fp: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np
       )
     else:
       raise SourceError(f'{where}: unsupported .npy format version {version}')
-  except (ValueError, TypeError, OverflowError, SyntaxError, EOFError) as e:
+  except (
+      ValueError, TypeError, OverflowError, SyntaxError, EOFError,
+      tokenize.TokenError, RecursionError,  # numpy's parser of the header dict.
+  ) as e:
     if isinstance(e, SourceError):
       raise
     raise SourceError(
@@ -210,8 +218,13 @@ def _check_member_size(npz: zipfile.ZipFile, member: NpyMember, where: str) -> N
     )
 
 
-# What reading a corrupt or truncated zip (or a zip inside a zip) can raise.
-ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
+# What reading a corrupt or truncated zip (or a zip inside a zip) can raise:
+# zipfile raises NotImplementedError for compression features it lacks and
+# RuntimeError for encrypted members; lzma its own error.
+ZIP_ERRORS = (
+    zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+    RuntimeError, lzma.LZMAError,
+)
 
 
 def _read_exact(fp: BinaryIO, n: int, where: str) -> bytes:
@@ -341,7 +354,8 @@ def read_pickle_batch(fileobj: BinaryIO, where: str) -> PickledBatch:
   """
   try:
     batch = inert_pickle.parse(
-        fileobj, pickled_numpy.GLOBALS, MAX_PICKLE_VALUES, PICKLE_EAGER_BYTES
+        fileobj, pickled_numpy.GLOBALS, MAX_PICKLE_VALUES, PICKLE_EAGER_BYTES,
+        MAX_BATCH_BYTES,
     )
   except inert_pickle.Malformed as e:
     raise SourceError(

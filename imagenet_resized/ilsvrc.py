@@ -324,19 +324,24 @@ def _iter_class_tar(
     raise _tar_error(where_tar, e) from None
 
 
+def _class_tar_wnid(path: str, name: str, member: tarfile.TarInfo) -> str:
+  """The WNID a member of the train tarball names; it must be a class tar."""
+  m = _CLASS_TAR_RE.fullmatch(name)
+  if not m:
+    raise SourceError(
+        f'{path}:{one_line.shown(member.name)}: unexpected member;'
+        ' expected only the class tars nXXXXXXXX.tar'
+    )
+  return m.group(1)
+
+
 def _iter_train_tar(path: str) -> Iterator[Encoded]:
   labels = _label_of_wnid()
   try:
     with tarfile.open(path, mode='r|') as outer:
       for name, member in _iter_tar_files(outer, path):
-        m = _CLASS_TAR_RE.match(name)
-        if not m:
-          raise SourceError(
-              f'{path}:{one_line.shown(member.name)}: unexpected member;'
-              ' expected only the class tars nXXXXXXXX.tar'
-          )
-        wnid = m.group(1)
-        label = train_label(wnid, f'{path}:{member.name}', labels)
+        wnid = _class_tar_wnid(path, name, member)
+        label = train_label(wnid, f'{path}:{one_line.shown(member.name)}', labels)
         yield from _iter_class_tar(
             outer.extractfile(member), path, member.name, wnid, label
         )
@@ -582,8 +587,10 @@ class WorkUnit:
 
   def images(self) -> Iterator[Encoded]:
     if self.kind == 'class tar':
-      wnid = _CLASS_TAR_RE.match(posixpath.basename(self.name)).group(1)
-      label = train_label(wnid, f'{self.path}:{self.name}', _label_of_wnid())
+      wnid = _CLASS_TAR_RE.fullmatch(_member_path(self.name)).group(1)
+      label = train_label(
+          wnid, f'{self.path}:{one_line.shown(self.name)}', _label_of_wnid()
+      )
       with open(self.path, 'rb') as f:
         f.seek(self.offset)
         yield from _iter_class_tar(_Slice(f, self.length), self.path, self.name, wnid, label)
@@ -675,7 +682,8 @@ def work_units(source: SplitSource) -> list[WorkUnit]:
   if source.form == FORM_TARBALL and source.split == TRAIN:
     return [
         WorkUnit('class tar', source.path, m.name, m.offset_data, m.size)
-        for _, m in _tar_members(source.path)
+        for name, m in _tar_members(source.path)
+        if _class_tar_wnid(source.path, name, m)  # Refuses other members.
     ]
   if source.form == FORM_TARBALL:
     members = []

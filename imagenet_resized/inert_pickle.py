@@ -20,8 +20,8 @@ ones evaluated, by this module's own code: `_codecs.encode(text, 'latin1')`
 
 Everything is bounded before it is allocated: values pushed (`max_values`,
 each opcode pushes at most one, so nested references cannot multiply them),
-memo entries, and string bytes read into memory (`eager_bytes`; strings past
-it stay in the file). The file is read front to back, once, up to STOP.
+memo entries, the length a string may declare (`max_string`), and string
+bytes read into memory (`eager_bytes`; strings past it stay in the file). The file is read front to back, once, up to STOP.
 
 Why not walk the opcodes with `pickletools.genops` (which runs nothing
 either): it reads every string argument into memory, a Python 2 string twice
@@ -195,9 +195,10 @@ class _Parser:
 
   def __init__(
       self, f: BinaryIO, allowed_globals: Mapping[tuple[str, str], Global],
-      max_values: int, eager_bytes: int,
+      max_values: int, eager_bytes: int, max_string: int,
   ):
     self._in = _Input(f)
+    self._max_string = max_string
     self._globals = {**allowed_globals, **EVALUATED_GLOBALS}
     self._values_left = max_values
     self._max_values = max_values
@@ -334,6 +335,7 @@ class _Parser:
     return True
 
   def _bytes(self, n: int) -> None:
+    self._check_length(n)
     if self._eager(n):
       self._push(self._in.read(n))
     else:
@@ -356,7 +358,15 @@ class _Parser:
 
   _op_BYTEARRAY8 = _op_BINBYTES8
 
+  def _check_length(self, n: int) -> None:
+    if n > self._max_string:
+      raise Forbidden(
+          f'the pickle declares a string of {n} bytes, more than the'
+          f' {self._max_string} allowed'
+      )
+
   def _utf8(self, n: int) -> None:
+    self._check_length(n)
     offset = self._in.offset
     if self._eager(n):
       decoder = ps.utf8_decoder()
@@ -614,7 +624,7 @@ def _latin1_encode(args: tuple):
 
 def parse(
     f: BinaryIO, allowed_globals: Mapping[tuple[str, str], Global],
-    max_values: int, eager_bytes: int,
+    max_values: int, eager_bytes: int, max_string: int,
 ):
   """The value a pickle holds, as inert data, read from `f`'s position.
 
@@ -623,6 +633,6 @@ def parse(
   Forbidden (or pickle_strings.DecodeError, a Malformed kind of error).
   """
   try:
-    return _Parser(f, allowed_globals, max_values, eager_bytes).parse()
+    return _Parser(f, allowed_globals, max_values, eager_bytes, max_string).parse()
   except ps.DecodeError as e:
     raise Malformed(str(e)) from None

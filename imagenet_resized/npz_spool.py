@@ -43,8 +43,6 @@ _ZIP64_EXTRA = 0x0001
 _NPY_MAGIC = b'\x93NUMPY'
 # np.savez writes one member per array: a batch has two or three.
 MAX_MEMBERS = 16
-# The largest array a batch may hold: the most rows allowed, 64x64 pixels.
-MAX_ARRAY_BYTES = batch_format.MAX_ROWS_PER_BATCH * 3 * 64 * 64
 # A zip64 end record is 56 bytes (more only with extensible data we refuse).
 MAX_END64_BYTES = 1024
 _EXPECTED = 'expected an np.savez file with `data` and `labels`'
@@ -76,8 +74,8 @@ class _Copy:
       self.take(min(n, 1 << 20))
       n -= min(n, 1 << 20)
 
-  def refuse(self, what: str) -> SourceError:
-    return SourceError(f'{self._where}: {what}; {_EXPECTED}')
+  def refuse(self, what: str, expected: str = _EXPECTED) -> SourceError:
+    return SourceError(f'{self._where}: {what}; {expected}')
 
 
 def _zip64_sizes(extra: bytes, csize: int, usize: int) -> tuple[int, int]:
@@ -115,10 +113,10 @@ def _npy_header(c: _Copy, where: str) -> tuple[int, int]:
       io.BytesIO(magic + length_bytes + header), where
   )
   data_bytes = math.prod(shape) * dtype.itemsize
-  if data_bytes > MAX_ARRAY_BYTES:
+  if data_bytes > batch_format.MAX_BATCH_BYTES:
     raise c.refuse(
         f'{where} declares shape {shape} of {dtype} ({data_bytes} bytes), over'
-        f' the {MAX_ARRAY_BYTES} bytes of the largest batch allowed'
+        f' the {batch_format.MAX_BATCH_BYTES} bytes of the largest batch allowed'
     )
   return len(magic) + len(length_bytes) + header_length, data_bytes
 
@@ -144,12 +142,13 @@ def _member(c: _Copy, where: str) -> None:
       usize = csize = declared
     if not usize == csize == declared:
       raise c.refuse(
-          f'{shown}: the .npy header declares {declared} bytes but the zip'
-          f' header {usize}; expected the two to agree'
+          f'{shown}: its .npy header declares {declared} bytes but its zip'
+          f' header {usize}', 'expected the sizes to agree, as np.savez'
+          ' writes them'
       )
     c.pipe(data_bytes)
   elif method == _DEFLATED and not streamed:
-    if csize > MAX_ARRAY_BYTES:
+    if csize > batch_format.MAX_BATCH_BYTES:
       raise c.refuse(f'{shown} declares {csize} compressed bytes')
     c.pipe(csize)
   else:
@@ -170,8 +169,8 @@ def _descriptor(c: _Copy, shown: str, csize: int, usize: int) -> None:
   sizes = struct.unpack('<QQ' if wide else '<II', c.take(16 if wide else 8))
   if sizes != (csize, usize):
     raise c.refuse(
-        f'{shown}: its data descriptor gives sizes {sizes}, its header'
-        f' {(csize, usize)}; expected the two to agree'
+        f'{shown}: its data descriptor gives sizes {sizes}, its .npy header'
+        f' {(csize, usize)}', 'expected the sizes to agree'
     )
 
 

@@ -1,0 +1,550 @@
+"""Fuzzing the readers of untrusted files: pickle batch, npz batch, ILSVRC tar.
+
+The contract: whatever the bytes, a reader yields its rows or stops with a
+SourceError of one line. Anything else is a finding: another exception, a
+message of several lines, a legitimate file refused or read wrong, a death by
+signal, a hang (libFuzzer's -timeout), memory past libFuzzer's -rss_limit_mb.
+
+Readers (targets), each run on the bytes as the build would run it:
+  pickle   batch_format.iter_pickle_chunks on the bytes as an extracted batch;
+  npz      batch_format.iter_npz_chunks on the bytes as an extracted npz, and
+           the bounded copy out of a deflated member (npz_spool.copy_npz)
+           followed by the same read of the copy;
+  tar      the bytes as ILSVRC2012_img_val.tar and ILSVRC2012_img_train.tar,
+           read in stream mode (every image decoded and box-resized) and cut
+           into Beam work units (random-access mode).
+
+Engines:
+  atheris     coverage-guided byte mutation (libFuzzer), seeded with valid
+              files written by imagenet_resized.fake; needs `pip install
+              -e '.[fuzz]'`. Exceptions are caught and tallied, so one run
+              counts every distinct finding; a signal or a hang ends the run.
+  hypothesis  structured: well-formed pickles (every protocol, Python 2 and
+              3 opcodes) and npz files of random values (dtypes, shapes,
+              nesting, labels); an accepted file must read as the values it
+              was written from, a legitimate batch must be accepted.
+  mutate      deterministic seeded byte edits of the seeds (CI runs a slice of
+              this and of the hypothesis strategies: tests/test_fuzz_slice.py).
+
+    python benchmarks/fuzz_readers.py atheris --reader pickle --seconds 900 \
+        --out /tmp/fuzz/pickle
+    python benchmarks/fuzz_readers.py hypothesis --reader npz --seconds 300 \
+        --out /tmp/fuzz/npz-hypothesis
+    python benchmarks/fuzz_readers.py mutate --reader tar --count 2000 \
+        --out /tmp/fuzz/tar-mutate
+
+Each run writes `summary.json` in --out (executions, outcomes, distinct
+findings with one input each under findings/, peak RSS, slowest input),
+rewritten as it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import pickle
+import random
+import resource
+import sys
+import tempfile
+import time
+import traceback
+from typing import Callable, Iterator
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+  sys.path.insert(0, REPO)
+
+READERS = ('pickle', 'npz', 'tar')
+SIZE = 8  # The config the batches are read for.
+CHUNK_ROWS = 3
+
+
+# ---------------------------------------------------------------------------
+# Seeds: valid files, as the authors' and ImageNet's are laid out.
+
+
+def _batch(rows: int, seed: int = 0) -> dict:
+  from imagenet_resized import fake  # pylint: disable=g-import-not-at-top
+  batch = fake.make_batch(np.random.default_rng(seed), rows, SIZE)
+  batch['mean'] = batch['data'].mean(axis=0)
+  return batch
+
+
+def pickle_seeds() -> list[bytes]:
+  """Python 2 pickles (protocols 0-2) and Python 3 ones (2-5), lists and arrays."""
+  from imagenet_resized import fake  # pylint: disable=g-import-not-at-top
+  batch = _batch(3)
+  seeds = [fake.py2_pickle_bytes(batch, protocol) for protocol in (0, 1, 2)]
+  for protocol in (2, 3, 4, 5):
+    for labels in (batch['labels'], batch['labels'].tolist()):
+      seeds.append(pickle.dumps({**batch, 'labels': labels}, protocol=protocol))
+  return seeds
+
+
+def npz_seeds() -> list[bytes]:
+  from imagenet_resized import fake  # pylint: disable=g-import-not-at-top
+  batch = _batch(3)
+  buf = io.BytesIO()
+  np.savez_compressed(buf, **batch)
+  return [fake.npz_bytes(batch), fake.npz_bytes({k: batch[k] for k in ('labels', 'data')}),
+          buf.getvalue()]
+
+
+def _jpeg(image: np.ndarray, mode: str = 'RGB', fmt: str = 'JPEG') -> bytes:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  buf = io.BytesIO()
+  Image.fromarray(image).convert(mode).save(buf, format=fmt)
+  return buf.getvalue()
+
+
+def tar_seeds() -> list[bytes]:
+  """A validation tar of three images and a train tar of two class tars."""
+  from imagenet_resized import fake, labels  # pylint: disable=g-import-not-at-top
+  images = fake.make_images(np.random.default_rng(1), 4, 16)
+  val = fake.tar_bytes([
+      ('ILSVRC2012_val_00000001.JPEG', _jpeg(images[0])),
+      ('ILSVRC2012_val_00000002.JPEG', _jpeg(images[1], 'L')),
+      ('ILSVRC2012_val_00000003.JPEG', _jpeg(images[2], 'RGB', 'PNG')),
+  ])
+  classes = [
+      (f'{labels.WNIDS[k]}.tar', fake.tar_bytes(
+          [(f'{labels.WNIDS[k]}_{i}.JPEG', _jpeg(images[k + i])) for i in (1, 2)]
+      ))
+      for k in (0, 1)
+  ]
+  return [val, fake.tar_bytes(classes)]
+
+
+SEEDS: dict[str, Callable[[], list[bytes]]] = {
+    'pickle': pickle_seeds, 'npz': npz_seeds, 'tar': tar_seeds,
+}
+
+
+# ---------------------------------------------------------------------------
+# Targets: the readers, as the build runs them. Each returns rows read.
+
+
+def _consume(chunks) -> int:
+  return sum(len(c.images) for c in chunks)
+
+
+def read_pickle(data: bytes) -> Iterator[Callable[[], int]]:
+  from imagenet_resized import batch_format  # pylint: disable=g-import-not-at-top
+  yield lambda: _consume(batch_format.iter_pickle_chunks(io.BytesIO(data), 'fuzz', SIZE, CHUNK_ROWS))
+
+
+def read_npz(data: bytes) -> Iterator[Callable[[], int]]:
+  from imagenet_resized import batch_format, npz_spool  # pylint: disable=g-import-not-at-top
+  yield lambda: _consume(batch_format.iter_npz_chunks(io.BytesIO(data), 'fuzz', SIZE, CHUNK_ROWS))
+
+  def through_copy() -> int:
+    copy = io.BytesIO()
+    npz_spool.copy_npz(io.BytesIO(data), copy, 'fuzz', len(data))
+    copy.seek(0)
+    return _consume(batch_format.iter_npz_chunks(copy, 'fuzz', SIZE, CHUNK_ROWS))
+  yield through_copy
+
+
+def read_tar(data: bytes) -> Iterator[Callable[[], int]]:
+  from imagenet_resized import ilsvrc  # pylint: disable=g-import-not-at-top
+  folder = tempfile.mkdtemp(dir='/dev/shm' if os.path.isdir('/dev/shm') else None)
+  try:
+    for split, name in (('validation', ilsvrc.VAL_TAR), ('train', ilsvrc.TRAIN_TAR)):
+      path = os.path.join(folder, name)
+      with open(path, 'wb') as f:
+        f.write(data)
+      source = ilsvrc.SplitSource(split, ilsvrc.FORM_TARBALL, (path,))
+
+      def stream(source=source) -> int:
+        n = 0
+        for item in source.images():
+          ilsvrc.resize_image(item.data, item.where, SIZE)
+          n += 1
+        return n
+
+      def units(source=source) -> int:
+        return sum(sum(1 for _ in unit.images()) for unit in ilsvrc.work_units(source))
+
+      yield stream
+      yield units
+  finally:
+    for name in os.listdir(folder):
+      os.remove(os.path.join(folder, name))
+    os.rmdir(folder)
+
+
+TARGETS = {'pickle': read_pickle, 'npz': read_npz, 'tar': read_tar}
+
+
+# ---------------------------------------------------------------------------
+# The tally of outcomes.
+
+
+def _signature(e: BaseException) -> str:
+  """A finding's identity: exception type and the innermost frame of ours
+  (or the innermost frame) where it was raised."""
+  frames = traceback.extract_tb(e.__traceback__)
+  ours = [f for f in frames if f'{os.sep}imagenet_resized{os.sep}' in f.filename]
+  frame = (ours or frames or [None])[-1]
+  where = f'{os.path.basename(frame.filename)}:{frame.lineno}' if frame else '?'
+  return f'{type(e).__name__} at {where}'
+
+
+@dataclasses.dataclass
+class Tally:
+  """Outcomes of a run, written to `out`/summary.json as it goes."""
+
+  reader: str
+  engine: str
+  out: str | None = None
+  executions: int = 0
+  accepted: int = 0
+  refused: int = 0
+  findings: dict = dataclasses.field(default_factory=dict)
+  slowest_seconds: float = 0.0
+  slowest_input: str = ''
+  started: float = dataclasses.field(default_factory=time.time)
+  _last_write: float = 0.0
+
+  def finding(self, signature: str, detail: str, data: bytes) -> None:
+    entry = self.findings.setdefault(signature, {'count': 0, 'detail': detail})
+    entry['count'] += 1
+    if entry['count'] == 1 and self.out:
+      os.makedirs(os.path.join(self.out, 'findings'), exist_ok=True)
+      name = hashlib.sha256(data).hexdigest()[:16]
+      with open(os.path.join(self.out, 'findings', name), 'wb') as f:
+        f.write(data)
+      entry['input'] = f'findings/{name}'
+    self.write(force=entry['count'] == 1)
+
+  def timed(self, seconds: float, data: bytes) -> None:
+    if seconds > self.slowest_seconds:
+      self.slowest_seconds = seconds
+      self.slowest_input = f'{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}'
+      if self.out:
+        os.makedirs(self.out, exist_ok=True)
+        with open(os.path.join(self.out, 'slowest'), 'wb') as f:
+          f.write(data)
+
+  def summary(self) -> dict:
+    return {
+        'reader': self.reader, 'engine': self.engine,
+        'executions': self.executions, 'accepted': self.accepted,
+        'refused': self.refused,
+        'findings': self.findings,
+        'exceptions_outside_contract': sum(f['count'] for f in self.findings.values()),
+        'distinct_findings': len(self.findings),
+        'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        'slowest_seconds': round(self.slowest_seconds, 3),
+        'slowest_input': self.slowest_input,
+        'seconds': round(time.time() - self.started, 1),
+    }
+
+  def write(self, force: bool = False) -> None:
+    if not self.out or (not force and time.time() - self._last_write < 10):
+      return
+    self._last_write = time.time()
+    os.makedirs(self.out, exist_ok=True)
+    path = os.path.join(self.out, 'summary.json')
+    with open(path + '.tmp', 'w') as f:
+      json.dump(self.summary(), f, indent=1)
+    os.replace(path + '.tmp', path)
+
+
+def run_one(tally: Tally, data: bytes) -> None:
+  """Runs the reader's steps on `data`; tallies each outcome."""
+  from imagenet_resized.batch_format import SourceError  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  tally.executions += 1
+  with _quiet_warnings():
+    for step in TARGETS[tally.reader](data):
+      try:
+        step()
+        tally.accepted += 1
+      except SourceError as e:
+        tally.refused += 1
+        if '\n' in str(e) or not str(e):
+          tally.finding(f'message not one line at {_signature(e)}', str(e)[:300], data)
+      except Exception as e:  # pylint: disable=broad-except
+        tally.finding(_signature(e), f'{type(e).__name__}: {str(e)[:300]}', data)
+  tally.timed(time.perf_counter() - start, data)
+  tally.write()
+
+
+@contextlib.contextmanager
+def _quiet_warnings():
+  import warnings  # pylint: disable=g-import-not-at-top
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore')
+    yield
+
+
+# ---------------------------------------------------------------------------
+# Engine: deterministic mutations.
+
+_INTERESTING = [0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF,
+                2**63 - 1, 2**64 - 1]
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+  """One to four random edits: bit flips, interesting integers, insertions,
+  deletions, duplications, truncation."""
+  out = bytearray(data)
+  for _ in range(rng.randint(1, 4)):
+    if not out:
+      out += bytes([rng.randrange(256)])
+    i = rng.randrange(len(out))
+    kind = rng.randrange(7)
+    if kind == 0:
+      out[i] ^= 1 << rng.randrange(8)
+    elif kind == 1:
+      out[i] = rng.randrange(256)
+    elif kind == 2:
+      width = rng.choice((1, 2, 4, 8))
+      value = rng.choice(_INTERESTING) % (1 << (8 * width))
+      out[i : i + width] = value.to_bytes(width, rng.choice(('little', 'big')))
+    elif kind == 3:
+      out[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
+    elif kind == 4:
+      del out[i : i + rng.randint(1, 64)]
+    elif kind == 5:
+      j = rng.randrange(len(out))
+      out[i:i] = out[j : j + rng.randint(1, 256)]
+    else:
+      del out[i:]
+  return bytes(out)
+
+
+def run_mutations(tally: Tally, count: int, seed: int = 0) -> Tally:
+  rng = random.Random(f'{tally.reader}-{seed}')
+  seeds = SEEDS[tally.reader]()
+  for data in seeds:
+    run_one(tally, data)
+  for _ in range(count):
+    run_one(tally, mutate(rng.choice(seeds), rng))
+  tally.write(force=True)
+  return tally
+
+
+# ---------------------------------------------------------------------------
+# Engine: hypothesis, well-formed files of random values.
+
+
+def strategies():
+  """Hypothesis strategies of batch-like dicts (imported lazily)."""
+  from hypothesis import strategies as st  # pylint: disable=g-import-not-at-top
+
+  dtypes = st.sampled_from([
+      'u1', 'u1', 'u1', '<i8', '>i4', '<i2', 'i1', '<f8', '<f2', '?', '<u8',
+      'O', 'V3', 'S2', '<U2', [('a', 'u1'), ('b', '<i4')], [('c', 'u1', (2,))],
+  ])
+
+  @st.composite
+  def arrays(draw):
+    dtype = np.dtype(draw(dtypes))
+    shape = tuple(draw(st.lists(st.integers(0, 4), min_size=0, max_size=3)))
+    n = int(np.prod(shape))
+    raw = draw(st.binary(min_size=n * dtype.itemsize, max_size=n * dtype.itemsize))
+    if dtype.hasobject:
+      a = np.array([draw(st.integers(-5, 1005)) for _ in range(n)], dtype=object).reshape(shape)
+    else:
+      a = np.frombuffer(raw, dtype).reshape(shape).copy()
+    if draw(st.booleans()) and a.ndim >= 2:
+      a = np.asfortranarray(a)
+    return a
+
+  @st.composite
+  def good_batches(draw):
+    rows = draw(st.integers(0, 5))
+    data = np.frombuffer(
+        draw(st.binary(min_size=rows * 3 * SIZE * SIZE, max_size=rows * 3 * SIZE * SIZE)),
+        np.uint8,
+    ).reshape(rows, 3 * SIZE * SIZE)
+    labels = draw(st.lists(st.integers(1, 1000), min_size=rows, max_size=rows))
+    as_array = draw(st.sampled_from([None, '<i8', '<i4', '>i8', 'u2']))
+    batch = {'data': data, 'labels': labels if as_array is None else np.array(labels, as_array)}
+    if draw(st.booleans()):
+      batch['mean'] = data.mean(axis=0) if rows else np.zeros(3 * SIZE * SIZE)
+    return batch
+
+  leaves = st.one_of(
+      st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.binary(max_size=8),
+      st.text(max_size=4), st.floats(allow_nan=False), arrays(),
+  )
+  values = st.recursive(
+      leaves,
+      lambda inner: st.one_of(
+          st.lists(inner, max_size=4), st.tuples(inner, inner),
+          st.dictionaries(st.text(max_size=3), inner, max_size=3),
+      ),
+      max_leaves=8,
+  )
+  odd_batches = st.fixed_dictionaries(
+      {}, optional={'data': st.one_of(arrays(), values), 'labels': st.one_of(arrays(), values),
+                    'mean': values, 'extra': values},
+  )
+  return good_batches(), odd_batches
+
+
+def _expected_rows(batch: dict) -> tuple[np.ndarray, np.ndarray] | None:
+  """(images, 0-based labels) a legitimate batch must read as; None if it is
+  not one (then refusing it is right too)."""
+  data, labels = batch.get('data'), batch.get('labels')
+  if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
+          and data.shape[1] == 3 * SIZE * SIZE and data.flags.c_contiguous):
+    return None
+  labels = np.asarray(labels) if isinstance(labels, (list, np.ndarray)) else None
+  if (labels is None or labels.shape != (data.shape[0],)
+      or (data.shape[0] and not np.issubdtype(labels.dtype, np.integer))
+      or not all(1 <= int(v) <= 1000 for v in labels)):
+    return None
+  # Planes stacked by hand (R, G, B), independently of the reader.
+  plane = SIZE * SIZE
+  images = np.stack(
+      [data[:, c * plane : (c + 1) * plane].reshape(-1, SIZE, SIZE) for c in range(3)],
+      axis=-1,
+  )
+  return images, labels.astype(np.int64) - 1
+
+
+def serialize(batch: dict, form: str) -> bytes:
+  """A batch dict as a pickle (form 'pickle P' or 'py2 P') or an npz."""
+  from imagenet_resized import fake  # pylint: disable=g-import-not-at-top
+  kind, _, protocol = form.partition(' ')
+  if kind == 'npz':
+    buf = io.BytesIO()
+    np.savez(buf, **batch)
+    return buf.getvalue()
+  if kind == 'py2':
+    return fake.py2_pickle_bytes(
+        {k: np.asarray(v) if k == 'labels' else v for k, v in batch.items()},
+        int(protocol),
+    )
+  return pickle.dumps(batch, protocol=int(protocol))
+
+
+FORMS = {
+    'pickle': [f'pickle {p}' for p in range(6)] + [f'py2 {p}' for p in range(3)],
+    'npz': ['npz'],
+}
+
+
+def check_structured(tally: Tally, batch: dict, form: str) -> None:
+  """Reads a well-formed file of `batch`: refused with SourceError, or read
+  as exactly the rows it was written from; a legitimate batch is read."""
+  from imagenet_resized import batch_format  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.batch_format import SourceError  # pylint: disable=g-import-not-at-top
+  try:
+    data = serialize(batch, form)
+  except Exception:  # pylint: disable=broad-except
+    return  # Not writable in this form (e.g. py2 of odd values).
+  expected = _expected_rows(batch)
+  tally.executions += 1
+  start = time.perf_counter()
+  reader = batch_format.iter_npz_chunks if form == 'npz' else batch_format.iter_pickle_chunks
+  try:
+    chunks = list(reader(io.BytesIO(data), 'fuzz', SIZE, CHUNK_ROWS))
+  except SourceError as e:
+    tally.refused += 1
+    if expected is not None:
+      tally.finding(f'legitimate batch refused ({form})', str(e)[:300], data)
+    elif '\n' in str(e):
+      tally.finding(f'message not one line at {_signature(e)}', str(e)[:300], data)
+  except Exception as e:  # pylint: disable=broad-except
+    tally.finding(_signature(e), f'{type(e).__name__}: {str(e)[:300]}', data)
+  else:
+    tally.accepted += 1
+    images = np.concatenate([c.images for c in chunks]) if chunks else None
+    if expected is None:
+      tally.finding(f'not a batch, yet accepted ({form})', repr(batch)[:300], data)
+    elif chunks and not (np.array_equal(images, expected[0]) and np.array_equal(
+        np.concatenate([c.labels for c in chunks]), expected[1])):
+      tally.finding(f'read wrong ({form})', repr(batch)[:300], data)
+  tally.timed(time.perf_counter() - start, data)
+  tally.write()
+
+
+def run_hypothesis(tally: Tally, seconds: float, max_examples: int = 200,
+                   derandomize: bool = False) -> Tally:
+  """Rounds of `max_examples` structured files until `seconds` have passed
+  (one round if derandomized: the same files every time)."""
+  from hypothesis import HealthCheck, given, settings  # pylint: disable=g-import-not-at-top
+  from hypothesis import strategies as st  # pylint: disable=g-import-not-at-top
+  good, odd = strategies()
+
+  @settings(max_examples=max_examples, deadline=None, derandomize=derandomize,
+            database=None, suppress_health_check=list(HealthCheck))
+  @given(st.one_of(good, odd), st.sampled_from(FORMS[tally.reader]))
+  def check(batch, form):
+    with _quiet_warnings():
+      check_structured(tally, batch, form)
+
+  deadline = time.time() + seconds
+  while True:
+    check()  # pylint: disable=no-value-for-parameter
+    if derandomize or time.time() >= deadline:
+      break
+  tally.write(force=True)
+  return tally
+
+
+# ---------------------------------------------------------------------------
+# Engine: atheris.
+
+
+def run_atheris(tally: Tally, seconds: int, corpus: str, extra: list[str]) -> None:
+  import atheris  # pylint: disable=g-import-not-at-top
+  with atheris.instrument_imports(include=['imagenet_resized', 'tarfile', 'zipfile', 'pickletools']):
+    from imagenet_resized import batch_format, ilsvrc, npz_spool  # pylint: disable=g-import-not-at-top,unused-import
+  os.makedirs(corpus, exist_ok=True)
+  if not os.listdir(corpus):
+    for i, data in enumerate(SEEDS[tally.reader]()):
+      with open(os.path.join(corpus, f'seed{i}'), 'wb') as f:
+        f.write(data)
+
+  def one_input(data: bytes) -> None:
+    run_one(tally, data)
+
+  import atexit  # pylint: disable=g-import-not-at-top
+  atexit.register(tally.write, True)
+  atheris.Setup(
+      [sys.argv[0], corpus, f'-max_total_time={seconds}', '-timeout=60',
+       '-rss_limit_mb=3072', '-print_final_stats=1', *extra],
+      one_input,
+  )
+  atheris.Fuzz()
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('engine', choices=('atheris', 'hypothesis', 'mutate'))
+  parser.add_argument('--reader', choices=READERS, required=True)
+  parser.add_argument('--seconds', type=float, default=600)
+  parser.add_argument('--count', type=int, default=1000)
+  parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--out', default=None)
+  parser.add_argument('--corpus', default=None, help='atheris corpus folder')
+  args, extra = parser.parse_known_args(argv)
+  tally = Tally(args.reader, args.engine, args.out)
+  if args.engine == 'atheris':
+    corpus = args.corpus or os.path.join(args.out or '.', 'corpus')
+    run_atheris(tally, int(args.seconds), corpus, extra)
+  elif args.engine == 'hypothesis':
+    if args.reader == 'tar':
+      parser.error('hypothesis strategies cover the batch readers (pickle, npz)')
+    run_hypothesis(tally, args.seconds)
+  else:
+    run_mutations(tally, args.count, args.seed)
+  print(json.dumps(tally.summary(), indent=1))
+
+
+if __name__ == '__main__':
+  main()
