@@ -33,6 +33,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from imagenet_resized import inert_pickle, pickle_strings, pickled_numpy
+from imagenet_resized import one_line
 from imagenet_resized.one_line import listed, shown
 
 NUM_CLASSES = 1000
@@ -79,12 +80,12 @@ def check_rows(where: str, shape: tuple[int, ...], dtype: np.dtype, size: int) -
     )
   if len(shape) != 2:
     raise SourceError(
-        f'{where}: `data` has shape {tuple(shape)}; expected a 2-D array of'
+        f'{where}: `data` has shape {one_line.shape(shape)}; expected a 2-D array of'
         f' rows, each 3*{size}*{size} = {3 * size * size} values wide'
     )
   if shape[0] > MAX_ROWS_PER_BATCH:
     raise SourceError(
-        f'{where}: `data` declares {shape[0]} rows; expected at most'
+        f'{where}: `data` declares {one_line.quantity(shape[0])} rows; expected at most'
         f' {MAX_ROWS_PER_BATCH} (the published batches hold at most 128123)'
     )
   width = shape[1]
@@ -110,12 +111,12 @@ def check_label_count(
   """
   if len(shape) != 1:
     raise SourceError(
-        f'{where}: `labels` has shape {tuple(shape)}; expected a list of'
+        f'{where}: `labels` has shape {one_line.shape(shape)}; expected a list of'
         f' {num_rows} labels, one per row of `data`'
     )
   if shape[0] != num_rows:
     raise SourceError(
-        f'{where}: `labels` holds {shape[0]} labels but `data` holds'
+        f'{where}: `labels` holds {one_line.quantity(shape[0])} labels but `data` holds'
         f' {num_rows} rows; expected one label per row'
     )
   if num_rows and not np.issubdtype(dtype, np.integer):
@@ -181,7 +182,9 @@ def read_npy_header(fp: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np
         ' expected plain numbers'
     )
   if any(n < 0 for n in shape):
-    raise SourceError(f'{where}: declares shape {shape}; expected sizes >= 0')
+    raise SourceError(
+        f'{where}: declares shape {one_line.shape(shape)}; expected sizes >= 0'
+    )
   return tuple(shape), fortran, dtype
 
 
@@ -212,18 +215,20 @@ def _check_member_size(npz: zipfile.ZipFile, member: NpyMember, where: str) -> N
   held = npz.getinfo(member.name).file_size - member.offset
   if declared != held:
     raise SourceError(
-        f'{where}:{member.name}: the .npy header declares shape {member.shape}'
+        f'{where}:{member.name}: the .npy header declares shape'
+        f' {one_line.shape(member.shape)}'
         f' of {member.dtype} ({declared} bytes) but the member holds {held}'
         ' bytes after it; expected the two to agree'
     )
 
 
 # What reading a corrupt or truncated zip (or a zip inside a zip) can raise:
-# zipfile raises NotImplementedError for compression features it lacks and
-# RuntimeError for encrypted members; lzma its own error.
+# zipfile raises NotImplementedError for compression features it lacks,
+# RuntimeError for encrypted members, UnicodeDecodeError for names flagged
+# UTF-8 that are not; lzma its own error.
 ZIP_ERRORS = (
     zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
-    RuntimeError, lzma.LZMAError,
+    RuntimeError, UnicodeDecodeError, lzma.LZMAError,
 )
 
 

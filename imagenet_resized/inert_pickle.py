@@ -163,12 +163,26 @@ class _Input:
   def blocks(self, n: int):
     """The next n bytes, in blocks, not kept."""
     while n:
-      if not self._fill(1):
+      if not self._fill(min(n, ps.BLOCK_BYTES)):
         raise Malformed('pickle data was truncated')
       take = min(n, len(self._buf) - self._pos, ps.BLOCK_BYTES)
       yield self._buf[self._pos : self._pos + take]
       self._pos += take
       n -= take
+
+  def short_line(self, limit: int) -> bytes:
+    """The next line of at most `limit` bytes (newline consumed)."""
+    end = self._buf.find(b'\n', self._pos, self._pos + limit + 1)
+    if end < 0:
+      self._fill(limit + 1)
+      end = self._buf.find(b'\n', self._pos, self._pos + limit + 1)
+      if end < 0:
+        if len(self._buf) - self._pos > limit:
+          raise Malformed(f'an argument line longer than {limit} bytes')
+        raise Malformed('pickle data was truncated')
+    line = self._buf[self._pos : end]
+    self._pos = end + 1
+    return line
 
   def line_blocks(self):
     """The pieces of the next line up to its newline (then consumed).
@@ -244,7 +258,17 @@ class _Parser:
   # --- the walk ------------------------------------------------------------
 
   def parse(self):
+    # Every opcode of a batch pickle pushes a value or handles one it pushed
+    # (memoizes, appends, marks): a few per value. Counting them bounds the
+    # time a file of opcodes that push nothing (PROTO, PUT, ...) can take.
+    ops_left = 4 * self._max_values + 1024
     while True:
+      ops_left -= 1
+      if ops_left < 0:
+        raise Forbidden(
+            f'the pickle has more than {4 * self._max_values + 1024} opcodes,'
+            ' more than a batch of the largest size allowed needs'
+        )
       code = self._in.byte()
       if code == 0x2E:  # STOP
         if len(self._stack) != 1 or self._marks:
@@ -311,13 +335,7 @@ class _Parser:
     self._push(int.from_bytes(self._in.read(n), 'little', signed=True))
 
   def _in_line(self) -> bytes:
-    parts, n = [], 0
-    for piece in self._in.line_blocks():
-      n += len(piece)
-      if n > MAX_LINE:
-        raise Malformed(f'an argument line longer than {MAX_LINE} bytes')
-      parts.append(piece)
-    return b''.join(parts)
+    return self._in.short_line(MAX_LINE)
 
   # --- strings ---------------------------------------------------------------
 

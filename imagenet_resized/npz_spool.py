@@ -115,8 +115,9 @@ def _npy_header(c: _Copy, where: str) -> tuple[int, int]:
   data_bytes = math.prod(shape) * dtype.itemsize
   if data_bytes > batch_format.MAX_BATCH_BYTES:
     raise c.refuse(
-        f'{where} declares shape {shape} of {dtype} ({data_bytes} bytes), over'
-        f' the {batch_format.MAX_BATCH_BYTES} bytes of the largest batch allowed'
+        f'{where} declares shape {one_line.shape(shape)} of {dtype}'
+        f' ({one_line.quantity(data_bytes)} bytes), over the'
+        f' {batch_format.MAX_BATCH_BYTES} bytes of the largest batch allowed'
     )
   return len(magic) + len(length_bytes) + header_length, data_bytes
 

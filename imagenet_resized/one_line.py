@@ -18,3 +18,20 @@ def listed(names: list[str], limit: int = 10) -> str:
   first = [shown(n, 40) for n in names[:limit]]
   more = f' and {len(names) - limit} more' if len(names) > limit else ''
   return f'{first}{more}'
+
+
+def quantity(n: int) -> str:
+  """An integer a file declared, in digits if it is of a sane size.
+
+  Python refuses to print an int of more than 4300 digits (and a product of
+  declared sizes can have millions): those are given by their magnitude.
+  """
+  return str(n) if n.bit_length() <= 64 else f'over 2**{n.bit_length() - 1}'
+
+
+def shape(dims: tuple[int, ...]) -> str:
+  """A declared shape as numpy prints it, `(4, 192)`, each size via quantity."""
+  inner = ', '.join(quantity(n) for n in dims[:8])
+  if len(dims) > 8:
+    inner += f', ... ({len(dims)} dimensions)'
+  return f'({inner},)' if len(dims) == 1 else f'({inner})'

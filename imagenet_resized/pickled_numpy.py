@@ -26,6 +26,7 @@ import numpy as np
 
 from imagenet_resized import inert_pickle
 from imagenet_resized import pickle_strings as ps
+from imagenet_resized import one_line
 from imagenet_resized.one_line import shown
 
 RECONSTRUCT = inert_pickle.Global('numpy._core.multiarray', '_reconstruct')
@@ -53,6 +54,8 @@ _BYTE_ORDERS = {'<': '<', '>': '>', '=': '=', '|': '='}
 _PLAIN_DTYPE_TAIL = (None, None, None, -1, -1, 0)  # After version and endian.
 
 Raw = Union[bytes, ps.LazyBytes]
+# numpy 1.x's limit (2.x allows 64); also keeps the product of sizes cheap.
+MAX_DIMENSIONS = 32
 
 
 class NotAnArray(ValueError):
@@ -131,6 +134,11 @@ def _shape(value, what: str, expected: str) -> tuple[int, ...]:
     raise NotAnArray(
         f'{what} has a shape that is not a tuple of sizes; expected {expected}'
     )
+  if len(value) > MAX_DIMENSIONS:
+    raise NotAnArray(
+        f'{what} has {len(value)} dimensions, more than numpy allows'
+        f' ({MAX_DIMENSIONS}); expected {expected}'
+    )
   return value
 
 
@@ -185,7 +193,8 @@ def read_array(value, what: str, expected: str) -> PickledArray:
   held = len(raw) if isinstance(raw, bytes) else raw.size
   if declared != held:
     raise NotAnArray(
-        f'{what} declares shape {shape} of {dtype} ({declared} bytes) but'
-        f' holds {held} bytes; expected exactly the bytes its shape declares'
+        f'{what} declares shape {one_line.shape(shape)} of {dtype}'
+        f' ({one_line.quantity(declared)} bytes) but holds {held} bytes;'
+        ' expected exactly the bytes its shape declares'
     )
   return PickledArray(shape, dtype, fortran, raw)
