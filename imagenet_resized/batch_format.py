@@ -72,8 +72,12 @@ def size_of_width(width: int) -> int | None:
   return side if 3 * side * side == width else None
 
 
-def check_rows(where: str, shape: tuple[int, ...], dtype: np.dtype, size: int) -> None:
-  """Raises SourceError unless `data` has the layout of the SxS config."""
+def check_rows(
+    where: str, shape: tuple[int, ...], dtype: np.dtype, size: int,
+    fortran: bool = False,
+) -> None:
+  """Raises SourceError unless `data` has the layout of the SxS config:
+  2-D uint8 rows of 3*S*S values, in C order, at most MAX_ROWS_PER_BATCH."""
   if np.dtype(dtype) != np.uint8:
     raise SourceError(
         f'{where}: `data` has dtype {np.dtype(dtype)}; expected uint8 pixel values'
@@ -99,6 +103,11 @@ def check_rows(where: str, shape: tuple[int, ...], dtype: np.dtype, size: int) -
     raise SourceError(
         f'{where}: {hint}; this is the {size}x{size} config, which expects rows'
         f' of {3 * size * size} values'
+    )
+  if fortran and shape[0] > 1:
+    raise SourceError(
+        f'{where}: `data` is stored in Fortran order; expected C order'
+        ' rows as np.savez writes them'
     )
 
 
@@ -286,12 +295,9 @@ def iter_npz_chunks(
     with npz:
       labels_member = _npy_member(npz, _npz_member(npz, 'labels', where), where)
       data_member = _npy_member(npz, _npz_member(npz, 'data', where), where)
-      check_rows(where, data_member.shape, data_member.dtype, size)
-      if data_member.fortran and data_member.shape[0] > 1:
-        raise SourceError(
-            f'{where}: `data` is stored in Fortran order; expected C order'
-            ' rows as np.savez writes them'
-        )
+      check_rows(
+          where, data_member.shape, data_member.dtype, size, data_member.fortran
+      )
       num_rows = data_member.shape[0]
       check_label_count(where, labels_member.shape, labels_member.dtype, num_rows)
       _check_member_size(npz, labels_member, where)
@@ -455,18 +461,13 @@ def iter_pickle_chunks(
 ) -> Iterator[Chunk]:
   """Reads a batch in pickle form: parsed, checked, then its rows in chunks.
 
-  Memory: the labels and one chunk of rows (pixels stay in the file until
-  read), or the pixels whole if they are small (under PICKLE_EAGER_BYTES) or
-  stored as text (protocol 0 STRING, Python 3 protocol < 3).
+  Memory: the labels and one chunk of rows, whatever the batch size: the
+  pixels stay in the file until read (decoded block by block if the pickle
+  holds them as text), unless they fit in PICKLE_EAGER_BYTES.
   """
   batch = read_pickle_batch(fileobj, where)
   data = batch.data
-  check_rows(where, data.shape, data.dtype, size)
-  if data.fortran and data.shape[0] > 1:
-    raise SourceError(
-        f'{where}: `data` is stored in Fortran order; expected C order'
-        ' rows as np.savez writes them'
-    )
+  check_rows(where, data.shape, data.dtype, size, data.fortran)
   num_rows = data.shape[0]
   try:
     labels = _pickled_labels(batch, fileobj, where, num_rows)

@@ -84,6 +84,16 @@ def ndarray(shape: Sequence[int], dtype_ops: bytes, values: bytes) -> bytes:
   ) + OP['BUILD']
 
 
+def strided_view(shape: Sequence[int], dtype_ops: bytes, values: bytes,
+                 strides: Sequence[int]) -> bytes:
+  """numpy.ndarray(shape, dtype, buffer, 0, strides) called directly: a view
+  (zero strides repeat the same bytes), not how numpy pickles an array."""
+  return call(glob('numpy', 'ndarray'), tup(
+      tup(*map(integer, shape)), dtype_ops, raw(values), integer(0),
+      tup(*map(integer, strides)),
+  ))
+
+
 def int_list(values: Sequence[int]) -> bytes:
   return OP['EMPTY_LIST'] + OP['MARK'] + b''.join(map(integer, values)) + OP['APPENDS']
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import crafted
 from conftest import build
 from imagenet_resized import fake, resources, sources
 from imagenet_resized.batch_format import SourceError
@@ -274,6 +275,33 @@ def malicious_pickle(m, tmp_path):
   )
 
 
+def pickle_calling_ndarray_directly(m, _):
+  """`data` as numpy.ndarray called with zero strides: 1000 rows from 192
+  bytes (numpy would build the view; the pickle is never unpickled)."""
+  data = crafted.strided_view((1000, 192), crafted.U1, bytes(192), (0, 1))
+  evil = crafted.batch_pickle(data, crafted.int_list([1] * 1000))
+  where = spoil(m, 8, 'pickle', True, 'val_data', data=evil)
+  return '8x8', f'{where}: `data` is a call to numpy.ndarray; expected a uint8 numpy array'
+
+
+def npz_member_inflating_past_its_header(m, _):
+  """A deflated npz whose data.npy holds 32 MiB of zeros more than its .npy
+  header declares: the inflated copy stops at the header, before them."""
+  b = a_batch(8)
+  data_npy = crafted.npy('|u1', b['data'].shape, b['data'].tobytes())
+  labels_npy = crafted.npy('<i8', b['labels'].shape, b['labels'].astype('<i8').tobytes())
+  npz = crafted.join(crafted.zip_parts([
+      crafted.Member('data.npy', (data_npy, crafted.Zeros(32 << 20))),
+      crafted.Member('labels.npy', (labels_npy,)),
+  ]))
+  where = spoil(m, 8, 'npz', True, 'val_data', data=npz)
+  return '8x8', (
+      f'{where}: data.npy: its .npy header declares {len(data_npy)} bytes but'
+      f' its zip header {len(data_npy) + (32 << 20)}; expected the sizes to'
+      ' agree, as np.savez writes them'
+  )
+
+
 def one_split_missing(m, _):
   good_sources(m, 8, 'npz', True)
   os.remove(os.path.join(m, 'Imagenet8_val_npz.zip'))
@@ -311,7 +339,9 @@ CASES = [
     labels_not_integers, npz_with_pickled_objects, pickle_not_a_dict,
     truncated_zip, corrupt_zip_member, truncated_npz_in_zip,
     truncated_npz_file, truncated_pickle_file, truncated_pickle_in_zip,
-    malicious_pickle, one_split_missing, one_64x64_part_missing,
+    malicious_pickle, pickle_calling_ndarray_directly,
+    npz_member_inflating_past_its_header, one_split_missing,
+    one_64x64_part_missing,
     ambiguous_pickle_copies,
 ]
 

@@ -126,19 +126,24 @@ def _pickle_case(tmp_path, data: bytes, labels: bytes = GOOD_LABELS):
   return 'pickle', _write(tmp_path, 'val_data', crafted.batch_pickle(data, labels)), None
 
 
-def dtype_with_object_field(tmp_path):
-  """numpy.dtype handed a state with an object field (refcounted): the
-  array's bytes become pointers the file chose; freeing it crashed."""
+def _with_object_field(code: str) -> bytes:
+  """numpy.dtype(code) with the state of a record holding one object field
+  `a`, reference counted (flags=1): the array's bytes become pointers."""
   object_dtype = crafted.dtype('O8', crafted.dtype_state('|', flags=63))
   fields = (
       OP['EMPTY_DICT'] + crafted.text('a')
       + crafted.tup(object_dtype, crafted.integer(0)) + OP['SETITEM']
   )
-  record = crafted.dtype('V8', crafted.dtype_state(
+  return crafted.dtype(code, crafted.dtype_state(
       '|', names=crafted.tup(crafted.text('a')), fields=fields, elsize=8,
       alignment=1, flags=1,
   ))
-  data = crafted.ndarray((1,), record, crafted.raw(b'A' * 8))
+
+
+def dtype_with_object_field(tmp_path):
+  """numpy.dtype handed a state with an object field: the array's bytes
+  became pointers the file chose, and freeing them crashed."""
+  data = crafted.ndarray((1,), _with_object_field('V8'), crafted.raw(b'A' * 8))
   kind, path, member = _pickle_case(tmp_path, data, crafted.int_list([1]))
   assert len(path.read_bytes()) < 500
   return kind, path, member, (
@@ -149,16 +154,7 @@ def dtype_with_object_field(tmp_path):
 
 def plain_code_with_fields(tmp_path):
   """The same object field, under a dtype code that is a plain number's."""
-  object_dtype = crafted.dtype('O8', crafted.dtype_state('|', flags=63))
-  fields = (
-      OP['EMPTY_DICT'] + crafted.text('a')
-      + crafted.tup(object_dtype, crafted.integer(0)) + OP['SETITEM']
-  )
-  record = crafted.dtype('u1', crafted.dtype_state(
-      '|', names=crafted.tup(crafted.text('a')), fields=fields, elsize=8,
-      alignment=1, flags=1,
-  ))
-  data = crafted.ndarray((1, ROW), record, crafted.raw(bytes(ROW)))
+  data = crafted.ndarray((1, ROW), _with_object_field('u1'), crafted.raw(bytes(ROW)))
   kind, path, member = _pickle_case(tmp_path, data, crafted.int_list([1]))
   return kind, path, member, (
       f"{path}: `data` has a dtype state other than a plain number's (fields,"
@@ -169,15 +165,10 @@ def plain_code_with_fields(tmp_path):
 
 def zero_stride_million_rows(tmp_path):
   """numpy.ndarray called directly: a million rows viewing 192 bytes."""
-  def view(shape, dtype_ops, values, strides):
-    return crafted.call(glob_ndarray, crafted.tup(
-        crafted.tup(*map(crafted.integer, shape)), dtype_ops,
-        crafted.raw(values), crafted.integer(0),
-        crafted.tup(*map(crafted.integer, strides)),
-    ))
-  glob_ndarray = crafted.glob('numpy', 'ndarray')
-  data = view((1_000_000, ROW), crafted.U1, bytes(ROW), (0, 1))
-  labels = view((1_000_000,), crafted.I8, (1).to_bytes(8, 'little'), (0,))
+  data = crafted.strided_view((1_000_000, ROW), crafted.U1, bytes(ROW), (0, 1))
+  labels = crafted.strided_view(
+      (1_000_000,), crafted.I8, (1).to_bytes(8, 'little'), (0,)
+  )
   kind, path, member = _pickle_case(tmp_path, data, labels)
   assert len(path.read_bytes()) < 1000
   return kind, path, member, (
