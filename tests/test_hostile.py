@@ -322,6 +322,16 @@ def symlink_member(tmp_path):
   )
 
 
+def member_name_with_a_newline(tmp_path):
+  """A member whose name holds a newline: the message stays one line."""
+  tar = crafted.tar_header('evil\nname.JPEG', 2) + crafted.padded(b'\xff\xd8') + crafted.tar_end()
+  path = _write(tmp_path, 'ILSVRC2012_img_val.tar', tar)
+  return 'val tar', path, None, (
+      f'{path}:evil\\nname.JPEG: not a validation image name; expected'
+      ' ILSVRC2012_val_NNNNNNNN.JPEG with NNNNNNNN in 1..50000'
+  )
+
+
 def image_member_of_a_gigabyte(tmp_path):
   """An image member whose header declares 1 GiB."""
   tar = crafted.tar_header(VAL_IMAGE, 1 << 30) + crafted.padded(b'\xff\xd8') + crafted.tar_end()
@@ -363,7 +373,8 @@ CASES = [
     million_rows_in_192_bytes, shared_nested_labels, quadratic_codec,
     labels_npy_declaring_billions, npz_member_inflating_past_its_npy_header,
     npz_with_zeros_before_its_directory, npz_with_zeros_after_its_end,
-    gnu_sparse_member, symlink_member, image_member_of_a_gigabyte,
+    gnu_sparse_member, symlink_member, member_name_with_a_newline,
+    image_member_of_a_gigabyte,
     pax_header_declaring_a_terabyte, decompression_bomb_png,
 ]
 
