@@ -152,6 +152,11 @@ def zero_based_labels(where: str, labels: np.ndarray) -> np.ndarray:
 
 # numpy's own limit on a .npy header (a dict literal of a few dozen bytes).
 MAX_NPY_HEADER = 10_000
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+    (3, 0): np.lib.format.read_array_header_2_0,
+}
 
 
 def read_npy_header(fp: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -159,28 +164,22 @@ def read_npy_header(fp: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np
 
   Refuses dtypes other than plain numbers (objects, fields, subarrays).
   """
+  read_header = None
   try:
     version = np.lib.format.read_magic(fp)
-    if version == (1, 0):
-      shape, fortran, dtype = np.lib.format.read_array_header_1_0(
-          fp, max_header_size=MAX_NPY_HEADER
-      )
-    elif version in ((2, 0), (3, 0)):
-      shape, fortran, dtype = np.lib.format.read_array_header_2_0(
-          fp, max_header_size=MAX_NPY_HEADER
-      )
-    else:
-      raise SourceError(f'{where}: unsupported .npy format version {version}')
+    read_header = _NPY_HEADER_READERS.get(version)
+    if read_header is not None:
+      shape, fortran, dtype = read_header(fp, max_header_size=MAX_NPY_HEADER)
   except (
       ValueError, TypeError, OverflowError, SyntaxError, EOFError,
       tokenize.TokenError, RecursionError,  # numpy's parser of the header dict.
   ) as e:
-    if isinstance(e, SourceError):
-      raise
     raise SourceError(
         f'{where}: not a readable .npy header ({type(e).__name__}:'
         f' {_first_line(e)}); expected an array as np.save writes it'
     ) from None
+  if read_header is None:
+    raise SourceError(f'{where}: unsupported .npy format version {version}')
   if dtype.hasobject:
     raise SourceError(
         f'{where}: holds Python objects (a pickle); expected plain numbers'
