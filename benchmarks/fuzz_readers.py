@@ -6,7 +6,9 @@ message of several lines, a legitimate file refused or read wrong, a death by
 signal, a hang (libFuzzer's -timeout), memory past libFuzzer's -rss_limit_mb.
 
 Readers (targets), each run on the bytes as the build would run it:
-  pickle   batch_format.iter_pickle_chunks on the bytes as an extracted batch;
+  pickle   batch_format.iter_pickle_chunks on the bytes as an extracted batch,
+           twice: strings read while parsing, and the arrays' bytes left in
+           the file (read later in blocks, as a large batch's pixels are);
   npz      batch_format.iter_npz_chunks on the bytes as an extracted npz, and
            the bounded copy out of a deflated member (npz_spool.copy_npz)
            followed by the same read of the copy;
@@ -46,6 +48,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -69,6 +72,9 @@ READERS = ('pickle', 'npz', 'tar')
 SLOWEST_KEPT = 5
 SIZE = 8  # The config the batches are read for.
 CHUNK_ROWS = 3
+# Pickle string bytes read while parsing: the build's budget, and none (only
+# the short strings, names and keys, are read; the arrays' bytes are not).
+EAGER_BYTES = (16 << 20, 0)
 
 
 # ---------------------------------------------------------------------------
@@ -141,8 +147,13 @@ def _consume(chunks) -> int:
 
 
 def read_pickle(data: bytes) -> Iterator[Callable[[], int]]:
+  """Read twice: with the build's budget of string bytes read while parsing
+  (every string of a small file is read then), and with one that leaves the
+  arrays' bytes in the file, read later and decoded in blocks."""
   from imagenet_resized import batch_format  # pylint: disable=g-import-not-at-top
-  yield lambda: _consume(batch_format.iter_pickle_chunks(io.BytesIO(data), 'fuzz', SIZE, CHUNK_ROWS))
+  for eager_bytes in EAGER_BYTES:
+    yield lambda eager_bytes=eager_bytes: _consume(batch_format.iter_pickle_chunks(
+        io.BytesIO(data), 'fuzz', SIZE, CHUNK_ROWS, eager_bytes=eager_bytes))
 
 
 def read_npz(data: bytes) -> Iterator[Callable[[], int]]:
@@ -464,7 +475,12 @@ def check_structured(tally: Tally, batch: dict, form: str) -> None:
   expected = _expected_rows(batch)
   tally.executions += 1
   start = time.perf_counter()
-  reader = batch_format.iter_npz_chunks if form == 'npz' else batch_format.iter_pickle_chunks
+  if form == 'npz':
+    reader = batch_format.iter_npz_chunks
+  else:  # Strings read while parsing, or left in the file: by turns.
+    reader = functools.partial(
+        batch_format.iter_pickle_chunks, eager_bytes=EAGER_BYTES[tally.executions % 2]
+    )
   try:
     chunks = list(reader(io.BytesIO(data), 'fuzz', SIZE, CHUNK_ROWS))
   except SourceError as e:

@@ -354,17 +354,20 @@ def _batch_value(batch: dict, key: str, where: str):
   )
 
 
-def read_pickle_batch(fileobj: BinaryIO, where: str) -> PickledBatch:
+def read_pickle_batch(
+    fileobj: BinaryIO, where: str, eager_bytes: int = PICKLE_EAGER_BYTES
+) -> PickledBatch:
   """Parses and checks a batch pickle; nothing from the file is executed.
 
   Reads the pickle's opcodes into inert records (`inert_pickle`), checks
   them against the forms numpy pickles arrays in (`pickled_numpy`); the
-  pixels stay in the file. `data` is checked for being 2-D uint8 rows here,
-  their width against the config by the caller.
+  pixels stay in the file (strings past `eager_bytes` in all). `data` is
+  checked for being 2-D uint8 rows here, their width against the config by
+  the caller.
   """
   try:
     batch = inert_pickle.parse(
-        fileobj, pickled_numpy.GLOBALS, MAX_PICKLE_VALUES, PICKLE_EAGER_BYTES,
+        fileobj, pickled_numpy.GLOBALS, MAX_PICKLE_VALUES, eager_bytes,
         MAX_BATCH_BYTES,
     )
   except inert_pickle.Malformed as e:
@@ -456,15 +459,16 @@ def _rows_reader(fileobj: BinaryIO, raw: pickled_numpy.Raw, where: str):
 
 
 def iter_pickle_chunks(
-    fileobj: BinaryIO, where: str, size: int, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    fileobj: BinaryIO, where: str, size: int, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    eager_bytes: int = PICKLE_EAGER_BYTES,
 ) -> Iterator[Chunk]:
   """Reads a batch in pickle form: parsed, checked, then its rows in chunks.
 
   Memory: the labels and one chunk of rows, whatever the batch size: the
   pixels stay in the file until read (decoded block by block if the pickle
-  holds them as text), unless they fit in PICKLE_EAGER_BYTES.
+  holds them as text), unless they fit in `eager_bytes`.
   """
-  batch = read_pickle_batch(fileobj, where)
+  batch = read_pickle_batch(fileobj, where, eager_bytes)
   data = batch.data
   check_rows(where, data.shape, data.dtype, size, data.fortran)
   num_rows = data.shape[0]

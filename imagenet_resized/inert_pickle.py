@@ -21,7 +21,8 @@ ones evaluated, by this module's own code: `_codecs.encode(text, 'latin1')`
 Everything is bounded before it is allocated: values pushed (`max_values`,
 each opcode pushes at most one, so nested references cannot multiply them),
 memo entries, the length a string may declare (`max_string`), and string
-bytes read into memory (`eager_bytes`; strings past it stay in the file). The file is read front to back, once, up to STOP.
+bytes read into memory (`eager_bytes`, and SHORT_STRING_BYTES for short
+strings; strings past it stay in the file). The file is read front to back, once, up to STOP.
 
 Why not walk the opcodes with `pickletools.genops` (which runs nothing
 either): it reads every string argument into memory, a Python 2 string twice
@@ -46,6 +47,11 @@ _OPCODE_NAMES = {op.code.encode('latin-1')[0]: op.name for op in pickletools.opc
 # Longest newline-terminated argument other than a string (an int, a global).
 MAX_LINE = 256
 MAX_MEMO = 4096
+# Strings of at most SHORT_STRING bytes are always read while parsing (a
+# batch has a few dozen: keys, global names, dtype codes), SHORT_STRING_BYTES
+# of them in all.
+SHORT_STRING = 256
+SHORT_STRING_BYTES = 1 << 20
 # Codec names Python's pickler writes in `_codecs.encode(text, codec)`.
 _LATIN1 = ('latin1', 'latin-1')
 
@@ -217,6 +223,7 @@ class _Parser:
     self._values_left = max_values
     self._max_values = max_values
     self._eager_left = eager_bytes
+    self._short_left = SHORT_STRING_BYTES
     self._stack: list = []
     self._marks: list[int] = []
     self._memo: dict[int, object] = {}
@@ -346,7 +353,20 @@ class _Parser:
     return n
 
   def _eager(self, n: int) -> bool:
-    """Whether a string of n encoded bytes is read now (within the budget)."""
+    """Whether a string of n encoded bytes is read now; charges its budget.
+
+    Short strings (names, keys, codes) are always read, from a budget of
+    their own, so that a large string read just before them cannot leave
+    them in the file.
+    """
+    if n <= SHORT_STRING:
+      self._short_left -= n
+      if self._short_left < 0:
+        raise Forbidden(
+            f'the pickle holds more than {SHORT_STRING_BYTES} bytes of short'
+            ' strings (names, keys)'
+        )
+      return True
     if n > self._eager_left:
       return False
     self._eager_left -= n
@@ -433,13 +453,12 @@ class _Parser:
       out = decoder.decode(block, final)
       size += len(out)
       latin1 = latin1 and ps.is_latin1(out)
-      if kept is not None and length <= self._eager_left:
+      if kept is not None and length <= max(self._eager_left, SHORT_STRING):
         kept.append(out)
       else:
         kept = None
-    if kept is None:
+    if kept is None or not self._eager(length):
       return None, length, size, latin1
-    self._eager_left -= length
     return empty.join(kept), length, size, latin1
 
   # --- containers --------------------------------------------------------------
