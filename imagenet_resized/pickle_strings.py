@@ -219,7 +219,12 @@ def iter_bytes(f: BinaryIO, string: LazyBytes) -> Iterator[bytes]:
   decoder = _decoder_of(text)
   for block, final in blocks_with_final(_file_blocks(f, text.offset, text.length)):
     out = decoder.decode(block, final)
-    yield out.encode('latin-1') if isinstance(out, str) else out
+    if isinstance(out, str):
+      try:
+        out = out.encode('latin-1')
+      except UnicodeEncodeError:  # Checked when parsing: the file changed.
+        raise DecodeError('a string changed since it was checked') from None
+    yield out
 
 
 class StringReader:
@@ -228,15 +233,16 @@ class StringReader:
   def __init__(self, f: BinaryIO, string: LazyBytes):
     self._f = f
     self._string = string
-    self._blocks = None
+    self._started = False
+    self._blocks = None  # Decoded blocks, for strings stored encoded.
     self._pending = b''
 
   def read(self, n: int) -> bytes:
-    """Exactly `n` bytes (fewer only at the end of the string)."""
+    """Exactly `n` bytes (fewer only at the end of the file)."""
     if isinstance(self._string, RawBytes):  # Straight from the file.
-      if self._blocks is None:
+      if not self._started:
         self._f.seek(self._string.offset)
-        self._blocks = ()
+        self._started = True
       return self._f.read(n)
     if self._blocks is None:
       self._blocks = iter_bytes(self._f, self._string)
