@@ -417,3 +417,32 @@ def test_crafted_zips_are_real_zips(tmp_path):
   ))
   with zipfile.ZipFile(io.BytesIO(outer)) as zf:
     assert zf.read('m') == b'abc' + bytes(3 << 20) + b'xyz'
+
+
+def test_sizes_too_large_to_print_are_given_by_magnitude():
+  """A shape of 32 sizes of 600 digits: its product has 19,000 digits, more
+  than Python prints (a raw ValueError); the message gives magnitudes."""
+  import io  # pylint: disable=g-import-not-at-top
+  from imagenet_resized import batch_format  # pylint: disable=g-import-not-at-top
+
+  def long_int(n: int) -> bytes:
+    body = n.to_bytes((n.bit_length() + 8) // 8, 'little', signed=True)
+    return OP['LONG1'] + bytes([len(body)]) + body
+
+  huge = 10**600
+  data = crafted.call(
+      crafted.glob('numpy.core.multiarray', '_reconstruct'),
+      crafted.tup(crafted.glob('numpy', 'ndarray'), crafted.tup(crafted.integer(0)), crafted.raw(b'b')),
+  ) + crafted.tup(
+      crafted.integer(1), crafted.tup(*[long_int(huge)] * 32), crafted.U1,
+      OP['NEWFALSE'], crafted.raw(bytes(ROW)),
+  ) + OP['BUILD']
+  pickled = crafted.batch_pickle(data, GOOD_LABELS)
+  with pytest.raises(batch_format.SourceError) as e:
+    list(batch_format.iter_pickle_chunks(io.BytesIO(pickled), 'b', SIZE))
+  magnitude = f'over 2**{huge.bit_length() - 1}'
+  assert str(e.value) == (
+      f'b: `data` declares shape ({", ".join([magnitude] * 8)}, ... (32'
+      f' dimensions)) of uint8 (over 2**{(huge**32).bit_length() - 1} bytes)'
+      ' but holds 192 bytes; expected exactly the bytes its shape declares'
+  )
