@@ -74,7 +74,7 @@ def test_wheel_metadata_declares_dependencies(wheel):
       'apache-beam', 'mlcroissant',
   }
   assert not any("extra == 'beam'" in r.replace('"', "'") for r in requires)
-  assert 'Requires-Python: >=3.10' in wheel.read(meta).decode()
+  assert 'Requires-Python: >=3.11' in wheel.read(meta).decode()
 
 
 def test_installed_package_reads_installed_data():
