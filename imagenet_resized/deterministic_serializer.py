@@ -14,21 +14,21 @@ protobuf API, which costs a third of TFDS's generic conversion through numpy
 builder's main process and bounds the build's speed. Other examples take
 TFDS's own path, serialized deterministically.
 
-`serializer_for_builds()` puts the class in place of TFDS's for the duration
-of a build: TFDS's split builder creates its serializer from the module
-attribute when a split starts (the Beam writer pickles the instance, so Beam
-workers use it too).
+The builder puts the class in place of TFDS's for the duration of a build
+(`tfds_internals.example_serializer_swapped`): TFDS's split builder creates
+its serializer from the module attribute when a split starts (the Beam writer
+pickles the instance, so Beam workers use it too).
 """
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
-from tensorflow_datasets.core import example_serializer
-from tensorflow_datasets.core.utils import dtype_utils
 from tensorflow_datasets.proto import tf_example_pb2
+
+from imagenet_resized import tfds_internals
+from imagenet_resized.tfds_internals import dtype_utils
 
 
 def _scalar_kind(tensor_info) -> str | None:
@@ -44,7 +44,7 @@ def _scalar_kind(tensor_info) -> str | None:
   return None
 
 
-class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
+class DeterministicExampleSerializer(tfds_internals.ExampleSerializer):
   """TFDS's ExampleSerializer, with output independent of the process."""
 
   def __init__(self, example_specs):
@@ -77,14 +77,3 @@ class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
       if serialized is not None:
         return serialized
     return self.get_tf_example(example).SerializeToString(deterministic=True)
-
-
-@contextlib.contextmanager
-def serializer_for_builds() -> Iterator[None]:
-  """Within the block, TFDS's split builder serializes with our class."""
-  original = example_serializer.ExampleSerializer
-  example_serializer.ExampleSerializer = DeterministicExampleSerializer
-  try:
-    yield
-  finally:
-    example_serializer.ExampleSerializer = original
