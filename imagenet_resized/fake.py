@@ -8,6 +8,7 @@ deterministic for a given seed (fixed zip timestamps, no pickle memo noise).
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import pickle
@@ -125,20 +126,16 @@ class _Py2Pickler(pickle._Pickler):  # pylint: disable=protected-access
 
 
 def _py2_repr(data: bytes) -> bytes:
-  """Python 2's `repr` of a `str`: what its protocol 0 STRING opcode holds."""
-  quote = b'"' if b"'" in data and b'"' not in data else b"'"
-  named = {ord('\t'): b'\\t', ord('\n'): b'\\n', ord('\r'): b'\\r'}
-  out = []
-  for c in data:
-    if c in (quote[0], ord('\\')):
-      out.append(b'\\' + bytes([c]))
-    elif c in named:
-      out.append(named[c])
-    elif c < 0x20 or c >= 0x7F:
-      out.append(b'\\x%02x' % c)
-    else:
-      out.append(bytes([c]))
-  return quote + b''.join(out) + quote
+  """Python 2's `repr` of a `str`: what its protocol 0 STRING opcode holds.
+
+  `codecs.escape_encode` is Python 2's string escaping (`\\t`, `\\n`, `\\r`,
+  `\\\\`, `\\'`, `\\xNN`); Python 2 quoted with `"` when the text held `'` and
+  no `"`, and then left `'` unescaped.
+  """
+  body = codecs.escape_encode(data)[0]
+  if b"'" in data and b'"' not in data:
+    return b'"' + body.replace(b"\\'", b"'") + b'"'
+  return b"'" + body + b"'"
 
 
 def py2_pickle_bytes(batch: dict, protocol: int = 2) -> bytes:

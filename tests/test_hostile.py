@@ -257,7 +257,7 @@ def _good_npz_members():
 
 def npz_member_inflating_past_its_npy_header(tmp_path):
   """data.npy's zip headers give 256 MiB more than its .npy header declares
-  (4 rows), all of it zeros: a 1 MB zip inflating to 256 MiB."""
+  (4 rows), all of it zeros: a 266 KB zip inflating to 256 MiB."""
   data, labels = _good_npz_members()
   data = Member('data.npy', (*data.parts, Zeros(BOMB)))
   path = _npz_bomb_zip(tmp_path, crafted.zip_parts([data, labels]))
@@ -297,7 +297,7 @@ VAL_IMAGE = 'ILSVRC2012_val_00000001.JPEG'
 
 
 def gnu_sparse_member(tmp_path):
-  """A 3 KB tar whose sparse member reads as 2 GiB of zeros."""
+  """A 2 KB tar whose sparse member reads as 2 GiB of zeros."""
   tar = (
       crafted.tar_header(VAL_IMAGE, 512, b'S', sparse=[(0, 512)], real_size=2 << 30)
       + crafted.padded(b'\xff\xd8' + bytes(510)) + crafted.tar_end()
