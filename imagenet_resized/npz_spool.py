@@ -78,13 +78,16 @@ class _Copy:
     return SourceError(f'{self._where}: {what}; {expected}')
 
 
-def _zip64_sizes(extra: bytes, csize: int, usize: int) -> tuple[int, int]:
-  """Sizes from a zip64 extra field where the header holds 0xFFFFFFFF."""
+def _zip64_sizes(extra: bytes, csize: int, usize: int) -> tuple[int, int, bool]:
+  """Sizes from a zip64 extra field where the header holds 0xFFFFFFFF, and
+  whether there is one (then a data descriptor has 8-byte sizes)."""
+  zip64 = False
   pos = 0
   while pos + 4 <= len(extra):
     kind, length = struct.unpack('<HH', extra[pos : pos + 4])
     body = extra[pos + 4 : pos + 4 + length]
     if kind == _ZIP64_EXTRA:
+      zip64 = True
       values = [v for (v,) in struct.iter_unpack('<Q', body[: len(body) // 8 * 8])]
       if usize == 0xFFFFFFFF and values:
         usize = values.pop(0)
@@ -92,20 +95,20 @@ def _zip64_sizes(extra: bytes, csize: int, usize: int) -> tuple[int, int]:
         csize = values.pop(0)
       break
     pos += 4 + length
-  return csize, usize
+  return csize, usize, zip64
 
 
-def _npy_header(c: _Copy, where: str) -> tuple[int, int]:
+def _npy_header(c: _Copy, where: str, shown: str) -> tuple[int, int]:
   """Copies a stored .npy member's header; returns the bytes of the header
-  and of the data it declares."""
+  and of the data it declares. `where` names the member, `shown` its name."""
   magic = c.take(8)
   if magic[:6] != _NPY_MAGIC:
-    raise c.refuse(f'{where} is not a .npy array (no .npy magic)')
+    raise c.refuse(f'{shown} is not a .npy array (no .npy magic)')
   length_bytes = c.take(2 if magic[6] == 1 else 4)
   header_length = int.from_bytes(length_bytes, 'little')
   if header_length > batch_format.MAX_NPY_HEADER:
     raise c.refuse(
-        f'{where} has a .npy header of {header_length} bytes (over'
+        f'{shown} has a .npy header of {header_length} bytes (over'
         f' {batch_format.MAX_NPY_HEADER})'
     )
   header = c.take(header_length)
@@ -115,7 +118,7 @@ def _npy_header(c: _Copy, where: str) -> tuple[int, int]:
   data_bytes = math.prod(shape) * dtype.itemsize
   if data_bytes > batch_format.MAX_BATCH_BYTES:
     raise c.refuse(
-        f'{where} declares shape {one_line.shape(shape)} of {dtype}'
+        f'{shown} declares shape {one_line.shape(shape)} of {dtype}'
         f' ({one_line.quantity(data_bytes)} bytes), over the'
         f' {batch_format.MAX_BATCH_BYTES} bytes of the largest batch allowed'
     )
@@ -129,15 +132,14 @@ def _member(c: _Copy, where: str) -> None:
   )
   name = c.take(name_length).decode('utf-8', 'replace')
   shown = one_line.shown(name, 60)
-  csize, usize = _zip64_sizes(c.take(extra_length), csize, usize)
+  csize, usize, zip64 = _zip64_sizes(c.take(extra_length), csize, usize)
   streamed = bool(flags & 0x08)  # Sizes in a descriptor after the data.
   if flags & 0x01:
     raise c.refuse(f'holds an encrypted member {shown}')
   if not name.endswith('.npy'):
     raise c.refuse(f'holds a member {shown} that is not a .npy array')
-  member_where = f'{where}:{shown}'
   if method == _STORED:
-    header_bytes, data_bytes = _npy_header(c, member_where)
+    header_bytes, data_bytes = _npy_header(c, f'{where}:{shown}', shown)
     declared = header_bytes + data_bytes
     if streamed:
       usize = csize = declared
@@ -158,16 +160,15 @@ def _member(c: _Copy, where: str) -> None:
         f'{" of unknown size" if streamed else ""}'
     )
   if streamed:
-    _descriptor(c, shown, csize, usize)
+    _descriptor(c, shown, csize, usize, zip64)
 
 
-def _descriptor(c: _Copy, shown: str, csize: int, usize: int) -> None:
+def _descriptor(c: _Copy, shown: str, csize: int, usize: int, zip64: bool) -> None:
   """The data descriptor after a streamed member: its sizes must agree."""
   first = c.take(4)
   if first == _DESCRIPTOR:
     c.take(4)  # The CRC-32 (then first was the signature).
-  wide = usize >= 0xFFFFFFFF
-  sizes = struct.unpack('<QQ' if wide else '<II', c.take(16 if wide else 8))
+  sizes = struct.unpack('<QQ' if zip64 else '<II', c.take(16 if zip64 else 8))
   if sizes != (csize, usize):
     raise c.refuse(
         f'{shown}: its data descriptor gives sizes {sizes}, its .npy header'
