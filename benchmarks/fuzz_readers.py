@@ -99,13 +99,29 @@ def pickle_seeds() -> list[bytes]:
   return seeds
 
 
+class UnseekableStream(io.RawIOBase):
+  """A write-only stream: zipfile puts sizes after each member's data."""
+
+  def __init__(self):
+    super().__init__()
+    self.buffer = io.BytesIO()
+
+  def writable(self) -> bool:
+    return True
+
+  def write(self, data) -> int:
+    return self.buffer.write(data)
+
+
 def npz_seeds() -> list[bytes]:
+  """np.savez (to a file, and to a stream), np.savez_compressed."""
   from imagenet_resized import fake  # pylint: disable=g-import-not-at-top
   batch = _batch(3)
-  buf = io.BytesIO()
-  np.savez_compressed(buf, **batch)
+  compressed, stream = io.BytesIO(), UnseekableStream()
+  np.savez_compressed(compressed, **batch)
+  np.savez(stream, **batch)
   return [fake.npz_bytes(batch), fake.npz_bytes({k: batch[k] for k in ('labels', 'data')}),
-          buf.getvalue()]
+          compressed.getvalue(), stream.buffer.getvalue()]
 
 
 def _jpeg(image: np.ndarray, mode: str = 'RGB', fmt: str = 'JPEG') -> bytes:

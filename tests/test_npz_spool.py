@@ -5,27 +5,18 @@ numpy writes, byte for byte, and names what it refuses once.
 """
 
 import io
+import sys
 
 import numpy as np
 import pytest
 
 import crafted
+from conftest import REPO
 from imagenet_resized import batch_format, fake, npz_spool
 from imagenet_resized.batch_format import SourceError
 
-
-class _Unseekable(io.RawIOBase):
-  """A write-only stream: zipfile then puts sizes after each member's data."""
-
-  def __init__(self):
-    super().__init__()
-    self.buffer = io.BytesIO()
-
-  def writable(self):
-    return True
-
-  def write(self, data):
-    return self.buffer.write(data)
+sys.path.insert(0, str(REPO / 'benchmarks'))
+import fuzz_readers  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _savez(batch):
@@ -41,7 +32,7 @@ def _savez_compressed(batch):
 
 
 def _savez_to_a_stream(batch):
-  stream = _Unseekable()
+  stream = fuzz_readers.UnseekableStream()
   np.savez(stream, **batch)
   return stream.buffer.getvalue()
 
