@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-from imagenet_resized import batch_format, png_codec, sources
+from imagenet_resized import batch_format, png_codec, sources, worker_pool
 from imagenet_resized.batch_format import SourceError
 
 # Rows handed to a worker at a time. Small enough to keep workers busy and
@@ -32,7 +32,7 @@ def iter_examples(
     batches: Iterable[sources.Batch], size: int, workers: int = 0
 ) -> Iterator[tuple[str, dict]]:
   """Examples of `batches`, PNG-encoded in `workers` processes (0: here)."""
-  encoded = png_codec.parallel_map(_encode_chunk, _chunks(batches, size), workers)
+  encoded = worker_pool.parallel_map(_encode_chunk, _chunks(batches, size), workers)
   for key, start, pngs, labels in encoded:
     for i, (png, label) in enumerate(zip(pngs, labels), start):
       yield f'{key}{i}', {'image': png, 'label': label}

@@ -41,7 +41,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from imagenet_resized import png_codec, resources
+from imagenet_resized import png_codec, resources, worker_pool
 from imagenet_resized.batch_format import SourceError
 from imagenet_resized.sources import SPLITS, TRAIN, VALIDATION
 
@@ -488,7 +488,7 @@ def iter_examples(
 ) -> Iterator[tuple[str, dict]]:
   """(key, {'image': PNG bytes, 'label': int}) of a split, decoded in workers."""
   chunks = ((chunk, size, draft) for chunk in _chunked(source.images(), DECODE_CHUNK_IMAGES))
-  for encoded in png_codec.parallel_map(_encode_chunk, chunks, workers):
+  for encoded in worker_pool.parallel_map(_encode_chunk, chunks, workers):
     for key, png, label in encoded:
       yield key, {'image': png, 'label': label}
 

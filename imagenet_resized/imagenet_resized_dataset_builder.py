@@ -16,7 +16,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core import shuffle as tfds_shuffle
 
 from imagenet_resized import deterministic_serializer
-from imagenet_resized import examples, ilsvrc, png_codec, resources, sources
+from imagenet_resized import examples, ilsvrc, resources, sources, worker_pool
 from imagenet_resized.batch_format import SourceError
 
 VERSION = tfds.core.Version('0.1.0')
@@ -201,7 +201,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if getattr(self, '_use_beam', False):
       return ilsvrc.beam_examples(source, size, draft)
     return ilsvrc.iter_examples(
-        source, size, workers=png_codec.default_workers(), draft=draft
+        source, size, workers=worker_pool.default_workers(), draft=draft
     )
 
   def _generate_examples(self, source: sources.SplitSource):
@@ -210,5 +210,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       from imagenet_resized import beam_io  # pylint: disable=g-import-not-at-top
       return beam_io.ExamplesFromBatches(source, size)
     return examples.iter_split_examples(
-        source, size, workers=png_codec.default_workers()
+        source, size, workers=worker_pool.default_workers()
     )

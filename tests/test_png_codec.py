@@ -1,14 +1,12 @@
 """PNG writer and worker pool: lossless, deterministic, ordered, bounded."""
 
 import io
-import itertools
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from imagenet_resized import fake, png_codec
-from imagenet_resized.batch_format import SourceError
 
 
 def _fake_images(size: int, n: int = 12) -> np.ndarray:
@@ -58,59 +56,3 @@ def test_bad_input_is_refused_in_one_line():
       'images have dtype float32 and shape (2, 8, 8, 3); expected uint8 of'
       ' shape (n, height, width, channels) with 1 to 4 channels'
   )
-
-
-# ---------------------------------------------------------------------------
-# parallel_map and prefetch.
-
-
-def _square(x: int) -> int:
-  return x * x
-
-
-@pytest.mark.parametrize('workers', [0, 2])
-def test_parallel_map_keeps_the_input_order(workers):
-  assert list(png_codec.parallel_map(_square, range(50), workers)) == [
-      x * x for x in range(50)
-  ]
-
-
-def test_parallel_map_reads_ahead_a_bounded_number_of_items():
-  drawn = []
-
-  def items():
-    for i in itertools.count():
-      drawn.append(i)
-      yield i
-
-  results = png_codec.parallel_map(_square, items(), workers=2, in_flight_per_worker=2)
-  assert next(results) == 0
-  # 4 pending in the pool, one waiting in the read-ahead queue, one in hand.
-  assert len(drawn) <= 2 * 2 + 2
-  results.close()
-
-
-def test_parallel_map_reraises_a_reader_error():
-  def items():
-    yield 1
-    yield 2
-    raise SourceError('batch.npz: file ends early')
-
-  results = png_codec.parallel_map(_square, items(), workers=2)
-  with pytest.raises(SourceError, match=r'^batch\.npz: file ends early$'):
-    list(results)
-
-
-def test_prefetch_closes_an_abandoned_source():
-  closed = []
-
-  def items():
-    try:
-      yield from range(100)
-    finally:
-      closed.append(True)
-
-  ahead = png_codec.prefetch(items(), depth=2)
-  assert [next(ahead), next(ahead)] == [0, 1]
-  ahead.close()
-  assert closed == [True]
