@@ -11,9 +11,15 @@ libpng does:
   libpng's own heuristic: the least sum of the filtered bytes read as signed
   values (min(v, 256 - v)). numpy computes all five filters and their sums for
   a block of images at once, so the choice costs a few microseconds per image.
-* Deflate by libdeflate (the `deflate` package) at level `DEFLATE_LEVEL`:
-  on crops of photographs it gives smaller files than zlib at any level,
-  and faster (BENCHMARKS.md, "PNG writer": `benchmarks/bench_png.py`).
+* Deflate by libdeflate (the `deflate` package), at the level
+  `deflate_level` picks by image size. Measured on crops of photographs
+  (BENCHMARKS.md, "PNG writer", `benchmarks/bench_png.py`): libdeflate's
+  level 1 compresses these small, detailed images as well as its levels 2-9
+  and as zlib at any level (within 1-2 % of libpng's files), 3-6x faster than
+  zlib; its levels 10-12 (near-optimal parsing) are the only way below
+  libpng's size, by 0.1-1 %, at 2-10x the time. So images of up to 16x16,
+  whose compression is a small part of a build's cost per example, get level
+  12; larger ones level 1.
 
 The files are 8-bit, non-interlaced, with one IDAT chunk; any PNG decoder
 reads them (tests decode them with Pillow and with TensorFlow). They are
@@ -37,9 +43,10 @@ from typing import Callable
 import deflate
 import numpy as np
 
-# libdeflate's level 9 (of 1..12): the measured sweet spot on photo crops
-# (BENCHMARKS.md): levels 10-12 shave under 1 % more at several times the cost.
-DEFLATE_LEVEL = 9
+# libdeflate's levels (1..12) by image size; see `deflate_level`.
+SMALL_IMAGE_PIXELS = 16 * 16
+SMALL_IMAGE_LEVEL = 12
+LEVEL = 1
 
 # PNG filter types (PNG spec, 9.2), in the order libpng tries them: ties go to
 # the first.
@@ -155,14 +162,20 @@ def scanlines(images: np.ndarray, filter_type: int | None = None) -> np.ndarray:
   return out
 
 
+def deflate_level(height: int, width: int) -> int:
+  """libdeflate's level for images of this size (module docstring: why)."""
+  return SMALL_IMAGE_LEVEL if height * width <= SMALL_IMAGE_PIXELS else LEVEL
+
+
 def encode_pngs(
     images: np.ndarray,
-    level: int = DEFLATE_LEVEL,
+    level: int | None = None,
     compress: Callable[[bytes, int], bytes] | None = None,
     filter_type: int | None = None,
 ) -> list[bytes]:
   """(n, H, W, C) uint8 images (C in 1..4) -> n lossless PNG byte strings.
 
+  level: the compressor's level; None: `deflate_level` of the image size.
   compress: a zlib-stream compressor (data, level) -> bytes, libdeflate's by
   default (the benchmark passes others to compare them).
   filter_type: see `scanlines`.
@@ -170,6 +183,8 @@ def encode_pngs(
   images = _check(images)
   _, height, width, channels = images.shape
   compress = compress or deflate.zlib_compress
+  if level is None:
+    level = deflate_level(height, width)
   header = _SIGNATURE + _chunk(
       b'IHDR',
       # Width, height, bit depth 8, colour type, deflate, filters, no interlace.
@@ -181,6 +196,6 @@ def encode_pngs(
   ]
 
 
-def encode_png(image: np.ndarray, level: int = DEFLATE_LEVEL) -> bytes:
+def encode_png(image: np.ndarray, level: int | None = None) -> bytes:
   """One (H, W, C) uint8 image -> lossless PNG bytes."""
   return encode_pngs(np.asarray(image)[None], level)[0]
