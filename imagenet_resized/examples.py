@@ -17,22 +17,26 @@ from imagenet_resized.batch_format import SourceError
 ENCODE_CHUNK_ROWS = 1024
 
 
-def _encode_chunk(item: tuple[str, batch_format.Chunk]):
-  key, chunk = item
-  return key, chunk.start, png_codec.encode_pngs(chunk.images), chunk.labels.tolist()
+def _encode_chunk(images, item: tuple[str, int, list[int]]):
+  key, start, labels = item
+  return key, start, png_codec.encode_pngs(images), labels
 
 
 def _chunks(batches: Iterable[sources.Batch], size: int):
+  """(HWC images, (batch key, first row, labels)) of each chunk of rows."""
   for batch in batches:
     for chunk in batch.chunks(size, chunk_rows=ENCODE_CHUNK_ROWS):
-      yield batch.key, chunk
+      yield chunk.images, (batch.key, chunk.start, chunk.labels.tolist())
 
 
 def iter_examples(
     batches: Iterable[sources.Batch], size: int, workers: int = 0
 ) -> Iterator[tuple[str, dict]]:
   """Examples of `batches`, PNG-encoded in `workers` processes (0: here)."""
-  encoded = worker_pool.parallel_map(_encode_chunk, _chunks(batches, size), workers)
+  encoded = worker_pool.parallel_map_arrays(
+      _encode_chunk, _chunks(batches, size), workers,
+      slot_bytes=ENCODE_CHUNK_ROWS * size * size * 3,
+  )
   for key, start, pngs, labels in encoded:
     for i, (png, label) in enumerate(zip(pngs, labels), start):
       yield f'{key}{i}', {'image': png, 'label': label}
