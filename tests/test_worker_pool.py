@@ -3,7 +3,6 @@
 import itertools
 
 import numpy as np
-
 import pytest
 
 from imagenet_resized import worker_pool
