@@ -6,9 +6,13 @@ Importing this package registers the `imagenet_resized` builder with TFDS:
     ds = tfds.load('imagenet_resized/32x32', split='train', as_supervised=True)
 """
 
-from imagenet_resized.imagenet_resized_dataset_builder import Builder
-from imagenet_resized.imagenet_resized_dataset_builder import ImagenetResizedConfig
-from imagenet_resized import labels
+from imagenet_resized import quiet_start
+
+quiet_start.quiet_tensorflow_for_command_line()
+
+from imagenet_resized.imagenet_resized_dataset_builder import Builder  # pylint: disable=g-import-not-at-top
+from imagenet_resized.imagenet_resized_dataset_builder import ImagenetResizedConfig  # pylint: disable=g-import-not-at-top
+from imagenet_resized import labels  # pylint: disable=g-import-not-at-top
 
 __all__ = ['Builder', 'ImagenetResizedConfig', 'labels']
 __version__ = '0.1.0'

@@ -5,7 +5,8 @@
   fake    fake source archives in the authors' exact names and layout
 
 A user's mistake (unknown config, missing dataset, bad path) ends with one
-line on stderr and exit status 2 (usage) or 1 (everything else).
+line on stderr and exit status 2 (usage) or 1 (everything else). TensorFlow's
+start-up logging is kept quiet (`quiet_start`) unless `--verbose` is given.
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ class _Parser(argparse.ArgumentParser):
 
   def error(self, message: str) -> NoReturn:
     self.exit(2, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+  # Acted on when the package is imported (quiet_start reads the command
+  # line), before argparse runs; declared here so that it is accepted anywhere.
+  parser.add_argument(
+      '-v', '--verbose', action='store_true', default=argparse.SUPPRESS,
+      help='show TensorFlow\'s start-up logging and TFDS\'s warnings',
+  )
 
 
 def _int_at_least(low: int, high: int | None = None):
@@ -157,6 +167,7 @@ def make_parser() -> argparse.ArgumentParser:
           ' et al. (2017) for TensorFlow Datasets.'
       ),
   )
+  _add_verbose(parser)
   commands = parser.add_subparsers(
       dest='command', metavar='COMMAND', required=True, parser_class=_Parser
   )
@@ -172,6 +183,7 @@ def make_parser() -> argparse.ArgumentParser:
           ' IDs, the order of most pretrained models).'
       ),
   )
+  _add_verbose(labels_parser)
   labels_parser.set_defaults(run=_labels)
 
   show = commands.add_parser(
@@ -196,6 +208,7 @@ def make_parser() -> argparse.ArgumentParser:
   show.add_argument('-n', type=_int_at_least(1), default=DEFAULT_SHOW_EXAMPLES,
                     help=f'how many examples (default {DEFAULT_SHOW_EXAMPLES})')
   show.add_argument('-o', '--output', required=True, help='the PNG to write')
+  _add_verbose(show)
   show.set_defaults(run=_show)
 
   fake_parser = commands.add_parser(
@@ -230,6 +243,7 @@ def make_parser() -> argparse.ArgumentParser:
   fake_parser.add_argument('--extracted', action='store_true',
                            help='write the extracted batch files instead of'
                            ' the zips')
+  _add_verbose(fake_parser)
   fake_parser.set_defaults(run=_fake)
   return parser
 
@@ -240,7 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   # TFDS's warnings about the folders it looks through are noise here.
   absl_logger = logging.getLogger('absl')
   absl_level = absl_logger.level
-  absl_logger.setLevel(logging.ERROR)
+  if not getattr(args, 'verbose', False):
+    absl_logger.setLevel(logging.ERROR)
   try:
     args.run(args)
   except BrokenPipeError:  # `imagenet-resized labels | head`

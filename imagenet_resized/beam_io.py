@@ -22,14 +22,27 @@ import apache_beam as beam
 from imagenet_resized import examples, sources
 
 
-def _batch_examples(batch: sources.Batch, size: int) -> Iterator[tuple[str, dict]]:
-  """The (key, example) pairs of one batch, encoded in this worker."""
+_ROWS = 'rows'
+
+
+def _batch_examples(
+    batch: sources.Batch, size: int, source: sources.SplitSource
+) -> Iterator:
+  """The (key, example) pairs of one batch, encoded in this worker; then, on
+  the `rows` output, (batch name, number of rows)."""
+  rows = []
+
+  def batch_done(done: sources.Batch, count: int) -> None:
+    sources.check_batch_rows(source, done, count)
+    rows.append((done.name, count))
+
   # No encoding pool inside a Beam worker: the runner supplies the parallelism.
-  yield from examples.iter_examples([batch], size, workers=0)
+  yield from examples.iter_examples([batch], size, workers=0, batch_done=batch_done)
+  yield beam.pvalue.TaggedOutput(_ROWS, rows[0])
 
 
-def _check_count(count: int, source: sources.SplitSource) -> None:
-  examples.check_count(source, count)
+def _check_rows(rows_by_batch: dict[str, int], source: sources.SplitSource) -> None:
+  sources.check_split_rows(source, rows_by_batch)
 
 
 class ExamplesFromBatches(beam.PTransform):
@@ -41,19 +54,20 @@ class ExamplesFromBatches(beam.PTransform):
     self._size = size
 
   def expand(self, pipeline):
-    pairs = (
+    outputs = (
         pipeline
         | 'Batches' >> beam.Create(list(self._source.batches))
         # Breaks fusion with Create so that batches go to different workers.
         | 'SpreadBatches' >> beam.Reshuffle()
-        | 'Examples' >> beam.FlatMap(_batch_examples, size=self._size)
+        | 'Examples' >> beam.FlatMap(
+            _batch_examples, size=self._size, source=self._source
+        ).with_outputs(_ROWS, main='examples')
     )
-    if self._source.expected_examples is not None:
-      # The published archives must give the published split size; a wrong
-      # count fails the pipeline with the same message as the generator path.
-      _ = (
-          pairs
-          | 'CountExamples' >> beam.combiners.Count.Globally()
-          | 'CheckCount' >> beam.Map(_check_count, source=self._source)
-      )
-    return pairs
+    # A split that claims to be the published one must be whole; a wrong
+    # count fails the pipeline with the same message as the generator path.
+    _ = (
+        outputs[_ROWS]
+        | 'RowsByBatch' >> beam.combiners.ToDict()
+        | 'CheckRows' >> beam.Map(_check_rows, source=self._source)
+    )
+    return outputs['examples']

@@ -11,26 +11,26 @@ For flat examples of scalar byte-string and integer features, such as ours
 (`image`: PNG bytes, `label`: int), the proto's wire bytes are written out
 directly (protobuf's encoding of a tf.train.Example, map entries in key
 order: what `SerializeToString(deterministic=True)` writes, which the tests
-check): ~2 us per example, against ~13 us through the protobuf API and ~43 us
+check): ~4 us per example, against ~13 us through the protobuf API and ~43 us
 through TFDS's generic conversion through numpy. Serialization runs in the
 builder's main process, which bounds the build's speed. Other examples take
 TFDS's own path, serialized deterministically.
 
-`serializer_for_builds()` puts the class in place of TFDS's for the duration
-of a build: TFDS's split builder creates its serializer from the module
-attribute when a split starts (the Beam writer pickles the instance, so Beam
-workers use it too).
+The builder puts the class in place of TFDS's for the duration of a build
+(`tfds_internals.example_serializer_swapped`): TFDS's split builder creates
+its serializer from the module attribute when a split starts (the Beam writer
+pickles the instance, so Beam workers use it too).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
-from tensorflow_datasets.core import example_serializer
-from tensorflow_datasets.core.utils import dtype_utils
+
+from imagenet_resized import tfds_internals
+from imagenet_resized.tfds_internals import dtype_utils
 
 
 def _scalar_kind(tensor_info) -> str | None:
@@ -79,7 +79,7 @@ def _map_key(name: str) -> bytes:
   return _field(1, name.encode())
 
 
-class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
+class DeterministicExampleSerializer(tfds_internals.ExampleSerializer):
   """TFDS's ExampleSerializer, with output independent of the process."""
 
   def __init__(self, example_specs):
@@ -116,14 +116,3 @@ class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
       if serialized is not None:
         return serialized
     return self.get_tf_example(example).SerializeToString(deterministic=True)
-
-
-@contextlib.contextmanager
-def serializer_for_builds() -> Iterator[None]:
-  """Within the block, TFDS's split builder serializes with our class."""
-  original = example_serializer.ExampleSerializer
-  example_serializer.ExampleSerializer = DeterministicExampleSerializer
-  try:
-    yield
-  finally:
-    example_serializer.ExampleSerializer = original

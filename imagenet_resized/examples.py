@@ -7,10 +7,9 @@ Pure Python + numpy + zlib: no TFDS here.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from imagenet_resized import batch_format, png_codec, sources, worker_pool
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized import png_codec, sources, worker_pool
 
 # Rows handed to a worker at a time. Small enough to keep workers busy and
 # memory flat, large enough to amortise the inter-process hop.
@@ -22,19 +21,28 @@ def _encode_chunk(images, item: tuple[str, int, list[int]]):
   return key, start, png_codec.encode_pngs(images), labels
 
 
-def _chunks(batches: Iterable[sources.Batch], size: int):
+# Called with each batch and its number of rows once the batch has been read.
+BatchDone = Callable[[sources.Batch, int], None]
+
+
+def _chunks(batches: Iterable[sources.Batch], size: int, batch_done: BatchDone | None):
   """(HWC images, (batch key, first row, labels)) of each chunk of rows."""
   for batch in batches:
+    rows = 0
     for chunk in batch.chunks(size, chunk_rows=ENCODE_CHUNK_ROWS):
+      rows = chunk.start + len(chunk.labels)
       yield chunk.images, (batch.key, chunk.start, chunk.labels.tolist())
+    if batch_done is not None:
+      batch_done(batch, rows)
 
 
 def iter_examples(
-    batches: Iterable[sources.Batch], size: int, workers: int = 0
+    batches: Iterable[sources.Batch], size: int, workers: int = 0,
+    batch_done: BatchDone | None = None,
 ) -> Iterator[tuple[str, dict]]:
   """Examples of `batches`, PNG-encoded in `workers` processes (0: here)."""
   encoded = worker_pool.parallel_map_arrays(
-      _encode_chunk, _chunks(batches, size), workers,
+      _encode_chunk, _chunks(batches, size, batch_done), workers,
       slot_bytes=ENCODE_CHUNK_ROWS * size * size * 3,
   )
   for key, start, pngs, labels in encoded:
@@ -45,17 +53,12 @@ def iter_examples(
 def iter_split_examples(
     source: sources.SplitSource, size: int, workers: int = 0
 ) -> Iterator[tuple[str, dict]]:
-  """Examples of a whole split; checks the published split size at the end."""
-  count = 0
-  for key_example in iter_examples(source.batches, size, workers):
-    count += 1
-    yield key_example
-  check_count(source, count)
+  """Examples of a whole split, checked to be whole where it is published."""
+  rows_by_batch: dict[str, int] = {}
 
+  def batch_done(batch: sources.Batch, rows: int) -> None:
+    rows_by_batch[batch.name] = rows
+    sources.check_batch_rows(source, batch, rows)
 
-def check_count(source: sources.SplitSource, count: int) -> None:
-  if source.expected_examples is not None and count != source.expected_examples:
-    raise SourceError(
-        f'{", ".join(source.files)}: the {source.split} split has {count}'
-        f' examples; the published archives hold {source.expected_examples}'
-    )
+  yield from iter_examples(source.batches, size, workers, batch_done)
+  sources.check_split_rows(source, rows_by_batch)

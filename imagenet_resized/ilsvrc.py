@@ -39,6 +39,7 @@ import tarfile
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+import PIL
 from PIL import Image
 
 from imagenet_resized import png_codec, resources, worker_pool
@@ -55,10 +56,15 @@ FOLDER_NAMES = {
 }
 FORM_TARBALL = 'ILSVRC2012 tarballs'
 FORM_FOLDERS = 'ILSVRC2012 folders'
-METHOD = "PIL BOX resize from ILSVRC2012 JPEGs: convert('RGB'), resize((S, S), Image.BOX)"
+METHOD = (
+    "computed from the ILSVRC2012 JPEGs by the authors' documented method:"
+    " Pillow, convert('RGB'), resize((S, S), Image.BOX); not compared with the"
+    " authors' files, whose exact JPEGs and Pillow version are unknown"
+)
 METHOD_DRAFT = (
-    "PIL BOX resize from ILSVRC2012 JPEGs decoded at reduced scale (JPEG draft"
-    " mode, not pixel-identical): convert('RGB'), resize((S, S), Image.BOX)"
+    "computed from the ILSVRC2012 JPEGs decoded at reduced scale (JPEG draft"
+    " mode, not pixel-identical to the full decode), then the authors'"
+    " documented method: Pillow, convert('RGB'), resize((S, S), Image.BOX)"
 )
 NUM_VALIDATION_IMAGES = 50_000
 # The ground truth as tensorflow-datasets ships it, relative to its package.
@@ -388,8 +394,8 @@ class SplitSource:
 
 
 def method(draft: bool = False) -> str:
-  """How the images were made, for the dataset metadata."""
-  return METHOD_DRAFT if draft else METHOD
+  """How the images were made, for the dataset metadata (Pillow's version too)."""
+  return f'{METHOD_DRAFT if draft else METHOD} (made with Pillow {PIL.__version__})'
 
 
 def _holds_images(folder: str) -> bool:

@@ -2,86 +2,164 @@
 
 TFDS glue only: configs, metadata, where the sources come from, and handing
 (key, example) pairs to TFDS. Reading and validating the authors' batches is
-in `sources` / `batch_format`, PNG encoding in `png_codec`, Beam in `beam_io`.
+in `sources` / `batch_format`, ImageNet's JPEGs in `ilsvrc`, PNG encoding in
+`png_codec`, Beam in `beam_io`, and every touch of TFDS's internals in
+`tfds_internals`.
+
+One name, one dataset: `8x8` ... `64x64` are built from the authors' archives
+only; the same sizes computed from the ILSVRC2012 JPEGs are other datasets,
+with names of their own (`32x32_ilsvrc2012`), asked for by name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 
 import numpy as np
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core import shuffle as tfds_shuffle
 
-from imagenet_resized import deterministic_serializer
+from imagenet_resized import deterministic_serializer, download_probe
 from imagenet_resized import examples, ilsvrc, resources, sources, worker_pool
+from imagenet_resized import tfds_internals
 from imagenet_resized.batch_format import SourceError
 
 VERSION = tfds.core.Version('0.1.0')
 HOMEPAGE = 'https://patrykchrabaszcz.github.io/Imagenet32/'
+LOGIN_PAGE = 'https://image-net.org/download-images'
+
+# Where a config's images come from.
+AUTHORS = 'authors'  # The authors' published batches (npz or pickle).
+ILSVRC2012 = 'ilsvrc2012'  # Computed here from the ILSVRC2012 JPEGs.
+SOURCE_NAMES = (AUTHORS, ILSVRC2012)
 
 log = logging.getLogger(__name__)
 
 
-@contextlib.contextmanager
-def _shuffle_memory_limit(limit_bytes: int):
-  """Caps the bytes TFDS's shuffler keeps in memory before spilling to disk.
+class ConfigError(ValueError):
+  """A config that would not name one well-defined dataset."""
 
-  TFDS's Shuffler holds up to `shuffle.MAX_MEM_BUFFER_SIZE` (1 GB) of
-  serialized examples in memory, then moves them to bucket files; it reads the
-  module attribute each time. The order of the output does not depend on it.
-  """
-  saved = tfds_shuffle.MAX_MEM_BUFFER_SIZE
-  tfds_shuffle.MAX_MEM_BUFFER_SIZE = min(saved, limit_bytes)
-  try:
-    yield
-  finally:
-    tfds_shuffle.MAX_MEM_BUFFER_SIZE = saved
+
+def config_name(size: int, source: str = AUTHORS, jpeg_draft: bool = False) -> str:
+  """The one name of a config: '32x32', '32x32_ilsvrc2012', '48x48_ilsvrc2012_draft'."""
+  name = f'{size}x{size}'
+  if source == ILSVRC2012:
+    name += '_ilsvrc2012'
+  return name + ('_draft' if jpeg_draft else '')
+
+
+def _description(size: int, source: str, jpeg_draft: bool) -> str:
+  if source == AUTHORS:
+    return (
+        f'ImageNet (ILSVRC2012) box-resized to {size}x{size}: the authors\''
+        ' published batches.'
+    )
+  return (
+      f'ImageNet (ILSVRC2012) box-resized to {size}x{size}, computed from the'
+      ' ILSVRC2012 JPEGs by the authors\' documented method (Pillow,'
+      ' convert(\'RGB\'), resize BOX); not compared with the authors\' files,'
+      ' whose exact JPEGs and Pillow version are unknown, so pixels may differ;'
+      ' keys and order differ from the authors\' archives.'
+      + (' JPEG draft decoding: faster, not pixel-identical to the full'
+         ' decode.' if jpeg_draft else '')
+  )
+
+
+def _checked_name(size, source, jpeg_draft, name) -> str:
+  """The config's one name; ConfigError if the arguments name no dataset."""
+  if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+    raise ConfigError(f'size={size!r}: expected a positive int')
+  if source not in SOURCE_NAMES:
+    raise ConfigError(
+        f'source={source!r}: expected {AUTHORS!r} (the authors\' archives) or'
+        f' {ILSVRC2012!r} (computed from the ILSVRC2012 JPEGs)'
+    )
+  if source == AUTHORS and size not in sources.SIZES:
+    raise ConfigError(
+        f'size={size}: the authors published 8x8, 16x16, 32x32 and 64x64'
+        f' only; to compute {size}x{size} from the ILSVRC2012 JPEGs, ask for'
+        f' ImagenetResizedConfig(size={size}, source={ILSVRC2012!r})'
+    )
+  if jpeg_draft and source != ILSVRC2012:
+    raise ConfigError(
+        'jpeg_draft=True: only JPEGs can be draft-decoded; expected'
+        f' source={ILSVRC2012!r} with it'
+    )
+  canonical = config_name(size, source, jpeg_draft)
+  if name is not None and name != canonical:
+    raise ConfigError(
+        f'name={name!r}: this config is {canonical!r}; expected no name (each'
+        ' dataset has one name, so that a name always means the same examples)'
+    )
+  return canonical
+
+
+# The registered configs by name (see ImagenetResizedConfig.__new__).
+_REGISTERED: dict[str, 'ImagenetResizedConfig'] = {}
 
 
 class ImagenetResizedConfig(tfds.core.BuilderConfig):
-  """A square image size; `name` defaults to f'{size}x{size}'.
+  """One dataset: an image size and where its images come from.
 
-  Sizes other than 8, 16, 32 and 64 are built from the ILSVRC2012 tarballs
-  (or their extracted folders) by the authors' method. `jpeg_draft=True`
-  (name f'{size}x{size}_draft') builds from those too, decoding JPEGs at
-  reduced scale: faster, not pixel-identical.
+  `ImagenetResizedConfig(size=S)` (S in 8, 16, 32, 64; name 'SxS') is the
+  authors' published data. `source='ilsvrc2012'` computes the images from the
+  ILSVRC2012 JPEGs by the authors' method, at any size (name
+  'SxS_ilsvrc2012'); `jpeg_draft=True` decodes the JPEGs at reduced scale,
+  faster but not pixel-identical (name 'SxS_ilsvrc2012_draft').
   """
+
+  def __new__(cls, *args, **kwargs):
+    # TFDS refuses a config object that is not the registered one under a
+    # registered name (it compares by identity), so asking for a registered
+    # dataset by its arguments, ImagenetResizedConfig(size=32,
+    # source='ilsvrc2012'), gives the registered object itself. (Without
+    # arguments, as when unpickled, a new object.)
+    if 'size' in kwargs and not args:
+      name = _checked_name(
+          kwargs['size'], kwargs.get('source', AUTHORS),
+          kwargs.get('jpeg_draft', False), kwargs.get('name'),
+      )
+      extra = set(kwargs) - {'size', 'source', 'jpeg_draft', 'name'}
+      if name in _REGISTERED and not extra:
+        return _REGISTERED[name]
+    return super().__new__(cls)
 
   def __init__(
       self,
       *,
       size: int,
-      name: str | None = None,
+      source: str = AUTHORS,
       jpeg_draft: bool = False,
+      name: str | None = None,
       **kwargs,
   ):
-    if not isinstance(size, int) or size < 1:
-      raise ValueError(f'size must be a positive int, got {size!r}')
+    if _REGISTERED.get(getattr(self, 'name', None)) is self:
+      return  # The registered config, given back by __new__.
+    canonical = _checked_name(size, source, jpeg_draft, name)
     kwargs.setdefault('version', VERSION)
-    kwargs.setdefault(
-        'description',
-        f'ImageNet (ILSVRC2012) box-resized to {size}x{size} by the authors.'
-        if size in sources.SIZES and not jpeg_draft
-        else f'ImageNet (ILSVRC2012) box-resized to {size}x{size} from the'
-        ' ILSVRC2012 JPEGs by the authors\' method'
-        + (' (JPEG draft decoding, not pixel-identical).' if jpeg_draft else '.'),
-    )
-    default_name = f'{size}x{size}' + ('_draft' if jpeg_draft else '')
-    super().__init__(name=name or default_name, **kwargs)
+    kwargs.setdefault('description', _description(size, source, jpeg_draft))
+    super().__init__(name=canonical, **kwargs)
     self.size = size
+    self.source = source
     self.jpeg_draft = jpeg_draft
+
+  @classmethod
+  def registered(cls, **kwargs) -> 'ImagenetResizedConfig':
+    """A config that TFDS finds by name (`tfds.builder('imagenet_resized/NAME')`)."""
+    config = cls(**kwargs)
+    _REGISTERED[config.name] = config
+    return config
 
 
 def _manual_instructions() -> str:
-  lines = []
-  for size in sources.SIZES:
-    lines.append(f'  {size}x{size}: ' + ', '.join(sources.download_names(size)))
+  lines = [
+      f'  {size}x{size}: ' + ', '.join(sources.download_names(size))
+      for size in sources.SIZES
+  ]
   return (
-      'Log in at https://image-net.org/download-images (Downsampled ImageNet)'
-      ' and download the npz zips of the size you want:\n'
+      f'The download site asks for a login: log in at {LOGIN_PAGE}'
+      ' (Downsampled ImageNet) and download the npz zips of the size you'
+      ' want:\n'
       + '\n'.join(lines)
       + '\nPut them, unchanged, in the manual folder (`tfds build --manual_dir'
       ' DIR`, `tfds.download.DownloadConfig(manual_dir=DIR)`; default'
@@ -89,10 +167,19 @@ def _manual_instructions() -> str:
       ' (same names without `_npz`) and the extracted batch files'
       ' (train_data_batch_1..10[.npz], val_data[.npz]) at any folder depth'
       ' work too.'
-      '\nWithout them, ImageNet itself works, at any size (e.g.'
-      ' ImagenetResizedConfig(size=24)): put ILSVRC2012_img_train.tar and'
+      '\nThe configs named SxS_ilsvrc2012 (e.g. 32x32_ilsvrc2012, or any size'
+      ' with ImagenetResizedConfig(size=S, source=\'ilsvrc2012\')) compute the'
+      ' images from ImageNet itself instead: put ILSVRC2012_img_train.tar and'
       ' ILSVRC2012_img_val.tar (as for imagenet2012), or their extracted'
       ' folders train/nXXXXXXXX/*.JPEG and val/*.JPEG, in the manual folder.'
+  )
+
+
+def _ilsvrc_hint(size: int) -> str:
+  return (
+      f'to compute the images from the ILSVRC2012 JPEGs instead, build'
+      f' imagenet_resized/{config_name(size, ILSVRC2012)}'
+      f' (ImagenetResizedConfig(size={size}, source={ILSVRC2012!r}))'
   )
 
 
@@ -100,8 +187,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   """ImageNet downsampled to 8x8, 16x16, 32x32 or 64x64 (authors' labels)."""
 
   VERSION = VERSION
-  RELEASE_NOTES = {'0.1.0': 'The authors\' npz/pickle archives, any form.'}
-  BUILDER_CONFIGS = [ImagenetResizedConfig(size=s) for s in sources.SIZES]
+  RELEASE_NOTES = {
+      '0.1.0': 'The authors\' npz/pickle archives, any form; ILSVRC2012 builds'
+               ' under names of their own.',
+  }
+  BUILDER_CONFIGS = [
+      ImagenetResizedConfig.registered(size=s, source=source)
+      for source in SOURCE_NAMES
+      for s in sources.SIZES
+  ]
   DEFAULT_CONFIG_NAME = '8x8'
   MANUAL_DOWNLOAD_INSTRUCTIONS = _manual_instructions()
   # Serialized examples TFDS's shuffler may hold in memory (its default: 1 GB)
@@ -124,52 +218,64 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _download_and_prepare(self, dl_manager, download_config=None):
+    tfds_internals.check_tfds_version()
     # Beam is used only when the user asks for it with runner or options.
     self._use_beam = bool(
         download_config
         and (download_config.beam_options or download_config.beam_runner)
     )
     # Byte-identical shards from build to build (and faster serialization).
-    with deterministic_serializer.serializer_for_builds(), _shuffle_memory_limit(
-        self.SHUFFLE_MEMORY_BYTES
-    ):
+    with tfds_internals.example_serializer_swapped(
+        deterministic_serializer.DeterministicExampleSerializer
+    ), tfds_internals.shuffle_memory_capped(self.SHUFFLE_MEMORY_BYTES):
       return super()._download_and_prepare(dl_manager, download_config)
 
-  def _find_sources(self, dl_manager) -> dict[str, sources.SplitSource]:
-    """Manual folder first (any form); else download the npz zips."""
-    size = self.builder_config.size
-    # The public `dl_manager.manual_dir` raises when the folder is missing or
-    # empty; we want to fall back to downloading instead.
-    manual_dir = dl_manager._manual_dir  # pylint: disable=protected-access
-    manual_dir = os.fspath(manual_dir) if manual_dir else None
-    # Authors' archives first (published sizes only); then ImageNet itself.
-    draft = self.builder_config.jpeg_draft
-    authors = size in sources.SIZES and not draft
-    found = sources.find_sources(manual_dir, size) if manual_dir and authors else None
-    if found:
-      return found
-    found = ilsvrc.find_sources(manual_dir) if manual_dir else None
-    if found:
-      return found
-    if not authors:
+  def _find_sources(self, dl_manager) -> dict:
+    """{split: source}, from the config's one kind of source."""
+    manual_dir = tfds_internals.manual_dir_of(dl_manager)
+    if self.builder_config.source == ILSVRC2012:
+      return self._find_ilsvrc(manual_dir)
+    found = sources.find_sources(manual_dir, self.builder_config.size)
+    return found or self._download(dl_manager, manual_dir)
+
+  def _find_ilsvrc(self, manual_dir: str | None) -> dict[str, ilsvrc.SplitSource]:
+    found = ilsvrc.find_sources(manual_dir)
+    if not found:
       raise SourceError(
-          f'No ILSVRC2012 images for imagenet_resized/{self.builder_config.name}'
-          f' (only 8x8, 16x16, 32x32 and 64x64 exist as the authors\' archives):'
+          f'No ILSVRC2012 images for imagenet_resized/{self.builder_config.name}:'
           f' expected {ilsvrc.expected_sources()} in the manual_dir; looked in:'
           f' {manual_dir or "(no manual_dir)"}'
       )
-    urls = [sources.URL_BASE + name for name in sources.download_names(size)]
-    try:
-      paths = dl_manager.download(urls)
-    except Exception as e:  # pylint: disable=broad-except
-      raise SourceError(
+    return found
+
+  def _download(self, dl_manager, manual_dir: str | None) -> dict[str, sources.SplitSource]:
+    """The npz zips through TFDS's downloader, if the site can give them."""
+    size = self.builder_config.size
+    place = manual_dir or 'the manual_dir'
+
+    def cannot(why: str) -> SourceError:
+      return SourceError(
           sources.missing_sources_message(
               size, [manual_dir or '(no manual_dir)', sources.URL_BASE]
           )
-          + f' (download failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""});'
-          f' put the files in {manual_dir or "the manual_dir"}'
-      ) from e
-    return sources.sources_from_downloads([os.fspath(p) for p in paths], size)
+          + f' ({why}); the site asks for a login: download them at'
+          f' {LOGIN_PAGE} (Downsampled ImageNet) and put them, unchanged, in'
+          f' {place}; or {_ilsvrc_hint(size)}'
+      )
+
+    urls = [sources.URL_BASE + name for name in sources.download_names(size)]
+    for url in urls:
+      # Fail in seconds, not after minutes of TFDS's retries.
+      if not tfds_internals.is_download_cached(dl_manager, url):
+        why = download_probe.why_not_downloadable(url)
+        if why:
+          raise cannot(f'download failed: {why}')
+    try:
+      paths = dl_manager.download(urls)
+    except Exception as e:  # pylint: disable=broad-except
+      first_line = str(e).splitlines()[0] if str(e) else ''
+      raise cannot(f'download failed: {type(e).__name__}: {first_line}') from e
+    return sources.sources_from_downloads([str(p) for p in paths], size)
 
   def _split_generators(self, dl_manager):
     found = self._find_sources(dl_manager)

@@ -38,8 +38,16 @@ VALIDATION = 'validation'
 SPLITS = (TRAIN, VALIDATION)
 URL_BASE = 'http://www.image-net.org/data/downsample/'
 NUM_TRAIN_BATCHES = 10
+VAL_BATCH = 'val_data'
 # Split sizes of the published data.
 PUBLISHED_SPLIT_SIZES = {TRAIN: 1_281_167, VALIDATION: 50_000}
+# Rows of each published batch (the same at every size): batches 1-9 hold
+# 128,116 images, batch 10 the remaining 128,123.
+PUBLISHED_BATCH_ROWS = {
+    **{f'train_data_batch_{k}': 128_116 for k in range(1, NUM_TRAIN_BATCHES)},
+    f'train_data_batch_{NUM_TRAIN_BATCHES}': 128_123,
+    VAL_BATCH: 50_000,
+}
 
 _BATCH_RE = re.compile(r'^(train_data_batch_([1-9]|10)|val_data)(\.npz)?$')
 
@@ -101,6 +109,11 @@ class Batch:
   def where(self) -> str:
     """Names the batch in messages: 'zip:member' or the file path."""
     return f'{self.path}:{self.member}' if self.member else self.path
+
+  @property
+  def name(self) -> str:
+    """The batch's name without extension: 'train_data_batch_3', 'val_data'."""
+    return os.path.basename(self.key).removesuffix('.npz')
 
   @property
   def split(self) -> str:
@@ -238,6 +251,7 @@ def _from_zips(
 ) -> SplitSource:
   """`paths` hold the archives registered as `names` (same order)."""
   batches = [b for p in paths for b in batches_in_zip(p, split)]
+  check_numbering(split, batches, ' and '.join(paths))
   expected = None
   if form == 'npz zip' and all(
       _is_published(p, n, verify) for p, n in zip(paths, names)
@@ -340,7 +354,94 @@ def find_split_source(
       Batch(p, None, os.path.normpath(os.path.relpath(p, root)), is_npz)
       for p in chosen
   )
+  check_numbering(split, batches, root)
   return SplitSource(split, form, tuple(chosen), batches)
+
+
+def published_batch_names(split: str) -> list[str]:
+  """The batch names of the published `split`, in order."""
+  if split == TRAIN:
+    return [f'train_data_batch_{k}' for k in range(1, NUM_TRAIN_BATCHES + 1)]
+  return [VAL_BATCH]
+
+
+def _train_number(name: str) -> int:
+  return int(name.rsplit('_', 1)[1])
+
+
+def check_numbering(split: str, batches: Sequence[Batch], looked_in: str) -> None:
+  """Refuses a split whose batches repeat a name or skip a number.
+
+  Train batches must be numbered 1..N without a gap (a missing file would
+  silently make the split smaller); each batch may appear once.
+  """
+  by_name: dict[str, list[Batch]] = {}
+  for batch in batches:
+    by_name.setdefault(batch.name, []).append(batch)
+  for name, copies in sorted(by_name.items()):
+    if len(copies) > 1:
+      raise SourceError(
+          f'{looked_in}: {name} appears {len(copies)} times'
+          f' ({", ".join(b.where for b in copies)}); expected each batch once'
+      )
+  if split != TRAIN:
+    return
+  numbers = sorted(_train_number(name) for name in by_name)
+  missing = [k for k in range(1, numbers[-1] + 1) if k not in numbers]
+  if missing:
+    ext = '.npz' if batches[0].is_npz else ''
+    raise SourceError(
+        f'{looked_in}: no {", ".join(f"train_data_batch_{k}{ext}" for k in missing)}'
+        f' (found {", ".join(f"train_data_batch_{k}{ext}" for k in numbers)}); expected'
+        f' train batches numbered 1..{numbers[-1]} without a gap (the published'
+        f' train split has {NUM_TRAIN_BATCHES})'
+    )
+
+
+def check_batch_rows(source: SplitSource, batch: Batch, rows: int) -> None:
+  """Refuses a batch of the published size in a split that lacks batches.
+
+  Called as soon as a batch has been read, so that a real split with a
+  missing batch stops at its first batch, not after all the others.
+  """
+  if PUBLISHED_BATCH_ROWS.get(batch.name) != rows:
+    return
+  present = {b.name for b in source.batches}
+  missing = [n for n in published_batch_names(source.split) if n not in present]
+  if missing:
+    raise SourceError(
+        f'{batch.where}: holds {rows:,} rows, as the published {batch.name}'
+        f' does, but the {source.split} split has no {", ".join(missing)};'
+        f' expected the whole published split'
+        f' ({PUBLISHED_SPLIT_SIZES[source.split]:,} examples)'
+    )
+
+
+def check_split_rows(source: SplitSource, rows_by_batch: dict[str, int]) -> None:
+  """Refuses a split that claims to be the published one but is not whole.
+
+  The published archives (registered size and SHA-256), and any split with a
+  batch of its published row count, must hold the published split size.
+  """
+  total = sum(rows_by_batch.values())
+  if source.expected_examples is not None and total != source.expected_examples:
+    raise SourceError(
+        f'{", ".join(source.files)}: the {source.split} split has {total}'
+        f' examples; the published archives hold {source.expected_examples}'
+    )
+  published = [n for n, r in rows_by_batch.items() if PUBLISHED_BATCH_ROWS.get(n) == r]
+  expected = PUBLISHED_SPLIT_SIZES[source.split]
+  if published and total != expected:
+    odd = [
+        f'{n} holds {r:,} rows, the published one {PUBLISHED_BATCH_ROWS[n]:,}'
+        for n, r in sorted(rows_by_batch.items())
+        if n not in published
+    ]
+    raise SourceError(
+        f'{", ".join(source.files)}: the {source.split} split holds {total:,}'
+        f' examples, though {published[0]} is of the published size; expected'
+        f' the published {expected:,} ({"; ".join(odd)})'
+    )
 
 
 def missing_sources_message(size: int, places: Sequence[str]) -> str:

@@ -2,6 +2,9 @@
 
 import os
 import pathlib
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -69,6 +72,19 @@ def read_split(builder, split: str, decoders=None):
   import tensorflow_datasets as tfds
   ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
   return [(ex['image'], int(ex['label'])) for ex in tfds.as_numpy(ds)]
+
+
+TFDS_CLI = shutil.which('tfds', path=os.path.dirname(sys.executable)) or shutil.which('tfds')
+
+
+def run(args, cwd, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+  """Runs a command as a user would (no PYTHONPATH); asserts success if `check`."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  env.pop('PYTHONPATH', None)
+  proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
+  if check:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc
 
 
 def pytest_collection_modifyitems(config, items):

@@ -16,7 +16,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import build
-from imagenet_resized import fake, resources, sources
+from imagenet_resized import download_probe, fake, resources, sources
 from imagenet_resized.batch_format import SourceError
 
 LAYOUT = dict(train_batches=2, examples_per_batch=4, val_examples=4)
@@ -347,7 +347,7 @@ def test_bad_input_stops_the_build(case, tmp_path):
 
 
 def test_missing_archives_list_names_and_places(tmp_path, monkeypatch):
-  """Nothing in the manual folder and no network: what, and where we looked."""
+  """Nothing in the manual folder, the download fails: what, and where we looked."""
   manual = tmp_path / 'manual'
   good_sources(manual, 8, 'npz', True)  # Another size: not what 16x16 needs.
 
@@ -355,6 +355,8 @@ def test_missing_archives_list_names_and_places(tmp_path, monkeypatch):
     del self, urls
     raise ConnectionError('network unreachable')
 
+  # The site answers the probe, then the download itself fails.
+  monkeypatch.setattr(download_probe, 'why_not_downloadable', lambda url: None)
   monkeypatch.setattr(tfds.download.DownloadManager, 'download', offline)
   with pytest.raises(SourceError) as e:
     build('16x16', manual, tmp_path / 'data')
@@ -364,7 +366,11 @@ def test_missing_archives_list_names_and_places(tmp_path, monkeypatch):
       ' Imagenet16_train.zip, Imagenet16_val.zip, or their extracted'
       f' train_data_batch_K / val_data files); looked in: {manual};'
       f' {sources.URL_BASE} (download failed: ConnectionError: network'
-      f' unreachable); put the files in {manual}'
+      ' unreachable); the site asks for a login: download them at'
+      ' https://image-net.org/download-images (Downsampled ImageNet) and put'
+      f' them, unchanged, in {manual}; or to compute the images from the'
+      ' ILSVRC2012 JPEGs instead, build imagenet_resized/16x16_ilsvrc2012'
+      " (ImagenetResizedConfig(size=16, source='ilsvrc2012'))"
   )
   assert_nothing_built('16x16', tmp_path / 'data')
 

@@ -6,6 +6,7 @@ import io
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -338,3 +339,29 @@ def test_long_captions_are_shortened_to_their_picture():
   assert (band[:, x - picture_grid.PAD_PX:x] == 255).all()
   assert (band[:, x + tile:] == 255).all()
   assert (band[:, x:x + tile] < 128).any()
+
+
+def test_show_speaks_only_for_itself(built, tmp_path):
+  """TensorFlow's start-up logging stays out of the output, unless --verbose."""
+  env = {k: v for k, v in os.environ.items() if not k.startswith('TF_CPP')}
+  env.pop('PYTHONPATH', None)
+  script = shutil.which('imagenet-resized', path=os.path.dirname(sys.executable))
+  args = ['show', '--config', CONFIG, '--split', 'validation',
+          '--data-dir', built.data_dir_root, '-n', '4', '-o', str(tmp_path / 'g.png')]
+  expected = (
+      f'{tmp_path / "g.png"}: 4 examples of imagenet_resized/{CONFIG} validation,'
+      ' 268x300 pixels\n'
+  )
+  for command in ([script], [sys.executable, '-m', 'imagenet_resized']):
+    result = subprocess.run(command + args, capture_output=True, text=True, env=env,
+                            cwd=tmp_path, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (0, expected, '')
+  # What importing TensorFlow prints on this machine comes back with --verbose.
+  noise = subprocess.run([sys.executable, '-c', 'import tensorflow'], capture_output=True,
+                         text=True, env=env, check=True).stderr
+  verbose = subprocess.run([script, '--verbose'] + args, capture_output=True, text=True,
+                           env=env, cwd=tmp_path, check=False)
+  assert verbose.returncode == 0 and verbose.stdout == expected
+  for line in noise.splitlines():
+    if 'absl::InitializeLog' in line:  # Timestamps differ; this line does not.
+      assert line in verbose.stderr

@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core import example_serializer
 
 import imagenet_resized
-from imagenet_resized import deterministic_serializer, fake, png_codec
+from imagenet_resized import deterministic_serializer, fake, png_codec, tfds_internals
 
 from conftest import build_in_subprocess, read_split
 
@@ -130,7 +130,9 @@ def test_serializer_falls_back_for_other_features():
 
 def test_serializer_is_used_only_during_a_build():
   original = example_serializer.ExampleSerializer
-  with deterministic_serializer.serializer_for_builds():
+  with tfds_internals.example_serializer_swapped(
+      deterministic_serializer.DeterministicExampleSerializer
+  ):
     assert (
         example_serializer.ExampleSerializer
         is deterministic_serializer.DeterministicExampleSerializer

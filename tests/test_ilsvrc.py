@@ -13,15 +13,16 @@ import io
 import os
 
 import numpy as np
+import PIL
 import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
 import imagenet_resized
-from imagenet_resized import fake, ilsvrc, resources
+from imagenet_resized import download_probe, fake, ilsvrc, resources
 from imagenet_resized.batch_format import SourceError
 
-from conftest import build, read_split
+from conftest import TFDS_CLI, build, read_split, run
 
 NUM_CLASSES = 3
 VAL_PER_CLASS = 2
@@ -154,7 +155,9 @@ def test_kaggle_layout_finds_the_image_folders(folders):
 def builder_for(size: int, data_dir, **config_kwargs):
   return tfds.builder(
       'imagenet_resized',
-      config=imagenet_resized.ImagenetResizedConfig(size=size, **config_kwargs),
+      config=imagenet_resized.ImagenetResizedConfig(
+          size=size, source='ilsvrc2012', **config_kwargs
+      ),
       data_dir=str(data_dir),
   )
 
@@ -370,22 +373,59 @@ def built_24(tarballs, tmp_path_factory):
   return prepare(builder_for(24, tmp_path_factory.mktemp('data24')), tarballs)
 
 
-def test_build_32x32_from_tarballs(tiny, tarballs, tmp_path):
-  builder = build('32x32', tarballs, tmp_path)
+def test_build_32x32_ilsvrc2012_from_tarballs(tiny, tarballs, tmp_path):
+  builder = build('32x32_ilsvrc2012', tarballs, tmp_path)
   expected = tiny.expected(32)
   for split in ('train', 'validation'):
     assert_split_matches(builder, expected, split)
   metadata = builder.info.metadata['sources']
+  method = (
+      "computed from the ILSVRC2012 JPEGs by the authors' documented method:"
+      " Pillow, convert('RGB'), resize((S, S), Image.BOX); not compared with the"
+      " authors' files, whose exact JPEGs and Pillow version are unknown (made"
+      f' with Pillow {PIL.__version__})'
+  )
   assert metadata['train'] == {
-      'form': ilsvrc.FORM_TARBALL, 'files': [ilsvrc.TRAIN_TAR], 'method': ilsvrc.METHOD,
+      'form': ilsvrc.FORM_TARBALL, 'files': [ilsvrc.TRAIN_TAR], 'method': method,
   }
   assert metadata['validation'] == {
-      'form': ilsvrc.FORM_TARBALL, 'files': [ilsvrc.VAL_TAR], 'method': ilsvrc.METHOD,
+      'form': ilsvrc.FORM_TARBALL, 'files': [ilsvrc.VAL_TAR], 'method': method,
   }
+  description = ' '.join(builder.info.config_description.split())
+  assert 'not compared with the authors\' files' in description
+  assert 'gives the authors\' pixels' not in description
+
+
+def test_published_config_never_reads_imagenet(tarballs, tmp_path, monkeypatch):
+  """ImageNet's tarballs do not stand in for the authors' archives."""
+  def offline(*args, **kwargs):
+    raise AssertionError('the download must not be tried')
+  monkeypatch.setattr(tfds.download.DownloadManager, 'download', offline)
+  monkeypatch.setattr(
+      download_probe, 'why_not_downloadable',
+      lambda url: 'cannot reach www.image-net.org (test)',
+  )
+  read = []
+  monkeypatch.setattr(ilsvrc, 'resize_image', lambda *a, **k: read.append(a))
+  with pytest.raises(SourceError) as e:
+    build('32x32', tarballs, tmp_path / 'data')
+  message = str(e.value)
+  assert message.startswith(
+      'No source archives for imagenet_resized/32x32: expected'
+      ' Imagenet32_train_npz.zip, Imagenet32_val_npz.zip'
+  )
+  assert f'looked in: {tarballs};' in message
+  assert message.endswith(
+      'or to compute the images from the ILSVRC2012 JPEGs instead, build'
+      " imagenet_resized/32x32_ilsvrc2012 (ImagenetResizedConfig(size=32,"
+      " source='ilsvrc2012'))"
+  )
+  assert '\n' not in message and not read
+  assert not tfds.builder('imagenet_resized/32x32', data_dir=str(tmp_path / 'data')).is_prepared()
 
 
 def test_build_unpublished_size_from_tarballs(tiny, built_24):
-  assert built_24.info.config_name == '24x24'
+  assert built_24.info.config_name == '24x24_ilsvrc2012'
   assert built_24.info.features['image'].shape == (24, 24, 3)
   expected = tiny.expected(24)
   for split in ('train', 'validation'):
@@ -393,7 +433,7 @@ def test_build_unpublished_size_from_tarballs(tiny, built_24):
   # The metadata survives a reload from disk.
   reloaded = builder_for(24, built_24.data_dir.rsplit('/imagenet_resized', 1)[0])
   assert reloaded.info.metadata['sources']['train']['form'] == ilsvrc.FORM_TARBALL
-  assert reloaded.info.metadata['sources']['train']['method'] == ilsvrc.METHOD
+  assert reloaded.info.metadata['sources']['train']['method'] == ilsvrc.method()
 
 
 def test_folders_build_the_same_dataset_in_the_same_order(built_24, folders, tmp_path):
@@ -423,8 +463,8 @@ def test_beam_build_matches(built_24, tarballs, tmp_path, monkeypatch):
 
 def test_draft_config(tiny, tarballs, tmp_path):
   builder = prepare(builder_for(24, tmp_path, jpeg_draft=True), tarballs)
-  assert builder.info.config_name == '24x24_draft'
-  assert builder.info.metadata['sources']['train']['method'] == ilsvrc.METHOD_DRAFT
+  assert builder.info.config_name == '24x24_ilsvrc2012_draft'
+  assert builder.info.metadata['sources']['train']['method'] == ilsvrc.method(draft=True)
   # Validation images (under 48 pixels high) are decoded at full scale.
   assert all(Image.open(io.BytesIO(data)).size[1] < 48 for _, data in tiny.val)
   assert_split_matches(builder, tiny.expected(24), 'validation')
@@ -436,8 +476,21 @@ def test_unpublished_size_without_imagenet(tmp_path):
   with pytest.raises(SourceError) as e:
     prepare(builder_for(24, tmp_path / 'data'), tmp_path / 'manual')
   assert str(e.value) == (
-      'No ILSVRC2012 images for imagenet_resized/24x24 (only 8x8, 16x16, 32x32'
-      " and 64x64 exist as the authors' archives): expected"
+      'No ILSVRC2012 images for imagenet_resized/24x24_ilsvrc2012: expected'
       f' {ilsvrc.expected_sources()} in the manual_dir; looked in:'
       f' {tmp_path / "manual"}'
   )
+
+
+def test_tfds_build_cli_reaches_ilsvrc2012_configs(tiny, tarballs, tmp_path):
+  """By registered name, and any size as a JSON config (TFDS's CLI syntax)."""
+  data = tmp_path / 'data'
+  for config in ('16x16_ilsvrc2012', '{"size": 20, "source": "ilsvrc2012"}'):
+    run([TFDS_CLI, 'build', 'imagenet_resized', '--imports', 'imagenet_resized',
+         '--config', config, '--manual_dir', tarballs, '--data_dir', str(data)],
+        cwd=tmp_path)
+  for size in (16, 20):
+    builder = builder_for(size, data)
+    assert builder.is_prepared() and builder.info.config_name == f'{size}x{size}_ilsvrc2012'
+    for split in ('train', 'validation'):
+      assert_split_matches(builder, tiny.expected(size), split)

@@ -1,26 +1,14 @@
 """What `pip install .` and `tfds build` give a user."""
 
-import os
 import pathlib
 import shutil
-import subprocess
 import sys
 import zipfile
 
 import pytest
 import tensorflow_datasets as tfds
 
-from conftest import DUMMY_DATA, REPO, read_split
-
-TFDS_CLI = shutil.which('tfds', path=os.path.dirname(sys.executable)) or shutil.which('tfds')
-
-
-def run(args, cwd, **kwargs):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  env.pop('PYTHONPATH', None)
-  proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  return proc
+from conftest import DUMMY_DATA, REPO, TFDS_CLI, read_split, run
 
 
 def check_built(data_dir: pathlib.Path, config: str):

@@ -1,0 +1,71 @@
+"""Asks a download URL once, quickly, whether it serves the archive.
+
+TFDS's downloader retries a failed download for minutes (206 s measured with
+no network), and image-net.org now answers most requests with a login page.
+Before handing the URLs to TFDS, the builder asks each one for its first four
+bytes, with a short timeout, and stops at once with the manual-placement
+message when the answer cannot be the archive: the host cannot be reached,
+the server refuses (401, 403, 404, ...), or it sends something that is not a
+zip (an HTML login page, perhaps after a redirect). When the answer starts
+like a zip, TFDS downloads the file as usual and checks its checksum.
+
+Standard library only (urllib); no TFDS here.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+
+# Every zip file starts with a local file header.
+ZIP_MAGIC = b'PK\x03\x04'
+# Seconds to wait for an answer, name lookup included.
+TIMEOUT_SECONDS = 10.0
+
+
+def _ask(url: str, timeout: float) -> str | None:
+  """Why `url` cannot give a zip archive, or None if it starts like one."""
+  request = urllib.request.Request(
+      url, headers={'Range': f'bytes=0-{len(ZIP_MAGIC) - 1}',
+                    'User-Agent': 'imagenet_resized download probe'},
+  )
+  try:
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+      content_type = response.headers.get_content_type()
+      head = response.read(len(ZIP_MAGIC))
+      final_url = response.geturl()
+  except urllib.error.HTTPError as e:
+    return f'{url} answered HTTP {e.code} {e.reason}'
+  except urllib.error.URLError as e:
+    reason = getattr(e.reason, 'strerror', None) or e.reason
+    return f'cannot reach {urllib.parse.urlsplit(url).netloc} ({reason})'
+  except (OSError, http.client.HTTPException, ValueError) as e:
+    return f'cannot download {url} ({type(e).__name__}: {e})'
+  if head == ZIP_MAGIC:
+    return None
+  what = 'an HTML page (a login page?)' if content_type == 'text/html' else (
+      f'{content_type} content that is not a zip'
+  )
+  redirected = f' after a redirect to {final_url}' if final_url != url else ''
+  return f'{url} answered with {what}{redirected}'
+
+
+def why_not_downloadable(url: str, timeout: float = TIMEOUT_SECONDS) -> str | None:
+  """One phrase saying why `url` will not give the archive, or None.
+
+  Waits at most about `timeout` seconds in all: the question runs in a
+  thread, because a name lookup is not covered by socket timeouts.
+  """
+  answer: list[str | None] = []
+  thread = threading.Thread(
+      target=lambda: answer.append(_ask(url, timeout)),
+      name='imagenet_resized-download-probe', daemon=True,
+  )
+  thread.start()
+  thread.join(timeout + 1)
+  if not answer:
+    return f'no answer from {urllib.parse.urlsplit(url).netloc} within {timeout:.0f} s'
+  return answer[0]
