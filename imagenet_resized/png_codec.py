@@ -3,7 +3,7 @@
 `tfds.features.Image` passes `bytes` through unchanged but PNG-encodes numpy
 arrays one at a time through a TF graph (libpng), which is the largest cost of
 TFDS's build. We encode a whole chunk of images per call (the builder runs the
-calls in the worker processes of `worker_pool`), 3-20x faster than libpng
+calls in the worker processes of `worker_pool`), 2-6x faster than libpng
 through TensorFlow, into files of libpng's size (no larger up to 16x16, at
 most 2 % larger above; BENCHMARKS.md):
 
