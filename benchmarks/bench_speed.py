@@ -52,9 +52,9 @@ def main() -> None:
       f' {args.val:,} validation examples per size',
       '',
       '| size | builder | examples | seconds | examples/s | speed-up |'
-      ' shard bytes | bytes/example | bytes vs TFDS | peak RSS main (MiB) |'
-      ' peak RSS largest child (MiB) | decoded output |',
-      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+      ' CPU s, main + workers | shard bytes | bytes/example | bytes vs TFDS |'
+      ' peak RSS main (MiB) | peak RSS largest child (MiB) | decoded output |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ]
   for size in args.sizes:
     sources_dir = ensure_sources(args, size)
@@ -82,6 +82,7 @@ def main() -> None:
       lines.append(
           f"| {size}x{size} | {builder} | {r['examples']:,} | {r['seconds']} |"
           f" {r['examples_per_s']:,} | {f'**{ratio:.2f}x**' if ours else '1x'} |"
+          f" {r['cpu_main_s']} + {r['cpu_workers_s']} |"
           f" {r['shard_bytes']:,} | {r['shard_bytes'] / r['examples']:,.0f} |"
           f" {f'**{100 * byte_ratio:.1f} %**' if ours else '100 %'} |"
           f" {r['peak_rss_mib']:,} | {r['peak_child_rss_mib']:,} |"
