@@ -20,11 +20,15 @@ from typing import NoReturn, Sequence
 
 import tensorflow_datasets as tfds
 
+import imagenet_resized
 from imagenet_resized import fake, labels, picture_grid, sources
 from imagenet_resized.batch_format import SourceError
 
 PROG = 'imagenet-resized'
+# `fake` writes the authors' archives, of the published sizes; `show` draws
+# any registered config.
 CONFIGS = tuple(f'{size}x{size}' for size in sources.SIZES)
+SHOW_CONFIGS = tuple(c.name for c in imagenet_resized.Builder.BUILDER_CONFIGS)
 DEFAULT_SHOW_EXAMPLES = 16
 
 
@@ -197,7 +201,7 @@ def make_parser() -> argparse.ArgumentParser:
           ' class name.'
       ),
   )
-  show.add_argument('--config', required=True, choices=CONFIGS,
+  show.add_argument('--config', required=True, choices=SHOW_CONFIGS,
                     help='the image size, e.g. 32x32')
   show.add_argument('--split', required=True,
                     help='train or validation (TFDS slices such as'

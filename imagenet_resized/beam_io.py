@@ -1,8 +1,9 @@
 """The examples of a split as an Apache Beam PTransform, one batch per task.
 
 Used only when the user gives Beam options (`tfds build
---beam_pipeline_options=...`, `DownloadConfig(beam_options=...)`); importing
-this module needs apache-beam (`pip install imagenet_resized[beam]`).
+--beam_pipeline_options=...`, `DownloadConfig(beam_options=...)`); the
+generator path never imports this module (apache-beam is installed anyway,
+as TFDS's command line needs it).
 
 Each batch file of the split becomes one element; `Reshuffle` spreads them
 over the workers, and a worker streams its batch through the same reader and

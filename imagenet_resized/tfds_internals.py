@@ -91,9 +91,9 @@ def shuffle_memory_capped(limit_bytes: int) -> Iterator[None]:
 
 
 def manual_dir_of(dl_manager) -> str | None:
-  """The manual folder given to the build, or None; never raises."""
+  """The manual folder given to the build (`~` expanded), or None; never raises."""
   manual_dir = dl_manager._manual_dir  # pylint: disable=protected-access
-  return os.fspath(manual_dir) if manual_dir else None
+  return os.path.expanduser(os.fspath(manual_dir)) if manual_dir else None
 
 
 def is_download_cached(dl_manager, url: str) -> bool:
