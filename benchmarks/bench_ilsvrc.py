@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized import fake, ilsvrc, png_codec, resources  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized import fake, ilsvrc, resources, worker_pool  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 WIDTH, HEIGHT = 500, 375
 
@@ -133,7 +133,7 @@ def main() -> None:
   train_tar = os.path.join(folder, ilsvrc.TRAIN_TAR)
   source = ilsvrc.SplitSource(ilsvrc.TRAIN, ilsvrc.FORM_TARBALL, (train_tar,))
   mib = os.path.getsize(train_tar) / 2**20
-  workers = png_codec.default_workers()
+  workers = worker_pool.default_workers()
   print(f'machine: {common.machine()}; load average before: {common.load_average()}')
   print(f'train tarball: {args.images} JPEGs {WIDTH}x{HEIGHT}, {mib:.0f} MiB'
         f' ({mib * 2**20 / args.images / 1000:.0f} kB/image), {args.classes} class tars;'

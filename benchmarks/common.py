@@ -197,6 +197,8 @@ def _child(args) -> None:
   seconds = time.perf_counter() - start
   examples = sum(s.num_examples for s in builder.info.splits.values())
   kib = 1024  # ru_maxrss is in KiB on Linux.
+  main_usage = resource.getrusage(resource.RUSAGE_SELF)
+  children_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
   print(json.dumps({
       'builder': args.builder,
       'size': args.size,
@@ -210,6 +212,10 @@ def _child(args) -> None:
           resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / kib
       ),
       'shard_bytes': sum(s.num_bytes for s in builder.info.splits.values()),
+      # CPU seconds (user + system) of this process and of its finished
+      # children (the PNG workers): where the time goes.
+      'cpu_main_s': round(main_usage.ru_utime + main_usage.ru_stime, 2),
+      'cpu_workers_s': round(children_usage.ru_utime + children_usage.ru_stime, 2),
   }))
 
 

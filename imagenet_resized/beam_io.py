@@ -20,39 +20,53 @@ from typing import Iterator
 
 import apache_beam as beam
 
-from imagenet_resized import examples, sources
+from imagenet_resized import examples, row_selection, sources
 
 
-_ROWS = 'rows'
+_COUNTS = 'counts'
 
 
 def _batch_examples(
-    batch: sources.Batch, size: int, source: sources.SplitSource
+    batch: sources.Batch, size: int, source: sources.SplitSource, selection
 ) -> Iterator:
   """The (key, example) pairs of one batch, encoded in this worker; then, on
-  the `rows` output, (batch name, number of rows)."""
+  the `counts` output, (batch name, (rows read, examples kept))."""
   rows = []
 
   def batch_done(done: sources.Batch, count: int) -> None:
     sources.check_batch_rows(source, done, count)
-    rows.append((done.name, count))
+    rows.append(count)
 
+  kept = 0
   # No encoding pool inside a Beam worker: the runner supplies the parallelism.
-  yield from examples.iter_examples([batch], size, workers=0, batch_done=batch_done)
-  yield beam.pvalue.TaggedOutput(_ROWS, rows[0])
+  for key_example in examples.iter_examples(
+      [batch], size, workers=0, batch_done=batch_done, selection=selection
+  ):
+    kept += 1
+    yield key_example
+  yield beam.pvalue.TaggedOutput(_COUNTS, (batch.name, (rows[0], kept)))
 
 
-def _check_rows(rows_by_batch: dict[str, int], source: sources.SplitSource) -> None:
-  sources.check_split_rows(source, rows_by_batch)
+def _check_counts(
+    counts: dict[str, tuple[int, int]], source: sources.SplitSource, check_kept
+) -> None:
+  rows_by_batch = {name: rows for name, (rows, _) in counts.items()}
+  kept = sum(k for _, k in counts.values())
+  examples.check_split(source, rows_by_batch, kept, check_kept)
 
 
 class ExamplesFromBatches(beam.PTransform):
   """PBegin -> PCollection of (key, {'image': PNG bytes, 'label': int})."""
 
-  def __init__(self, source: sources.SplitSource, size: int):
+  def __init__(
+      self, source: sources.SplitSource, size: int,
+      selection=row_selection.EveryRow(), check_kept=None,
+  ):
     super().__init__()
     self._source = source
     self._size = size
+    self._selection = selection
+    self._check_kept = check_kept
 
   def expand(self, pipeline):
     outputs = (
@@ -61,14 +75,17 @@ class ExamplesFromBatches(beam.PTransform):
         # Breaks fusion with Create so that batches go to different workers.
         | 'SpreadBatches' >> beam.Reshuffle()
         | 'Examples' >> beam.FlatMap(
-            _batch_examples, size=self._size, source=self._source
-        ).with_outputs(_ROWS, main='examples')
+            _batch_examples, size=self._size, source=self._source,
+            selection=self._selection,
+        ).with_outputs(_COUNTS, main='examples')
     )
     # A split that claims to be the published one must be whole; a wrong
     # count fails the pipeline with the same message as the generator path.
     _ = (
-        outputs[_ROWS]
-        | 'RowsByBatch' >> beam.combiners.ToDict()
-        | 'CheckRows' >> beam.Map(_check_rows, source=self._source)
+        outputs[_COUNTS]
+        | 'CountsByBatch' >> beam.combiners.ToDict()
+        | 'CheckCounts' >> beam.Map(
+            _check_counts, source=self._source, check_kept=self._check_kept
+        )
     )
     return outputs['examples']

@@ -8,10 +8,12 @@ features swapped and give different shard bytes. We serialize with
 `deterministic=True` (map entries sorted by key) instead.
 
 For flat examples of scalar byte-string and integer features, such as ours
-(`image`: PNG bytes, `label`: int), the proto is built directly with the
-protobuf API, which costs a third of TFDS's generic conversion through numpy
-(measured ~13 us against ~43 us per example); that conversion runs in the
-builder's main process and bounds the build's speed. Other examples take
+(`image`: PNG bytes, `label`: int), the proto's wire bytes are written out
+directly (protobuf's encoding of a tf.train.Example, map entries in key
+order: what `SerializeToString(deterministic=True)` writes, which the tests
+check): ~4 us per example, against ~13 us through the protobuf API and ~43 us
+through TFDS's generic conversion through numpy. Serialization runs in the
+builder's main process, which bounds the build's speed. Other examples take
 TFDS's own path, serialized deterministically.
 
 The builder puts the class in place of TFDS's for the duration of a build
@@ -22,10 +24,10 @@ pickles the instance, so Beam workers use it too).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
-from tensorflow_datasets.proto import tf_example_pb2
 
 from imagenet_resized import tfds_internals
 from imagenet_resized.tfds_internals import dtype_utils
@@ -44,6 +46,39 @@ def _scalar_kind(tensor_info) -> str | None:
   return None
 
 
+def _varint_slow(value: int) -> bytes:
+  """Protobuf's base-128 varint; negative int64 as their 64-bit complement."""
+  value &= (1 << 64) - 1
+  out = bytearray()
+  while value > 0x7F:
+    out.append((value & 0x7F) | 0x80)
+    value >>= 7
+  out.append(value)
+  return bytes(out)
+
+
+# Varints of 0 .. 2**14 - 1 (one or two bytes), looked up: most lengths and
+# labels. Cuts the serializer from ~11 to ~4 us per example.
+_SMALL_VARINTS = tuple(_varint_slow(i) for i in range(1 << 14))
+
+
+def _varint(value: int) -> bytes:
+  if 0 <= value < (1 << 14):
+    return _SMALL_VARINTS[value]
+  return _varint_slow(value)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+  """A length-delimited protobuf field (wire type 2): tag, length, payload."""
+  return b''.join((_SMALL_VARINTS[number << 3 | 2], _varint(len(payload)), payload))
+
+
+@functools.lru_cache(maxsize=None)
+def _map_key(name: str) -> bytes:
+  """The key field of a `Features.feature` map entry."""
+  return _field(1, name.encode())
+
+
 class DeterministicExampleSerializer(tfds_internals.ExampleSerializer):
   """TFDS's ExampleSerializer, with output independent of the process."""
 
@@ -52,24 +87,28 @@ class DeterministicExampleSerializer(tfds_internals.ExampleSerializer):
     kinds = {k: _scalar_kind(v) for k, v in self._flat_example_specs.items()}
     # The direct path applies when every feature is a plain scalar.
     self._scalar_kinds = kinds if all(kinds.values()) else None
+    # Map entries in the order deterministic serialization writes them: keys
+    # sorted as byte strings.
+    self._sorted_kinds = sorted(kinds.items(), key=lambda kv: kv[0].encode())
 
   def _direct(self, example: Any) -> bytes | None:
-    """The serialized proto built directly, or None to take TFDS's path."""
+    """The serialized proto written directly, or None to take TFDS's path."""
     if not isinstance(example, dict) or example.keys() != self._scalar_kinds.keys():
       return None
-    proto = tf_example_pb2.Example()
-    feature_map = proto.features.feature
-    for name, kind in self._scalar_kinds.items():
+    entries = []
+    for name, kind in self._sorted_kinds:
       value = example[name]
       if kind == 'bytes' and isinstance(value, bytes):
-        feature_map[name].bytes_list.value.append(value)
+        feature = _field(1, _field(1, value))  # Feature.bytes_list.value
       elif kind == 'int' and isinstance(value, (int, np.integer)) and not isinstance(
           value, (bool, np.bool_)
       ):
-        feature_map[name].int64_list.value.append(int(value))
+        # Feature.int64_list, its `value` packed.
+        feature = _field(3, _field(1, _varint(int(value))))
       else:
         return None
-    return proto.SerializeToString(deterministic=True)
+      entries.append(_field(1, _map_key(name) + _field(2, feature)))
+    return _field(1, b''.join(entries))  # Example.features
 
   def serialize_example(self, example: Any) -> bytes:
     if self._scalar_kinds is not None:

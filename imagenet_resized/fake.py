@@ -302,3 +302,35 @@ def tar_bytes(files: Sequence[tuple[str, bytes]]) -> bytes:
       info.size = len(data)
       tar.addfile(info, io.BytesIO(data))
   return buf.getvalue()
+
+
+# ImageNet16-120 (`16x16_120`) needs a validation batch with exactly 6,000
+# rows of classes 1..120 (the published val_data has 50 per class).
+IMAGENET16_120_VAL_ROWS = 6_000
+IMAGENET16_120_CLASSES = 120
+
+
+def write_imagenet16_120_sources(
+    out_dir: str, fmt: str = 'npz', zipped: bool = True, train_batches: int = 2,
+    examples_per_batch: int = 300, other_val_examples: int = 400, seed: int = 0,
+) -> list[str]:
+  """16x16 sources whose `val_data` holds 6,000 rows of classes 1..120 (50
+  each) mixed with `other_val_examples` rows of classes 121..1000."""
+  written = write_sources(
+      out_dir, 16, fmt=fmt, train_batches=train_batches,
+      examples_per_batch=examples_per_batch, val_examples=1, seed=seed,
+      zipped=zipped,
+  )
+  rng = np.random.default_rng([seed, 16, IMAGENET16_120_CLASSES])
+  per_class = IMAGENET16_120_VAL_ROWS // IMAGENET16_120_CLASSES
+  labels = np.concatenate([
+      np.repeat(np.arange(1, IMAGENET16_120_CLASSES + 1), per_class),
+      rng.integers(IMAGENET16_120_CLASSES + 1, 1001, size=other_val_examples),
+  ])
+  rng.shuffle(labels)
+  batch = {
+      'data': images_to_rows(make_images(rng, len(labels), 16)),
+      'labels': labels,
+  }
+  replace_batch(out_dir, 16, fmt, zipped, 'val_data', batch_bytes(batch, fmt))
+  return written

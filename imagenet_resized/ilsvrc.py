@@ -42,7 +42,7 @@ import numpy as np
 import PIL
 from PIL import Image
 
-from imagenet_resized import one_line, png_codec, resources
+from imagenet_resized import one_line, png_codec, resources, worker_pool
 from imagenet_resized.batch_format import SourceError
 from imagenet_resized.sources import SPLITS, TRAIN, VALIDATION
 
@@ -563,7 +563,7 @@ def iter_examples(
 ) -> Iterator[tuple[str, dict]]:
   """(key, {'image': PNG bytes, 'label': int}) of a split, decoded in workers."""
   chunks = ((chunk, size, draft) for chunk in _chunked(source.images(), DECODE_CHUNK_IMAGES))
-  for encoded in png_codec.parallel_map(_encode_chunk, chunks, workers):
+  for encoded in worker_pool.parallel_map(_encode_chunk, chunks, workers):
     for key, png, label in encoded:
       yield key, {'image': png, 'label': label}
 

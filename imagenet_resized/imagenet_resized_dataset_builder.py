@@ -13,6 +13,7 @@ with names of their own (`32x32_ilsvrc2012`), asked for by name.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -20,9 +21,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from imagenet_resized import deterministic_serializer, download_probe
-from imagenet_resized import examples, ilsvrc, png_codec, resources, sources
+from imagenet_resized import examples, ilsvrc, imagenet16_120, resources, sources
+from imagenet_resized import row_selection, worker_pool
 from imagenet_resized import tfds_internals
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized.batch_format import NUM_CLASSES, SourceError
 
 VERSION = tfds.core.Version('0.1.0')
 HOMEPAGE = 'https://patrykchrabaszcz.github.io/Imagenet32/'
@@ -40,15 +42,33 @@ class ConfigError(ValueError):
   """A config that would not name one well-defined dataset."""
 
 
-def config_name(size: int, source: str = AUTHORS, jpeg_draft: bool = False) -> str:
-  """The one name of a config: '32x32', '32x32_ilsvrc2012', '48x48_ilsvrc2012_draft'."""
+def config_name(
+    size: int, source: str = AUTHORS, jpeg_draft: bool = False,
+    num_classes: int | None = None,
+) -> str:
+  """The one name of a config: '32x32', '16x16_120', '32x32_ilsvrc2012',
+  '48x48_ilsvrc2012_draft'."""
   name = f'{size}x{size}'
+  if num_classes is not None:
+    name += f'_{num_classes}'
   if source == ILSVRC2012:
     name += '_ilsvrc2012'
   return name + ('_draft' if jpeg_draft else '')
 
 
-def _description(size: int, source: str, jpeg_draft: bool) -> str:
+def _description(size: int, source: str, jpeg_draft: bool, num_classes: int | None) -> str:
+  if num_classes is not None:
+    text = (
+        f'The authors\' {size}x{size} batches restricted to their first'
+        f' {num_classes} classes (1-based labels 1..{num_classes}, here'
+        f' 0..{num_classes - 1}), examples keyed as in {size}x{size}.'
+    )
+    if (size, num_classes) == (imagenet16_120.SIZE, imagenet16_120.NUM_CLASSES):
+      text += (
+          ' ImageNet16-120 of NAS-Bench-201 (Dong and Yang, 2020), with its'
+          ' x_valid and x_test halves of the validation split.'
+      )
+    return text
   if source == AUTHORS:
     return (
         f'ImageNet (ILSVRC2012) box-resized to {size}x{size}: the authors\''
@@ -65,7 +85,7 @@ def _description(size: int, source: str, jpeg_draft: bool) -> str:
   )
 
 
-def _checked_name(size, source, jpeg_draft, name) -> str:
+def _checked_name(size, source, jpeg_draft, num_classes, name) -> str:
   """The config's one name; ConfigError if the arguments name no dataset."""
   if isinstance(size, bool) or not isinstance(size, int) or size < 1:
     raise ConfigError(f'size={size!r}: expected a positive int')
@@ -85,7 +105,22 @@ def _checked_name(size, source, jpeg_draft, name) -> str:
         'jpeg_draft=True: only JPEGs can be draft-decoded; expected'
         f' source={ILSVRC2012!r} with it'
     )
-  canonical = config_name(size, source, jpeg_draft)
+  if num_classes is not None:
+    if (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int)
+        or not 1 <= num_classes < NUM_CLASSES
+    ):
+      raise ConfigError(
+          f'num_classes={num_classes!r}: expected 1..{NUM_CLASSES - 1}, the'
+          f' first classes of the authors\' labels (all {NUM_CLASSES} is'
+          f' ImagenetResizedConfig(size={size}))'
+      )
+    if source != AUTHORS:
+      raise ConfigError(
+          f'num_classes={num_classes}: class subsets are drawn from the'
+          f' authors\' batches; expected source={AUTHORS!r}'
+      )
+  canonical = config_name(size, source, jpeg_draft, num_classes)
   if name is not None and name != canonical:
     raise ConfigError(
         f'name={name!r}: this config is {canonical!r}; expected no name (each'
@@ -117,9 +152,10 @@ class ImagenetResizedConfig(tfds.core.BuilderConfig):
     if 'size' in kwargs and not args:
       name = _checked_name(
           kwargs['size'], kwargs.get('source', AUTHORS),
-          kwargs.get('jpeg_draft', False), kwargs.get('name'),
+          kwargs.get('jpeg_draft', False), kwargs.get('num_classes'),
+          kwargs.get('name'),
       )
-      extra = set(kwargs) - {'size', 'source', 'jpeg_draft', 'name'}
+      extra = set(kwargs) - {'size', 'source', 'jpeg_draft', 'num_classes', 'name'}
       if name in _REGISTERED and not extra:
         return _REGISTERED[name]
     return super().__new__(cls)
@@ -130,18 +166,27 @@ class ImagenetResizedConfig(tfds.core.BuilderConfig):
       size: int,
       source: str = AUTHORS,
       jpeg_draft: bool = False,
+      num_classes: int | None = None,
       name: str | None = None,
       **kwargs,
   ):
     if _REGISTERED.get(getattr(self, 'name', None)) is self:
       return  # The registered config, given back by __new__.
-    canonical = _checked_name(size, source, jpeg_draft, name)
+    canonical = _checked_name(size, source, jpeg_draft, num_classes, name)
     kwargs.setdefault('version', VERSION)
-    kwargs.setdefault('description', _description(size, source, jpeg_draft))
+    kwargs.setdefault('description', _description(size, source, jpeg_draft, num_classes))
     super().__init__(name=canonical, **kwargs)
     self.size = size
     self.source = source
     self.jpeg_draft = jpeg_draft
+    self.num_classes = num_classes
+
+  @property
+  def has_x_splits(self) -> bool:
+    """Whether this is ImageNet16-120, with NAS-Bench-201's x_valid and x_test."""
+    return (self.size, self.num_classes) == (
+        imagenet16_120.SIZE, imagenet16_120.NUM_CLASSES
+    )
 
   @classmethod
   def registered(cls, **kwargs) -> 'ImagenetResizedConfig':
@@ -195,6 +240,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       ImagenetResizedConfig.registered(size=s, source=source)
       for source in SOURCE_NAMES
       for s in sources.SIZES
+  ] + [
+      ImagenetResizedConfig.registered(
+          size=imagenet16_120.SIZE, num_classes=imagenet16_120.NUM_CLASSES
+      ),
   ]
   DEFAULT_CONFIG_NAME = '8x8'
   MANUAL_DOWNLOAD_INSTRUCTIONS = _manual_instructions()
@@ -204,12 +253,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     size = self.builder_config.size
+    num_classes = self.builder_config.num_classes or NUM_CLASSES
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
             'image': tfds.features.Image(
                 shape=(size, size, 3), dtype=np.uint8, encoding_format='png'
             ),
-            'label': tfds.features.ClassLabel(names=list(resources.wnids())),
+            # The authors' label order; a class subset keeps its first classes.
+            'label': tfds.features.ClassLabel(
+                names=list(resources.wnids()[:num_classes])
+            ),
         }),
         supervised_keys=('image', 'label'),
         homepage=HOMEPAGE,
@@ -287,11 +340,30 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         }
         for split, source in found.items()
     }
-    return {
+    generators = {
         split: self._generate_ilsvrc_examples(found[split])
         if isinstance(found[split], ilsvrc.SplitSource)
         else self._generate_examples(source=found[split])
         for split in sources.SPLITS
+    }
+    if self.builder_config.has_x_splits:
+      generators.update(self._x_split_generators(found[sources.VALIDATION]))
+    return generators
+
+  def _x_split_generators(self, validation: sources.SplitSource) -> dict:
+    """NAS-Bench-201's x_valid and x_test: positions among the validation
+    rows of classes 1..120, which must be 6,000 (checked before building)."""
+    config = self.builder_config
+    imagenet16_120.check_validation_rows(
+        examples.count_rows_of_classes(validation, config.size, config.num_classes),
+        ', '.join(b.where for b in validation.batches),
+    )
+    return {
+        split: self._generate_examples(
+            validation,
+            row_selection.ClassPositions(config.num_classes, positions),
+        )
+        for split, positions in imagenet16_120.x_split_positions().items()
     }
 
   def _ilsvrc_method(self, source) -> dict[str, str]:
@@ -307,14 +379,27 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if getattr(self, '_use_beam', False):
       return ilsvrc.beam_examples(source, size, draft)
     return ilsvrc.iter_examples(
-        source, size, workers=png_codec.default_workers(), draft=draft
+        source, size, workers=worker_pool.default_workers(), draft=draft
     )
 
-  def _generate_examples(self, source: sources.SplitSource):
+  def _generate_examples(self, source: sources.SplitSource, selection=None):
     size = self.builder_config.size
+    num_classes = self.builder_config.num_classes
+    check_kept = None
+    if selection is None and num_classes is None:
+      selection = row_selection.EveryRow()
+    elif selection is None:
+      selection = row_selection.FirstClasses(num_classes)
+      if self.builder_config.has_x_splits:
+        # The published archives give ImageNet16-120's published sizes.
+        check_kept = functools.partial(
+            imagenet16_120.check_published_counts, source.split,
+            where=', '.join(source.files),
+        )
     if getattr(self, '_use_beam', False):
       from imagenet_resized import beam_io  # pylint: disable=g-import-not-at-top
-      return beam_io.ExamplesFromBatches(source, size)
+      return beam_io.ExamplesFromBatches(source, size, selection, check_kept)
     return examples.iter_split_examples(
-        source, size, workers=png_codec.default_workers()
+        source, size, workers=worker_pool.default_workers(),
+        selection=selection, check_kept=check_kept,
     )

@@ -418,6 +418,14 @@ def check_batch_rows(source: SplitSource, batch: Batch, rows: int) -> None:
     )
 
 
+def is_published(source: SplitSource, rows_by_batch: dict[str, int]) -> bool:
+  """Whether a split read whole is the published one: from the registered
+  archives, or made of batches of their published row counts."""
+  return source.expected_examples is not None or any(
+      PUBLISHED_BATCH_ROWS.get(n) == r for n, r in rows_by_batch.items()
+  )
+
+
 def check_split_rows(source: SplitSource, rows_by_batch: dict[str, int]) -> None:
   """Refuses a split that claims to be the published one but is not whole.
 

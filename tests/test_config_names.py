@@ -12,7 +12,8 @@ PUBLISHED = ['8x8', '16x16', '32x32', '64x64']
 
 def test_registered_configs_name_their_source():
   configs = imagenet_resized.Builder.BUILDER_CONFIGS
-  assert [c.name for c in configs] == PUBLISHED + [f'{n}_ilsvrc2012' for n in PUBLISHED]
+  assert [c.name for c in configs] == (
+      PUBLISHED + [f'{n}_ilsvrc2012' for n in PUBLISHED] + ['16x16_120'])
   for config in configs:
     assert config.source == ('ilsvrc2012' if config.name.endswith('_ilsvrc2012') else 'authors')
     assert str(config.version) == '0.1.0'
@@ -27,6 +28,8 @@ def test_registered_configs_name_their_source():
     (dict(size=24, source='ilsvrc2012'), '24x24_ilsvrc2012'),
     (dict(size=24, source='ilsvrc2012', jpeg_draft=True), '24x24_ilsvrc2012_draft'),
     (dict(size=64, source='ilsvrc2012', jpeg_draft=True), '64x64_ilsvrc2012_draft'),
+    (dict(size=16, num_classes=120), '16x16_120'),
+    (dict(size=32, num_classes=100), '32x32_100'),
 ])
 def test_each_dataset_has_one_name(kwargs, name):
   assert ImagenetResizedConfig(**kwargs).name == name
@@ -49,6 +52,12 @@ def test_each_dataset_has_one_name(kwargs, name):
      "name='32x32': this config is '32x32_ilsvrc2012'; expected no name (each"
      ' dataset has one name, so that a name always means the same examples)'),
     (dict(size=0), 'size=0: expected a positive int'),
+    (dict(size=16, num_classes=1000),
+     "num_classes=1000: expected 1..999, the first classes of the authors'"
+     ' labels (all 1000 is ImagenetResizedConfig(size=16))'),
+    (dict(size=16, num_classes=120, source='ilsvrc2012'),
+     "num_classes=120: class subsets are drawn from the authors' batches;"
+     " expected source='authors'"),
     (dict(size=True), 'size=True: expected a positive int'),
 ])
 def test_ambiguous_or_impossible_configs_are_refused(kwargs, message):

@@ -90,6 +90,29 @@ def test_serializer_matches_tfds_deterministic_output(features):
     assert ours.serialize_example(with_np_label) == expected
 
 
+def test_serializer_writes_any_int64_and_long_bytes_as_protobuf_does():
+  """Negative and 64-bit integers, byte strings past two-byte lengths."""
+  features = tfds.features.FeaturesDict({
+      'blob': tfds.features.Tensor(shape=(), dtype=np.object_),
+      'count': tfds.features.Tensor(shape=(), dtype=np.int64),
+      'a_small': tfds.features.Tensor(shape=(), dtype=np.int32),
+  })
+  ours = deterministic_serializer.DeterministicExampleSerializer(
+      features.get_serialized_info()
+  )
+  theirs = example_serializer.ExampleSerializer(features.get_serialized_info())
+  for count, small, blob in [
+      (-1, 0, b''), (2**63 - 1, -(2**31), b'x' * 16384), (-(2**63), 127, b'\0' * 300),
+      (128, 2**31 - 1, bytes(range(256)) * 100),
+  ]:
+    # As Image and ClassLabel encode them: plain bytes and int.
+    example = {'blob': blob, 'count': count, 'a_small': small}
+    assert ours._direct(example) is not None  # pylint: disable=protected-access
+    assert ours.serialize_example(example) == theirs.get_tf_example(
+        example
+    ).SerializeToString(deterministic=True)
+
+
 def test_serializer_falls_back_for_other_features():
   features = tfds.features.FeaturesDict({
       'vector': tfds.features.Tensor(shape=(3,), dtype=np.float32),

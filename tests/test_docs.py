@@ -5,8 +5,10 @@ Each ```bash or ```python block is preceded by a marker that says how it is
 tested:
   <!-- test: run -->                 run here, verbatim, in a fresh HOME that
                                      holds fake sources (~/imagenet_downsampled:
-                                     the authors' 32x32 npz zips; ~/imagenet:
-                                     tiny ILSVRC2012 tarballs), in page order;
+                                     the authors' 32x32 npz zips; ~/imagenet16:
+                                     16x16 ones fit for ImageNet16-120;
+                                     ~/imagenet: tiny ILSVRC2012 tarballs), in
+                                     page order;
   <!-- test: .ci/run -->             the README's quick start and test command,
                                      which CI takes from the README and runs
                                      (or a command they contain, e.g. the
@@ -129,6 +131,7 @@ def home(tmp_path):
   """A user's home holding the sources the docs' commands use."""
   fake.write_sources(str(tmp_path / 'imagenet_downsampled'), 32, train_batches=2,
                      examples_per_batch=4, val_examples=3)
+  fake.write_imagenet16_120_sources(str(tmp_path / 'imagenet16'))
   from test_ilsvrc import TinyImagenet  # pylint: disable=g-import-not-at-top
   TinyImagenet().write_tarballs(str(tmp_path / 'imagenet'))
   return tmp_path

@@ -1,0 +1,151 @@
+"""PNG size and speed by deflate library and level, on crops of photographs.
+
+Encodes the same random photo crops (`photo_sources.crops`: box-resized to
+SxS) with our writer (`png_codec.encode_pngs`: per-row adaptive filters) and
+each deflate implementation at several levels, and with libpng through
+`tf.io.encode_png` (TFDS's own encoder: adaptive filters, zlib level 6) as the
+reference. Every PNG is checked to decode (Pillow) to its pixels.
+
+    python benchmarks/bench_png.py --sizes 8 16 32 64
+
+Prints a Markdown table: bytes per image, % of libpng's, and microseconds per
+image (one process, one thread; the best of `--repeats` runs over the whole
+set, filters included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import io
+import os
+import sys
+import time
+import zlib
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+import photo_sources  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized import png_codec  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# Images per size: about the same number of pixels for each.
+DEFAULT_COUNTS = {8: 8000, 16: 4000, 32: 2000, 64: 800}
+
+
+def compressors() -> list[tuple[str, object, list[int]]]:
+  """(library, zlib-stream compress(data, level), levels) of those installed."""
+  import deflate  # pylint: disable=g-import-not-at-top
+  found = [
+      (f'libdeflate (deflate {deflate.__version__})', deflate.zlib_compress, [1, 6, 9, 10, 12]),
+      (f'zlib {zlib.ZLIB_RUNTIME_VERSION} (stdlib)', zlib.compress, [1, 6, 9]),
+      (f'zlib {zlib.ZLIB_RUNTIME_VERSION} (stdlib), Z_FILTERED as libpng', _zlib_filtered, [6, 9]),
+  ]
+  try:
+    from zlib_ng import zlib_ng  # pylint: disable=g-import-not-at-top
+    found.append(
+        (f'zlib-ng {zlib_ng.ZLIBNG_VERSION} (zlib-ng {importlib.metadata.version("zlib-ng")})',
+         zlib_ng.compress, [1, 6, 9])
+    )
+  except ImportError:
+    print('zlib-ng not installed: skipped', file=sys.stderr)
+  try:
+    from isal import isal_zlib  # pylint: disable=g-import-not-at-top
+    found.append(
+        (f'ISA-L (isal {importlib.metadata.version("isal")})', isal_zlib.compress, [0, 1, 2, 3])
+    )
+  except ImportError:
+    print('isal not installed: skipped', file=sys.stderr)
+  return found
+
+
+def _zlib_filtered(data, level: int) -> bytes:
+  """zlib with the strategy libpng uses for filtered rows (Z_FILTERED)."""
+  compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 8, zlib.Z_FILTERED)
+  return compressor.compress(data) + compressor.flush()
+
+
+def _best_time(fn, repeats: int) -> tuple[float, object]:
+  best, result = float('inf'), None
+  for _ in range(repeats):
+    start = time.perf_counter()
+    result = fn()
+    best = min(best, time.perf_counter() - start)
+  return best, result
+
+
+def _check_decodes(pngs: list[bytes], images: np.ndarray, what: str) -> None:
+  for png, image in zip(pngs, images):
+    decoded = np.asarray(Image.open(io.BytesIO(png)).convert('RGB'))
+    if not np.array_equal(decoded, image):
+      raise AssertionError(f'{what}: a PNG does not decode to its pixels')
+
+
+def tf_encode(images: np.ndarray) -> list[bytes]:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return [tf.io.encode_png(image).numpy() for image in images]
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument('--sizes', type=int, nargs='+', default=[8, 16, 32, 64])
+  parser.add_argument('--scale', type=float, default=1.0, help='times the default counts')
+  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--seed', type=int, default=0)
+  args = parser.parse_args()
+
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  rows: dict[str, dict[int, tuple[float, float]]] = {}
+  counts = {}
+  for size in args.sizes:
+    n = max(1, int(DEFAULT_COUNTS.get(size, 1000) * args.scale))
+    counts[size] = n
+    images = photo_sources.crops(np.random.default_rng([args.seed, size]), n, size)
+    seconds, pngs = _best_time(lambda: tf_encode(images), args.repeats)
+    _check_decodes(pngs, images, 'tf.io.encode_png')
+    reference = float(np.mean([len(p) for p in pngs]))
+    rows.setdefault('libpng via tf.io.encode_png (TFDS), zlib 6', {})[size] = (
+        reference, seconds / n * 1e6
+    )
+    seconds, pngs = _best_time(
+        lambda: png_codec.encode_pngs(images, 6, zlib.compress, png_codec.NONE),
+        args.repeats,
+    )
+    _check_decodes(pngs, images, 'filter None')
+    rows.setdefault('ours before: filter None on every row, zlib 6', {})[size] = (
+        float(np.mean([len(p) for p in pngs])), seconds / n * 1e6
+    )
+    for library, compress, levels in compressors():
+      for level in levels:
+        seconds, pngs = _best_time(
+            lambda: png_codec.encode_pngs(images, level, compress), args.repeats
+        )
+        _check_decodes(pngs, images, f'{library} {level}')
+        rows.setdefault(f'adaptive filters, {library} level {level}', {})[size] = (
+            float(np.mean([len(p) for p in pngs])), seconds / n * 1e6
+        )
+    print(f'{size}x{size} done', file=sys.stderr, flush=True)
+
+  libpng = rows['libpng via tf.io.encode_png (TFDS), zlib 6']
+  header = '| encoder | ' + ' | '.join(
+      f'{s}x{s} bytes (% libpng) | {s}x{s} us' for s in args.sizes
+  ) + ' |'
+  print(f'\nMachine: {common.machine()}; load average after: {common.load_average()}')
+  print('Images: ' + ', '.join(f'{counts[s]:,} at {s}x{s}' for s in args.sizes))
+  print()
+  print(header)
+  print('|---|' + '---:|---:|' * len(args.sizes))
+  for name, by_size in rows.items():
+    cells = []
+    for s in args.sizes:
+      size_bytes, micros = by_size[s]
+      cells.append(f'{size_bytes:,.0f} ({100 * size_bytes / libpng[s][0]:.1f} %) | {micros:,.1f}')
+    print(f'| {name} | ' + ' | '.join(cells) + ' |')
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,56 @@
+"""Which rows of the authors' batches a dataset takes.
+
+A selection is asked, for each batch, for a `keep` function: given the
+0-based labels of consecutive rows (a chunk, in row order), it returns a
+boolean mask of the rows to take. Kept rows keep their row index in their
+example key, so a subset comes in the full dataset's order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+Keep = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class EveryRow:
+  """The whole dataset."""
+
+  def for_batch(self) -> Keep:
+    return lambda labels: np.ones(len(labels), bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstClasses:
+  """The rows whose 0-based label is below `num_classes`."""
+
+  num_classes: int
+
+  def for_batch(self) -> Keep:
+    return lambda labels: labels < self.num_classes
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassPositions:
+  """Of the rows of the first `num_classes` classes, taken in the batch's row
+  order, those at `positions` (0-based) in that list."""
+
+  num_classes: int
+  positions: frozenset[int]
+
+  def for_batch(self) -> Keep:
+    wanted = np.array(sorted(self.positions), np.int64)
+    seen = 0  # Rows of the classes in earlier chunks of this batch.
+
+    def keep(labels: np.ndarray) -> np.ndarray:
+      nonlocal seen
+      in_classes = labels < self.num_classes
+      position = seen + np.cumsum(in_classes) - 1
+      seen += int(in_classes.sum())
+      return in_classes & np.isin(position, wanted)
+
+    return keep
