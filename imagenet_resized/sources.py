@@ -28,7 +28,7 @@ import tempfile
 import zipfile
 from typing import Iterator, Sequence
 
-from imagenet_resized import batch_format, npz_spool, resources
+from imagenet_resized import batch_format, npz_spool, one_line, resources
 from imagenet_resized.batch_format import SourceError
 
 SIZES = (8, 16, 32, 64)
@@ -48,7 +48,7 @@ PUBLISHED_BATCH_ROWS = {
     VAL_BATCH: 50_000,
 }
 
-_BATCH_RE = re.compile(r'^(train_data_batch_([1-9]|10)|val_data)(\.npz)?$')
+_BATCH_RE = re.compile(r'(train_data_batch_([1-9]|10)|val_data)(\.npz)?')
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def download_names(size: int) -> list[str]:
 
 def batch_split(basename: str) -> str | None:
   """'train' / 'validation' for a batch file or member name, else None."""
-  m = _BATCH_RE.match(basename)
+  m = _BATCH_RE.fullmatch(basename)
   if not m:
     return None
   return VALIDATION if m.group(1) == 'val_data' else TRAIN
@@ -107,7 +107,8 @@ class Batch:
   @property
   def where(self) -> str:
     """Names the batch in messages: 'zip:member' or the file path."""
-    return f'{self.path}:{self.member}' if self.member else self.path
+    # A member name comes from the file: kept on one line, cut if huge.
+    return f'{self.path}:{one_line.shown(self.member, 200)}' if self.member else self.path
 
   @property
   def name(self) -> str:

@@ -223,7 +223,7 @@ def test_unknown_config():
   assert line == (
       "imagenet-resized show: error: argument --config: invalid choice: '7x7'"
       " (choose from '8x8', '16x16', '32x32', '64x64', '8x8_ilsvrc2012',"
-      " '16x16_ilsvrc2012', '32x32_ilsvrc2012', '64x64_ilsvrc2012')"
+      " '16x16_ilsvrc2012', '32x32_ilsvrc2012', '64x64_ilsvrc2012', '16x16_120')"
       ' (see imagenet-resized show --help)'
   )
 
