@@ -446,8 +446,6 @@ class SplitSource:
   split: str
   form: str  # FORM_TARBALL or FORM_FOLDERS.
   files: tuple[str, ...]  # The tarball, or the folder.
-  # No published split size is enforced: subsets of ImageNet build too.
-  expected_examples: int | None = None
 
   @property
   def path(self) -> str:
@@ -572,54 +570,74 @@ def iter_examples(
 # Apache Beam: work units spread across workers.
 
 
+# Parts of a split that one Beam worker reads on its own: four kinds, each a
+# small type with `images()`.
+
+
 @dataclasses.dataclass(frozen=True)
-class WorkUnit:
-  """Part of a split one Beam worker reads on its own.
+class ClassTarUnit:
+  """The class tar `name` at byte `offset` (`length` bytes) of the train
+  tarball `path`."""
 
-  kind 'class tar':   the class tar at byte `offset` (`length` bytes) of the
-                      train tarball `path`, named `name`;
-  kind 'class folder': the class folder `path`, named `name` (its WNID);
-  kind 'val tar':     the validation tarball's `members` (name, offset, length);
-  kind 'val files':   validation `files` (path, class-folder WNID or None).
-  """
-
-  kind: str
   path: str
-  name: str = ''
-  offset: int = 0
-  length: int = 0
-  members: tuple[tuple[str, int, int], ...] = ()
-  files: tuple[tuple[str, str | None], ...] = ()
+  name: str
+  offset: int
+  length: int
 
   def images(self) -> Iterator[Encoded]:
-    if self.kind == 'class tar':
-      wnid = _CLASS_TAR_RE.fullmatch(_member_path(self.name)).group(1)
-      label = train_label(
-          wnid, f'{self.path}:{one_line.shown(self.name)}', _label_of_wnid()
-      )
-      with open(self.path, 'rb') as f:
-        f.seek(self.offset)
-        yield from _iter_class_tar(_Slice(f, self.length), self.path, self.name, wnid, label)
-    elif self.kind == 'class folder':
-      yield from _iter_class_folder(
-          self.name, self.path, train_label(self.name, self.path, _label_of_wnid())
-      )
-    elif self.kind == 'val tar':
-      labels, truth = _label_of_wnid(), validation_wnids()
-      with open(self.path, 'rb') as f:
-        for name, offset, length in self.members:
-          where = f'{self.path}:{one_line.shown(name)}'
-          base = posixpath.basename(name)
-          label = validation_label(base, where, truth, labels)
-          f.seek(offset)
-          data = f.read(length)
-          if len(data) != length:
-            raise _tar_error(self.path, EOFError(f'{name} is cut short'))
-          yield Encoded(f'val/{base}', where, data, label)
-    elif self.kind == 'val files':
-      yield from _iter_val_files(self.files)
-    else:
-      raise ValueError(f'unknown work unit kind {self.kind!r}')
+    wnid = _CLASS_TAR_RE.fullmatch(_member_path(self.name)).group(1)
+    label = train_label(
+        wnid, f'{self.path}:{one_line.shown(self.name)}', _label_of_wnid()
+    )
+    with open(self.path, 'rb') as f:
+      f.seek(self.offset)
+      yield from _iter_class_tar(_Slice(f, self.length), self.path, self.name, wnid, label)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassFolderUnit:
+  """The extracted class folder `path` of the class `wnid`."""
+
+  path: str
+  wnid: str
+
+  def images(self) -> Iterator[Encoded]:
+    label = train_label(self.wnid, self.path, _label_of_wnid())
+    yield from _iter_class_folder(self.wnid, self.path, label)
+
+
+@dataclasses.dataclass(frozen=True)
+class ValTarUnit:
+  """Members (name, offset, length) of the validation tarball `path`."""
+
+  path: str
+  members: tuple[tuple[str, int, int], ...]
+
+  def images(self) -> Iterator[Encoded]:
+    labels, truth = _label_of_wnid(), validation_wnids()
+    with open(self.path, 'rb') as f:
+      for name, offset, length in self.members:
+        where = f'{self.path}:{one_line.shown(name)}'
+        base = posixpath.basename(name)
+        label = validation_label(base, where, truth, labels)
+        f.seek(offset)
+        data = f.read(length)
+        if len(data) != length:
+          raise _tar_error(self.path, EOFError(f'{name} is cut short'))
+        yield Encoded(f'val/{base}', where, data, label)
+
+
+@dataclasses.dataclass(frozen=True)
+class ValFilesUnit:
+  """Extracted validation images: (path, class-folder WNID or None)."""
+
+  files: tuple[tuple[str, str | None], ...]
+
+  def images(self) -> Iterator[Encoded]:
+    yield from _iter_val_files(self.files)
+
+
+WorkUnit = ClassTarUnit | ClassFolderUnit | ValTarUnit | ValFilesUnit
 
 
 class _Slice(io.RawIOBase):
@@ -687,7 +705,7 @@ def work_units(source: SplitSource) -> list[WorkUnit]:
   """The split cut into units: one per class for train, slices of validation."""
   if source.form == FORM_TARBALL and source.split == TRAIN:
     return [
-        WorkUnit('class tar', source.path, m.name, m.offset_data, m.size)
+        ClassTarUnit(source.path, m.name, m.offset_data, m.size)
         for name, m in _tar_members(source.path)
         if _class_tar_wnid(source.path, name, m)  # Refuses other members.
     ]
@@ -697,20 +715,16 @@ def work_units(source: SplitSource) -> list[WorkUnit]:
       check_image_bytes(f'{source.path}:{one_line.shown(m.name)}', m.size)
       members.append((m.name, m.offset_data, m.size))
     return [
-        WorkUnit(
-            'val tar', source.path,
-            members=tuple(members[i : i + BEAM_VAL_IMAGES_PER_UNIT]),
-        )
+        ValTarUnit(source.path, tuple(members[i : i + BEAM_VAL_IMAGES_PER_UNIT]))
         for i in range(0, len(members), BEAM_VAL_IMAGES_PER_UNIT)
     ]
   if source.split == TRAIN:
     return [
-        WorkUnit('class folder', path, name=wnid)
-        for wnid, path in _train_class_folders(source.path)
+        ClassFolderUnit(path, wnid) for wnid, path in _train_class_folders(source.path)
     ]
   files = _val_files(source.path)
   return [
-      WorkUnit('val files', source.path, files=tuple(files[i : i + BEAM_VAL_IMAGES_PER_UNIT]))
+      ValFilesUnit(tuple(files[i : i + BEAM_VAL_IMAGES_PER_UNIT]))
       for i in range(0, len(files), BEAM_VAL_IMAGES_PER_UNIT)
   ]
 
