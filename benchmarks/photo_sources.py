@@ -70,16 +70,6 @@ CHUNK_ROWS = 4096
 # Zip timestamps fixed, as in fake.py, so the same call writes the same bytes.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
-# The published split sizes; the per-batch counts are not published, so the
-# train split is shared out evenly (seven batches of 128,117, three of 128,116).
-REAL_TRAIN_EXAMPLES = sources.PUBLISHED_SPLIT_SIZES[sources.TRAIN]
-REAL_VAL_EXAMPLES = sources.PUBLISHED_SPLIT_SIZES[sources.VALIDATION]
-
-
-def even_counts(total: int, batches: int) -> list[int]:
-  """`total` rows shared out over `batches` as evenly as possible."""
-  base, extra = divmod(total, batches)
-  return [base + (1 if k < extra else 0) for k in range(batches)]
 
 
 def photo_path(package: str, relative: str) -> str:
@@ -187,10 +177,12 @@ class Layout:
 
 
 def real_layout() -> Layout:
-  """The published sizes: 10 train batches, 1,281,167 rows; 50,000 val."""
+  """The published batch sizes (`sources.PUBLISHED_BATCH_ROWS`): batches 1-9
+  of 128,116 rows, batch 10 of 128,123 (1,281,167 in all); val_data 50,000."""
+  rows = sources.PUBLISHED_BATCH_ROWS
   return Layout(
-      tuple(even_counts(REAL_TRAIN_EXAMPLES, sources.NUM_TRAIN_BATCHES)),
-      REAL_VAL_EXAMPLES,
+      tuple(rows[name] for name in sources.published_batch_names(sources.TRAIN)),
+      rows[sources.VAL_BATCH],
   )
 
 

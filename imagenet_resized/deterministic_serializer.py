@@ -11,8 +11,8 @@ For flat examples of scalar byte-string and integer features, such as ours
 (`image`: PNG bytes, `label`: int), the proto's wire bytes are written out
 directly (protobuf's encoding of a tf.train.Example, map entries in key
 order: what `SerializeToString(deterministic=True)` writes, which the tests
-check): ~4 us per example, against ~13 us through the protobuf API and ~43 us
-through TFDS's generic conversion through numpy. Serialization runs in the
+check), from cached pieces: ~1 us per example, against ~13 us through the
+protobuf API and ~43 us through TFDS's generic conversion through numpy. Serialization runs in the
 builder's main process, which bounds the build's speed. Other examples take
 TFDS's own path, serialized deterministically.
 
@@ -68,15 +68,46 @@ def _varint(value: int) -> bytes:
   return _varint_slow(value)
 
 
+def _head(number: int, length: int) -> bytes:
+  """The start of a length-delimited field (wire type 2): tag, then length."""
+  return _SMALL_VARINTS[number << 3 | 2] + _varint(length)
+
+
 def _field(number: int, payload: bytes) -> bytes:
-  """A length-delimited protobuf field (wire type 2): tag, length, payload."""
-  return b''.join((_SMALL_VARINTS[number << 3 | 2], _varint(len(payload)), payload))
+  """A length-delimited protobuf field: tag, length, payload."""
+  return _head(number, len(payload)) + payload
 
 
 @functools.lru_cache(maxsize=None)
 def _map_key(name: str) -> bytes:
   """The key field of a `Features.feature` map entry."""
   return _field(1, name.encode())
+
+
+# The wire bytes of an example are built from cached pieces: per example they
+# are one join of a few byte strings (~1 us), where building every nested
+# field anew took ~7 us, in the main process, which bounds a build's speed.
+_CACHE_SIZE = 1 << 16
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _bytes_entry_head(name: str, length: int) -> bytes:
+  """A map entry `name` -> Feature.bytes_list with one value of `length`
+  bytes, up to that value (which ends the entry)."""
+  value_head = _head(1, length)  # BytesList.value
+  list_length = len(value_head) + length
+  list_head = _head(1, list_length)  # Feature.bytes_list
+  feature_length = len(list_head) + list_length
+  feature_head = _head(2, feature_length)  # The entry's value.
+  key = _map_key(name)
+  entry_length = len(key) + len(feature_head) + feature_length
+  return _head(1, entry_length) + key + feature_head + list_head + value_head
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _int_entry(name: str, value: int) -> bytes:
+  """A map entry `name` -> Feature.int64_list holding `value` (packed)."""
+  return _field(1, _map_key(name) + _field(2, _field(3, _field(1, _varint(value)))))
 
 
 class DeterministicExampleSerializer(tfds_internals.ExampleSerializer):
@@ -95,20 +126,24 @@ class DeterministicExampleSerializer(tfds_internals.ExampleSerializer):
     """The serialized proto written directly, or None to take TFDS's path."""
     if not isinstance(example, dict) or example.keys() != self._scalar_kinds.keys():
       return None
-    entries = []
+    parts = [b'']  # Example.features's head, once its length is known.
+    length = 0
     for name, kind in self._sorted_kinds:
       value = example[name]
-      if kind == 'bytes' and isinstance(value, bytes):
-        feature = _field(1, _field(1, value))  # Feature.bytes_list.value
-      elif kind == 'int' and isinstance(value, (int, np.integer)) and not isinstance(
-          value, (bool, np.bool_)
-      ):
-        # Feature.int64_list, its `value` packed.
-        feature = _field(3, _field(1, _varint(int(value))))
+      # Exact types first (isinstance against numpy's abstract types is
+      # slow); bool and np.bool_ are not integers here.
+      if kind == 'bytes' and type(value) is bytes:
+        head = _bytes_entry_head(name, len(value))
+        parts += (head, value)
+        length += len(head) + len(value)
+      elif kind == 'int' and (type(value) is int or isinstance(value, np.integer)):
+        entry = _int_entry(name, int(value))
+        parts.append(entry)
+        length += len(entry)
       else:
         return None
-      entries.append(_field(1, _map_key(name) + _field(2, feature)))
-    return _field(1, b''.join(entries))  # Example.features
+    parts[0] = _head(1, length)
+    return b''.join(parts)
 
   def serialize_example(self, example: Any) -> bytes:
     if self._scalar_kinds is not None:

@@ -62,56 +62,78 @@ def test_prefetch_closes_an_abandoned_source():
 
 
 # ---------------------------------------------------------------------------
-# parallel_map_arrays: arrays through shared memory.
+# parallel_streams: whole items to fresh worker processes.
 
 
-def _checksum(array, tag):
-  return tag, array.shape, str(array.dtype), int(array.astype(np.int64).sum()), array[-1].tolist()
-
-
-def _arrays(n: int):
-  rng = np.random.default_rng(0)
+def _count_to(n: int):
   for i in range(n):
-    rows = 1 + i % 7  # Arrays of different sizes share the slots.
-    yield rng.integers(0, 256, size=(rows, 4, 3), dtype=np.uint8), f'item {i}'
+    yield n, i
 
 
-@pytest.mark.parametrize('workers', [0, 2])
-def test_arrays_arrive_intact_and_in_order_through_reused_slots(workers):
-  # 40 items through 2 * 2 + 2 = 6 slots: every slot is reused several times.
-  expected = [_checksum(a, tag) for a, tag in _arrays(40)]
-  got = list(worker_pool.parallel_map_arrays(
-      _checksum, _arrays(40), workers, slot_bytes=7 * 4 * 3
-  ))
-  assert got == expected
+@pytest.mark.parametrize('workers', [0, 2, 5])
+def test_every_value_of_every_item_arrives_each_item_in_its_own_order(workers):
+  items = [3, 0, 7, 1, 5, 2]
+  got = list(worker_pool.parallel_streams(_count_to, items, workers))
+  # Each item's values, in order, under its index; items may interleave.
+  by_item = {}
+  for index, value in got:
+    by_item.setdefault(index, []).append(value)
+  assert by_item == {i: [(n, k) for k in range(n)] for i, n in enumerate(items) if n}
+  if workers == 0:
+    assert got == [(i, (n, k)) for i, n in enumerate(items) for k in range(n)]
 
 
-def test_an_array_larger_than_a_slot_is_refused_in_one_line():
-  items = [(np.zeros((2, 8), np.uint8), 'a'), (np.zeros((3, 8), np.uint8), 'b')]
-  results = worker_pool.parallel_map_arrays(_checksum, items, workers=2, slot_bytes=16)
-  with pytest.raises(ValueError) as e:
-    list(results)
-  assert str(e.value) == (
-      'an array of 24 bytes (shape (3, 8)) does not fit a slot; expected at'
-      ' most 16 bytes'
-  )
+def _pid_and_modules(_):
+  import os  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  yield os.getpid(), sorted(m for m in sys.modules if m.split('.')[0] in (
+      'tensorflow', 'tensorflow_datasets'))
 
 
-def _fail_on_b(array, tag):
+def test_workers_are_other_processes_without_tfds():
+  import os  # pylint: disable=g-import-not-at-top
+  got = [v for _, v in worker_pool.parallel_streams(_pid_and_modules, [0, 1], 2)]
+  assert all(pid != os.getpid() for pid, _ in got)
+  assert [modules for _, modules in got] == [[], []]
+
+
+def _fail_on_b(tag):
+  yield tag
   if tag == 'b':
     raise SourceError('b.npz: row 3 is bad')
-  return tag
 
 
-def test_a_worker_error_is_reraised_and_an_abandoned_map_stops():
-  items = [(np.zeros(4, np.uint8), t) for t in 'ab']
+def test_a_worker_error_is_reraised_as_it_was_raised():
   with pytest.raises(SourceError, match=r'^b\.npz: row 3 is bad$'):
-    list(worker_pool.parallel_map_arrays(_fail_on_b, items, workers=2, slot_bytes=4))
-  # Closed after one result while the reader waits for free slots: no hang,
-  # and the shared memory is released.
-  results = worker_pool.parallel_map_arrays(
-      _checksum, _arrays(1000), workers=2, slot_bytes=7 * 4 * 3
-  )
-  assert next(results)[0] == 'item 0'
+    list(worker_pool.parallel_streams(_fail_on_b, ['a', 'b', 'c'], 2))
+
+
+def _endless(start):
+  yield from itertools.count(start)
+
+
+def test_an_abandoned_stream_stops_its_workers():
+  results = worker_pool.parallel_streams(_endless, [0, 10**9], 2)
+  assert next(results)[1] in (0, 10**9)
+  workers = results.gi_frame.f_locals['started']
   results.close()
-  assert not worker_pool._SHARED  # pylint: disable=protected-access
+  assert [w.process.poll() for w in workers] == [-9, -9]
+
+
+def _counted_values(path):
+  for i in range(200):
+    with open(path, 'w') as f:
+      f.write(str(i))
+    yield bytes(1 << 20)  # 1 MiB each: more than a socket's buffer holds.
+
+
+def test_a_worker_runs_at_most_one_value_ahead_of_the_reader(tmp_path):
+  """The worker blocks on sending until its value is read: flat memory."""
+  import time  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / 'made')
+  results = worker_pool.parallel_streams(_counted_values, [path], 1)
+  next(results)
+  time.sleep(1.0)  # Time to run ahead, if it could.
+  with open(path) as f:
+    assert int(f.read()) <= 2  # The value read, one being sent, one made.
+  assert sum(1 for _ in results) == 199
