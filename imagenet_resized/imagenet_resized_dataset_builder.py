@@ -277,10 +277,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         download_config
         and (download_config.beam_options or download_config.beam_runner)
     )
-    # Byte-identical shards from build to build (and faster serialization).
+    # Byte-identical shards from build to build (and faster serialization);
+    # local files written without importing TensorFlow.
     with tfds_internals.example_serializer_swapped(
         deterministic_serializer.DeterministicExampleSerializer
-    ), tfds_internals.shuffle_memory_capped(self.SHUFFLE_MEMORY_BYTES):
+    ), tfds_internals.shuffle_memory_capped(
+        self.SHUFFLE_MEMORY_BYTES
+    ), tfds_internals.local_files_without_tensorflow():
       return super()._download_and_prepare(dl_manager, download_config)
 
   def _find_sources(self, dl_manager) -> dict:

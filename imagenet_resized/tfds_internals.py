@@ -23,19 +23,35 @@ The touches:
   4. `DownloadManager._get_checksum_dl_result`: whether a URL's file is
      already in TFDS's download cache, so that the reachability probe is
      skipped for it (`is_download_cached`).
+  5. `tensorflow_datasets.core.file_adapters.TfRecordFileAdapter.write_examples`
+     (the classmethod TFDS's writer calls to write a shard) and
+  6. `tensorflow_datasets.core.shuffle._Bucket` (the class of the shuffler's
+     spill files, looked up when a shuffler is made): both go through
+     TensorFlow's file API, which is why a build imports TensorFlow at all.
+     For local paths they are swapped, for the length of a build, for
+     equivalents on Python's own files (`local_files_without_tensorflow`):
+     the same bytes, without TensorFlow's ~6 s of CPU and ~780 MiB import in
+     the build process. Other paths (gs://...) keep TFDS's own code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import struct
 from typing import Iterator
+
+import google_crc32c
 
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import example_serializer
+from tensorflow_datasets.core import file_adapters
 from tensorflow_datasets.core import shuffle
 from tensorflow_datasets.core.download import resource as resource_lib
 from tensorflow_datasets.core.utils import dtype_utils  # pylint: disable=unused-import
+
+from imagenet_resized import tfrecord_writer
 
 # The tensorflow-datasets releases the whole test suite has passed on.
 TESTED_TFDS_VERSIONS = ('4.9.9', '4.9.10')
@@ -104,3 +120,93 @@ def is_download_cached(dl_manager, url: str) -> bool:
       dl_manager._get_checksum_dl_result(resource, legacy_mode=legacy) is not None
       for legacy in (False, True)
   )
+
+
+def _is_local(path) -> bool:
+  return '://' not in os.fspath(path)
+
+
+class _LocalBucket(shuffle._Bucket):  # pylint: disable=protected-access
+  """TFDS's shuffle bucket on Python's own files, for local paths.
+
+  The same file format as TFDS's `_Bucket` (16-byte hashed key, 8-byte size,
+  data; see its docstring), the same behaviour; only the file API differs.
+  """
+
+  def add(self, key, data: bytes) -> None:
+    if _is_local(self._path) and not self._fobj:
+      os.makedirs(os.path.dirname(os.fspath(self._path)), exist_ok=True)
+      try:
+        self._fobj = open(self._path, 'wb')
+      except OSError as e:
+        if e.errno != errno.EMFILE:
+          raise
+        # Up to 1,000 bucket files are open at once, as with TFDS's own.
+        shuffle._increase_open_files_limit()  # pylint: disable=protected-access
+        self._fobj = open(self._path, 'wb')
+    if not _is_local(self._path):
+      return super().add(key, data)
+    # pylint: disable-next=protected-access
+    self._fobj.write(shuffle._hkey_to_bytes(key) + struct.pack('=Q', len(data)))
+    self._fobj.write(data)
+    self._length += 1
+    self._size += len(data)
+
+  def flush(self) -> None:
+    # TFDS's flush closes the file; a closed Python file cannot be flushed
+    # again, and read_values flushes first.
+    if self._fobj and not (_is_local(self._path) and self._fobj.closed):
+      super().flush()
+
+  def read_values(self):
+    if not _is_local(self._path):
+      yield from super().read_values()
+      return
+    self.flush()
+    if not os.path.exists(self._path):  # Nothing was ever added.
+      return
+    with open(self._path, 'rb') as f:
+      while True:
+        head = f.read(shuffle.HKEY_SIZE_BYTES)
+        if not head:
+          return
+        (size,) = struct.unpack('=Q', f.read(8))
+        yield shuffle._read_hkey(head), f.read(size)  # pylint: disable=protected-access
+
+  def del_file(self) -> None:
+    if not _is_local(self._path):
+      return super().del_file()
+    if os.path.exists(self._path):
+      os.remove(self._path)
+
+
+def _write_examples_locally(original):
+  """TfRecordFileAdapter.write_examples, on Python's files for local paths."""
+
+  def write_examples(cls, path, iterator):
+    if not _is_local(path):
+      return original.__func__(cls, path, iterator)
+    tfrecord_writer.write_records(path, (data for _, data in iterator))
+    return None  # As TFDS's: TFRecord shards record no positions.
+
+  return classmethod(write_examples)
+
+
+@contextlib.contextmanager
+def local_files_without_tensorflow() -> Iterator[None]:
+  """Within the block, TFDS writes local shards and shuffle buckets with
+  Python's files (touches 5 and 6), when google-crc32c has its C code (its
+  pure-Python fallback would be far slower than importing TensorFlow)."""
+  if google_crc32c.implementation != 'c':
+    yield
+    return
+  adapter = file_adapters.TfRecordFileAdapter
+  original_write = adapter.__dict__['write_examples']
+  original_bucket = shuffle._Bucket  # pylint: disable=protected-access
+  adapter.write_examples = _write_examples_locally(original_write)
+  shuffle._Bucket = _LocalBucket  # pylint: disable=protected-access
+  try:
+    yield
+  finally:
+    adapter.write_examples = original_write
+    shuffle._Bucket = original_bucket  # pylint: disable=protected-access

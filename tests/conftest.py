@@ -101,6 +101,7 @@ sys.path[:0] = [{repo!r}, {tests!r}]
 from conftest import build
 build({config!r}, {manual_dir!r}, {data_dir!r})
 print('built without apache_beam:', sys.modules.get('apache_beam', 0) is None)
+print('tensorflow imported:', 'tensorflow' in sys.modules)
 """
 
 
