@@ -10,7 +10,10 @@ reference. Every PNG is checked to decode (Pillow) to its pixels.
 
 Prints a Markdown table: bytes per image, % of libpng's, and microseconds per
 image (one process, one thread; the best of `--repeats` runs over the whole
-set, filters included).
+set, filters included). With pyoxipng installed (the `bench` extra), the PNG
+optimizer oxipng is also run over our writer's PNGs of the first
+OPTIMIZER_IMAGES images, its time on top of our encoder's; its bytes are
+scaled to the whole set by libpng's ratio on those images.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import io
 import os
 import sys
 import time
+from typing import Callable
 import zlib
 
 import numpy as np
@@ -59,6 +63,33 @@ def compressors() -> list[tuple[str, object, list[int]]]:
   except ImportError:
     print('isal not installed: skipped', file=sys.stderr)
   return found
+
+
+# PNG optimizers tried on our writer's output (slow: on the first
+# OPTIMIZER_IMAGES images of each size only, timed once; their bytes are
+# compared with libpng's on those same images).
+OPTIMIZER_IMAGES = 200
+
+
+def optimizers() -> list[tuple[str, Callable[[bytes], bytes]]]:
+  """(name, optimize(png) -> png) of the PNG optimizers installed."""
+  try:
+    import oxipng  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    print('pyoxipng not installed: skipped', file=sys.stderr)
+    return []
+  version = importlib.metadata.version('pyoxipng')
+  return [
+      (f'oxipng {version} level {level}{", " + name if name else ""} (on our PNGs)',
+       lambda png, level=level, kw=kw: oxipng.optimize_from_memory(png, level=level, **kw))
+      for level, name, kw in [
+          (2, '', {}),
+          (6, '', {}),
+          (4, 'brute-force row filters, libdeflate 12',
+           {'filter': [oxipng.RowFilter.Brute], 'deflate': oxipng.Deflaters.libdeflater(12)}),
+          (2, 'zopfli 15', {'deflate': oxipng.Deflaters.zopfli(15)}),
+      ]
+  ]
 
 
 def _zlib_filtered(data, level: int) -> bytes:
@@ -128,6 +159,18 @@ def main() -> None:
         rows.setdefault(f'adaptive filters, {library} level {level}', {})[size] = (
             float(np.mean([len(p) for p in pngs])), seconds / n * 1e6
         )
+    few = images[:OPTIMIZER_IMAGES]
+    ours = png_codec.encode_pngs(few)
+    libpng_few = float(np.mean([len(p) for p in tf_encode(few)]))
+    for name, optimize in optimizers():
+      seconds, pngs = _best_time(lambda: [optimize(p) for p in ours], 1)
+      _check_decodes(pngs, few, name)
+      # Scaled so that the % column compares with libpng on the same images.
+      mean = float(np.mean([len(p) for p in pngs]))
+      rows.setdefault(name, {})[size] = (
+          mean * rows['libpng via tf.io.encode_png (TFDS), zlib 6'][size][0] / libpng_few,
+          seconds / len(few) * 1e6,
+      )
     print(f'{size}x{size} done', file=sys.stderr, flush=True)
 
   libpng = rows['libpng via tf.io.encode_png (TFDS), zlib 6']
