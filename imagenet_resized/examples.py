@@ -88,13 +88,21 @@ def iter_examples(
   are ready: the order of the examples then depends on timing, which does not
   change what TFDS writes (it orders examples by a hash of their keys). With
   `workers` == 0 everything runs here, batch after batch, in row order.
+  `batch_done` is called in the batches' order all the same (a batch's call
+  waits for those before it), so its checks fail alike whatever the timing.
   """
   batches = list(batches)
   tasks = [BatchTask(batch, size, selection) for batch in batches]
+  read: dict[int, int] = {}  # Rows of the batches read, not yet reported.
+  reported = 0
   for index, result in worker_pool.parallel_streams(encode_batch, tasks, workers):
     if isinstance(result, BatchRead):
-      if batch_done is not None:
-        batch_done(batches[index], result.rows)
+      read[index] = result.rows
+      while reported in read:
+        rows = read.pop(reported)
+        if batch_done is not None:
+          batch_done(batches[reported], rows)
+        reported += 1
       continue
     for key, png, label in zip(result.keys, result.pngs, result.labels):
       yield key, {'image': png, 'label': label}

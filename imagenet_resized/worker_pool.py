@@ -228,7 +228,9 @@ def parallel_streams(
   waits until it is read, so each worker holds at most one value ahead of the
   caller: memory stays flat however long an item's stream is.
 
-  An exception raised by `fn` is re-raised here, the other workers stopped.
+  An exception raised by `fn` is re-raised here, the other workers stopped:
+  that of the first item (in `items`' order) that fails, so the same input
+  gives the same error whatever the timing; the items before it finish first.
   With `workers` == 0 (or where no worker can start), items are run here, one
   after the other, in order.
   """
@@ -240,23 +242,28 @@ def parallel_streams(
     return
   started = [_Worker() for _ in range(min(workers, len(items)))]
   todo = iter(enumerate(items))
-  busy: dict[connection.Connection, _Worker] = {}
+  busy: dict[connection.Connection, int] = {}  # A worker's end -> its item.
+  by_conn = {worker.conn: worker for worker in started}
+  # The first failure, by item: items are handed out in order, so once item i
+  # fails, the items before it are all running or done; they run on, and the
+  # lowest failing item's exception is raised, whatever the timing.
+  failed: tuple[int, BaseException] | None = None
   try:
 
-    def hand_out(worker: _Worker) -> None:
-      task = next(todo, None)
+    def hand_out(conn: connection.Connection) -> None:
+      task = next(todo, None) if failed is None else None
       if task is not None:
-        worker.conn.send((task[0], fn, task[1]))
-        busy[worker.conn] = worker
+        conn.send((task[0], fn, task[1]))
+        busy[conn] = task[0]
 
     for worker in started:
-      hand_out(worker)
+      hand_out(worker.conn)
     while busy:
       for conn in connection.wait(list(busy)):
         try:
           kind, index, payload = conn.recv()
         except EOFError:
-          code = busy[conn].process.wait()
+          code = by_conn[conn].process.wait()
           raise RuntimeError(
               f'a worker process ended (exit code {code}) before finishing its'
               ' item; expected it to run until told to stop'
@@ -264,9 +271,18 @@ def parallel_streams(
         if kind == 'value':
           yield index, payload
         elif kind == 'done':
-          hand_out(busy.pop(conn))
+          del busy[conn]
+          hand_out(conn)
         else:
-          raise payload
+          del busy[conn]
+          if failed is None or index < failed[0]:
+            failed = (index, payload)
+          # Items after the failed one no longer matter.
+          for other, item in list(busy.items()):
+            if item > failed[0]:
+              del busy[other]
+      if failed is not None and not busy:
+        raise failed[1]
     for worker in started:
       worker.conn.send(None)
   finally:

@@ -10,6 +10,7 @@ import os
 import shutil
 import zipfile
 
+import numpy as np
 import pytest
 
 from conftest import build, read_split, source_examples
@@ -279,3 +280,28 @@ def test_search_skips_imagenet_class_folders(tmp_path):
   assert found['validation'].form == 'npz zip'
   walked = sources._walk(str(tmp_path))  # pylint: disable=protected-access
   assert not any('n01440764' in p for p in walked)
+
+
+def test_batches_are_reported_in_order_when_a_later_one_is_read_first(tmp_path):
+  """With two workers, a small batch 2 is read before a large batch 1, yet the
+  per-batch checks run for batch 1 first, as in a one-process build."""
+  from imagenet_resized import examples  # pylint: disable=g-import-not-at-top
+  fake.write_sources(str(tmp_path), 8, train_batches=2, examples_per_batch=4,
+                     val_examples=2)
+  large = fake.make_batch(np.random.default_rng(0), 20_000, 8)
+  fake.replace_batch(str(tmp_path), 8, 'npz', True, 'train_data_batch_1',
+                     fake.batch_bytes(large, 'npz'))
+  source = sources.find_sources(str(tmp_path), 8)[sources.TRAIN]
+  reported, keys = [], []
+  for key, _ in examples.iter_examples(
+      source.batches, 8, workers=2,
+      batch_done=lambda batch, rows: reported.append((batch.name, rows, len(keys))),
+  ):
+    keys.append(key)
+  assert [(name, rows) for name, rows, _ in reported] == [
+      ('train_data_batch_1', 20_000), ('train_data_batch_2', 4)
+  ]
+  # Batch 2's examples did arrive before batch 1 was done.
+  first_done_at = reported[0][2]
+  assert any('train_data_batch_2' in k for k in keys[:first_done_at])
+  assert len(keys) == 20_004

@@ -108,6 +108,26 @@ def test_a_worker_error_is_reraised_as_it_was_raised():
     list(worker_pool.parallel_streams(_fail_on_b, ['a', 'b', 'c'], 2))
 
 
+def _fail_after(args):
+  tag, seconds = args
+  import time  # pylint: disable=g-import-not-at-top
+  yield tag
+  time.sleep(seconds)
+  raise SourceError(f'{tag}.npz: bad')
+
+
+def test_the_first_items_error_wins_whatever_the_timing():
+  """The first batch's error is raised even when a later batch fails first,
+  and the first batch's values before its error still arrive."""
+  items = [('batch_1', 1.0), ('batch_2', 0.0), ('batch_3', 0.0)]
+  got = []
+  with pytest.raises(SourceError, match=r'^batch_1\.npz: bad$'):
+    for value in worker_pool.parallel_streams(_fail_after, items, 2):
+      got.append(value)
+  assert (0, 'batch_1') in got
+  assert (2, 'batch_3') not in got  # Not started after batch_2 failed.
+
+
 def _endless(start):
   yield from itertools.count(start)
 
