@@ -12,8 +12,8 @@ subprocess (`common.py build`) while a sampler records, every second:
            workers share with their parent once per process, PSS splits them;
   temp     bytes of the regular files in $TMPDIR the process tree holds open
            (the inflated batches: unlinked temporary files, seen through
-           /proc/PID/fd), plus TFDS's shuffle buckets (`bucket_*.tmp`) in the
-           data dir;
+           /proc/PID/fd), the sources and the data dir excepted, plus TFDS's
+           shuffle buckets (`bucket_*.tmp`) in the data dir;
   load     the 1-minute load average (other jobs share the machine).
 
     python benchmarks/bench_real_size.py --size 32 --builders ours tfds
@@ -52,8 +52,12 @@ def _tree(pid: int) -> list[psutil.Process]:
     return []
 
 
-def _open_temp_bytes(procs: list[psutil.Process], tmp_dir: str) -> int:
-  """Bytes of the distinct regular files under tmp_dir the processes hold open."""
+def _open_temp_bytes(
+    procs: list[psutil.Process], tmp_dir: str, exclude: tuple[str, ...]
+) -> int:
+  """Bytes of the distinct regular files under tmp_dir the processes hold open,
+  except those under `exclude` (the sources, read; the data dir, whose shards
+  are the output and whose shuffle buckets are counted apart)."""
   seen, total = set(), 0
   for p in procs:
     fd_dir = f'/proc/{p.pid}/fd'
@@ -65,7 +69,9 @@ def _open_temp_bytes(procs: list[psutil.Process], tmp_dir: str) -> int:
       path = os.path.join(fd_dir, fd)
       try:
         target = os.readlink(path)
-        if not target.startswith(tmp_dir + os.sep):
+        if not target.startswith(tmp_dir + os.sep) or any(
+            target.startswith(folder + os.sep) for folder in exclude
+        ):
           continue
         st = os.stat(path)  # Follows the link: works for unlinked files too.
       except OSError:
@@ -91,11 +97,14 @@ def _bucket_bytes(data_dir: str) -> int:
 class Sampler:
   """Samples a process tree's memory and temporary disk every `interval` s."""
 
-  def __init__(self, pid: int, data_dir: str, tmp_dir: str, interval: float = 1.0):
+  def __init__(
+      self, pid: int, data_dir: str, tmp_dir: str, sources_dir: str,
+      interval: float = 1.0,
+  ):
     self.peak = {'rss_sum': 0, 'pss_sum': 0, 'temp_files': 0, 'buckets': 0, 'temp_total': 0}
     self.max_processes = 0
     self.load = []
-    self._args = (pid, data_dir, tmp_dir)
+    self._args = (pid, data_dir, tmp_dir, sources_dir)
     self._interval = interval
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._run, daemon=True)
@@ -109,7 +118,8 @@ class Sampler:
     self._thread.join()
 
   def _run(self):
-    pid, data_dir, tmp_dir = self._args
+    pid, data_dir, tmp_dir, sources_dir = self._args
+    exclude = (os.path.realpath(data_dir), os.path.realpath(sources_dir))
     while not self._stop.wait(self._interval):
       procs = _tree(pid)
       rss = pss = 0
@@ -120,7 +130,7 @@ class Sampler:
           continue
         rss += info.rss
         pss += info.pss
-      temp_files = _open_temp_bytes(procs, tmp_dir)
+      temp_files = _open_temp_bytes(procs, tmp_dir, exclude)
       buckets = _bucket_bytes(data_dir)
       sample = {
           'rss_sum': rss, 'pss_sum': pss, 'temp_files': temp_files,
@@ -144,7 +154,7 @@ def measured_build(builder: str, size: int, sources_dir: str, data_dir: str, log
     child = subprocess.Popen(
         cmd, cwd=common.REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True
     )
-    with Sampler(child.pid, data_dir, tmp_dir) as sampler:
+    with Sampler(child.pid, data_dir, tmp_dir, sources_dir) as sampler:
       out, _ = child.communicate()
   if child.returncode:
     raise RuntimeError(f'{builder} build failed (exit {child.returncode}); see {log_path}')
