@@ -14,7 +14,7 @@ Two shapes of work:
   authors' batches (`examples`): a worker owns a whole batch (inflating,
   reading and PNG-encoding it), so the caller, TFDS's main process, only
   receives finished PNGs. Its workers are fresh interpreters that import only
-  the modules the work needs (`_start_worker`), not forks of the caller.
+  the modules the work needs (`_Worker`), not forks of the caller.
 """
 
 from __future__ import annotations
@@ -130,8 +130,6 @@ def parallel_map(
         yield pending.popleft().get()
     while pending:
       yield pending.popleft().get()
-
-
 
 
 # ---------------------------------------------------------------------------
@@ -260,6 +258,8 @@ def parallel_streams(
       hand_out(worker.conn)
     while busy:
       for conn in connection.wait(list(busy)):
+        if conn not in busy:  # Its item came after a failed one: dropped.
+          continue
         try:
           kind, index, payload = conn.recv()
         except EOFError:

@@ -157,3 +157,26 @@ def test_a_worker_runs_at_most_one_value_ahead_of_the_reader(tmp_path):
   with open(path) as f:
     assert int(f.read()) <= 2  # The value read, one being sent, one made.
   assert sum(1 for _ in results) == 199
+
+
+def _first_value_then_end(args):
+  tag, fails = args
+  import time  # pylint: disable=g-import-not-at-top
+  if tag == 'batch_1':
+    yield tag
+  time.sleep(0.5)
+  if fails:
+    raise SourceError(f'{tag}.npz: bad')
+
+
+def test_an_error_and_a_later_items_end_read_together():
+  """Both workers have finished by the time the reader looks: the first
+  batch's error and the second batch's end arrive in one wait. The error is
+  raised as it was (the end of an item no longer awaited is ignored)."""
+  import time  # pylint: disable=g-import-not-at-top
+  items = [('batch_1', True), ('batch_2', False), ('batch_3', False)]
+  results = worker_pool.parallel_streams(_first_value_then_end, items, 2)
+  assert next(results) == (0, 'batch_1')
+  time.sleep(1.5)  # Meanwhile batch_1 fails and batch_2 ends.
+  with pytest.raises(SourceError, match=r'^batch_1\.npz: bad$'):
+    next(results)
