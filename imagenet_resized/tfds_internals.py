@@ -82,28 +82,30 @@ def check_tfds_version(version: str | None = None) -> None:
 
 
 @contextlib.contextmanager
-def example_serializer_swapped(cls: type) -> Iterator[None]:
-  """Within the block, TFDS's split writers serialize examples with `cls`."""
-  original = example_serializer.ExampleSerializer
-  example_serializer.ExampleSerializer = cls
+def _replaced(owner, name: str, value) -> Iterator[None]:
+  """Within the block, `owner.name` (a module's or class's own attribute) is
+  `value`; restored after it."""
+  original = vars(owner)[name]
+  setattr(owner, name, value)
   try:
     yield
   finally:
-    example_serializer.ExampleSerializer = original
+    setattr(owner, name, original)
 
 
-@contextlib.contextmanager
-def shuffle_memory_capped(limit_bytes: int) -> Iterator[None]:
+def example_serializer_swapped(cls: type):
+  """Within the block, TFDS's split writers serialize examples with `cls`."""
+  return _replaced(example_serializer, 'ExampleSerializer', cls)
+
+
+def shuffle_memory_capped(limit_bytes: int):
   """Within the block, TFDS's shuffler keeps at most `limit_bytes` in memory.
 
   The order of the output does not depend on it, only when buckets spill.
   """
-  saved = shuffle.MAX_MEM_BUFFER_SIZE
-  shuffle.MAX_MEM_BUFFER_SIZE = min(saved, limit_bytes)
-  try:
-    yield
-  finally:
-    shuffle.MAX_MEM_BUFFER_SIZE = saved
+  return _replaced(
+      shuffle, 'MAX_MEM_BUFFER_SIZE', min(shuffle.MAX_MEM_BUFFER_SIZE, limit_bytes)
+  )
 
 
 def manual_dir_of(dl_manager) -> str | None:
@@ -133,8 +135,14 @@ class _LocalBucket(shuffle._Bucket):  # pylint: disable=protected-access
   data; see its docstring), the same behaviour; only the file API differs.
   """
 
+  def __init__(self, path):
+    super().__init__(path)
+    self._local = _is_local(path)
+
   def add(self, key, data: bytes) -> None:
-    if _is_local(self._path) and not self._fobj:
+    if not self._local:
+      return super().add(key, data)
+    if not self._fobj:
       os.makedirs(os.path.dirname(os.fspath(self._path)), exist_ok=True)
       try:
         self._fobj = open(self._path, 'wb')
@@ -144,8 +152,6 @@ class _LocalBucket(shuffle._Bucket):  # pylint: disable=protected-access
         # Up to 1,000 bucket files are open at once, as with TFDS's own.
         shuffle._increase_open_files_limit()  # pylint: disable=protected-access
         self._fobj = open(self._path, 'wb')
-    if not _is_local(self._path):
-      return super().add(key, data)
     # pylint: disable-next=protected-access
     self._fobj.write(shuffle._hkey_to_bytes(key) + struct.pack('=Q', len(data)))
     self._fobj.write(data)
@@ -155,11 +161,11 @@ class _LocalBucket(shuffle._Bucket):  # pylint: disable=protected-access
   def flush(self) -> None:
     # TFDS's flush closes the file; a closed Python file cannot be flushed
     # again, and read_values flushes first.
-    if self._fobj and not (_is_local(self._path) and self._fobj.closed):
+    if self._fobj and not (self._local and self._fobj.closed):
       super().flush()
 
   def read_values(self):
-    if not _is_local(self._path):
+    if not self._local:
       yield from super().read_values()
       return
     self.flush()
@@ -174,7 +180,7 @@ class _LocalBucket(shuffle._Bucket):  # pylint: disable=protected-access
         yield shuffle._read_hkey(head), f.read(size)  # pylint: disable=protected-access
 
   def del_file(self) -> None:
-    if not _is_local(self._path):
+    if not self._local:
       return super().del_file()
     if os.path.exists(self._path):
       os.remove(self._path)
@@ -201,12 +207,8 @@ def local_files_without_tensorflow() -> Iterator[None]:
     yield
     return
   adapter = file_adapters.TfRecordFileAdapter
-  original_write = adapter.__dict__['write_examples']
-  original_bucket = shuffle._Bucket  # pylint: disable=protected-access
-  adapter.write_examples = _write_examples_locally(original_write)
-  shuffle._Bucket = _LocalBucket  # pylint: disable=protected-access
-  try:
+  write = _write_examples_locally(vars(adapter)['write_examples'])
+  with _replaced(adapter, 'write_examples', write), _replaced(
+      shuffle, '_Bucket', _LocalBucket
+  ):
     yield
-  finally:
-    adapter.write_examples = original_write
-    shuffle._Bucket = original_bucket  # pylint: disable=protected-access
