@@ -406,7 +406,7 @@ def check_batch_rows(source: SplitSource, batch: Batch, rows: int) -> None:
   Called as soon as a batch has been read, so that a real split with a
   missing batch stops at its first batch, not after all the others.
   """
-  if PUBLISHED_BATCH_ROWS.get(batch.name) != rows:
+  if not _has_published_rows(batch.name, rows):
     return
   present = {b.name for b in source.batches}
   missing = [n for n in published_batch_names(source.split) if n not in present]
@@ -419,11 +419,21 @@ def check_batch_rows(source: SplitSource, batch: Batch, rows: int) -> None:
     )
 
 
+def _has_published_rows(name: str, rows: int) -> bool:
+  """Whether batch `name` holds as many rows as the published one."""
+  return PUBLISHED_BATCH_ROWS.get(name) == rows
+
+
+def _published_size_batches(rows_by_batch: dict[str, int]) -> list[str]:
+  """The batches read that hold their published number of rows."""
+  return [n for n, r in rows_by_batch.items() if _has_published_rows(n, r)]
+
+
 def is_published(source: SplitSource, rows_by_batch: dict[str, int]) -> bool:
   """Whether a split read whole is the published one: from the registered
   archives, or made of batches of their published row counts."""
-  return source.expected_examples is not None or any(
-      PUBLISHED_BATCH_ROWS.get(n) == r for n, r in rows_by_batch.items()
+  return source.expected_examples is not None or bool(
+      _published_size_batches(rows_by_batch)
   )
 
 
@@ -439,7 +449,7 @@ def check_split_rows(source: SplitSource, rows_by_batch: dict[str, int]) -> None
         f'{", ".join(source.files)}: the {source.split} split has {total}'
         f' examples; the published archives hold {source.expected_examples}'
     )
-  published = [n for n, r in rows_by_batch.items() if PUBLISHED_BATCH_ROWS.get(n) == r]
+  published = _published_size_batches(rows_by_batch)
   expected = PUBLISHED_SPLIT_SIZES[source.split]
   if published and total != expected:
     odd = [
