@@ -1,0 +1,61 @@
+"""An exclusive lock between processes, held on a local lock file.
+
+Two builds (or two array exports) of one dataset into one folder must not do
+the same work at once: the second waits for the first, then finds its result.
+`fcntl.flock` is what Python's standard library offers for that; the kernel
+releases the lock when its holder exits, SIGKILL included, so a killed holder
+never leaves a stale lock behind (the lock file itself stays, empty or with
+the pid of its last holder, and is reused).
+
+Remote paths (gs://, s3://, ...) have no such lock: `held` then yields
+without locking, and says so in one log line. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+
+def is_local(path) -> bool:
+  """Whether `path` is on this machine's file system (not gs://, s3://, ...)."""
+  return '://' not in os.fspath(path)
+
+
+@contextlib.contextmanager
+def held(lock_path: str, what: str) -> Iterator[bool]:
+  """Within the block, this process holds the lock `lock_path`.
+
+  Waits for another holder, logging once that it waits, naming `what` (for
+  example 'build of imagenet_resized/32x32 0.1.0') and the holder's pid.
+  Yields True when the lock is held, False for a remote path (no lock).
+  """
+  if not is_local(lock_path):
+    log.info(
+        'No lock for the %s: %s is not a local path; concurrent runs into it'
+        ' are not kept apart', what, lock_path,
+    )
+    yield False
+    return
+  os.makedirs(os.path.dirname(lock_path) or '.', exist_ok=True)
+  fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 32, 0).decode('ascii', 'replace').strip() or '?'
+      log.warning(
+          'Waiting for another %s (process %s holds %s) to finish',
+          what, holder, lock_path,
+      )
+      fcntl.flock(fd, fcntl.LOCK_EX)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f'{os.getpid()}\n'.encode('ascii'), 0)
+    yield True
+  finally:
+    os.close(fd)  # Closing the descriptor releases the lock.
