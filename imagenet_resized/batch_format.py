@@ -33,8 +33,9 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from imagenet_resized import inert_pickle, pickle_strings, pickled_numpy
-from imagenet_resized import one_line
+from imagenet_resized import one_line, zip_members
 from imagenet_resized.one_line import listed, shown
+from imagenet_resized.source_error import SourceError  # Re-exported.
 
 NUM_CLASSES = 1000
 # Rows per chunk when streaming: 4096 rows of 64x64 are 48 MiB.
@@ -45,10 +46,6 @@ MAX_ROWS_PER_BATCH = 1 << 20
 # The pixels of the largest batch allowed (the most rows, 64x64): no array,
 # string or member of a batch file may declare more.
 MAX_BATCH_BYTES = MAX_ROWS_PER_BATCH * 3 * 64 * 64
-
-
-class SourceError(ValueError):
-  """A source file is missing, malformed or not what the config expects."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,7 +209,7 @@ class NpyMember:
 
 
 def _npy_member(npz: zipfile.ZipFile, name: str, where: str) -> NpyMember:
-  with npz.open(name) as fp:
+  with zip_members.open_member(npz, name, f'{where}:{name}') as fp:
     shape, fortran, dtype = read_npy_header(fp, f'{where}:{name}')
     return NpyMember(name, shape, fortran, dtype, fp.tell())
 
@@ -301,14 +298,18 @@ def iter_npz_chunks(
       check_label_count(where, labels_member.shape, labels_member.dtype, num_rows)
       _check_member_size(npz, labels_member, where)
       _check_member_size(npz, data_member, where)
-      with npz.open(labels_member.name) as fp:
+      with zip_members.open_member(
+          npz, labels_member.name, f'{where}:{labels_member.name}'
+      ) as fp:
         fp.seek(labels_member.offset)
         raw = _read_exact(
             fp, num_rows * labels_member.dtype.itemsize,
             f'{where}:{labels_member.name}',
         )
       labels = zero_based_labels(where, np.frombuffer(raw, labels_member.dtype))
-      with npz.open(data_member.name) as fp:
+      with zip_members.open_member(
+          npz, data_member.name, f'{where}:{data_member.name}'
+      ) as fp:
         fp.seek(data_member.offset)
         where_data = f'{where}:{data_member.name}'
         yield from _iter_rows(
@@ -512,7 +513,7 @@ def read_npz_header(fileobj: BinaryIO) -> tuple[int, ...] | None:
   try:
     with zipfile.ZipFile(fileobj) as npz:
       name = _npz_member(npz, 'data', '')
-      with npz.open(name) as fp:
+      with zip_members.open_member(npz, name, '') as fp:
         return read_npy_header(fp, '')[0]
   except (SourceError, *ZIP_ERRORS, ValueError):
     return None

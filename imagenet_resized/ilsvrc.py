@@ -42,7 +42,8 @@ import numpy as np
 import PIL
 from PIL import Image
 
-from imagenet_resized import one_line, png_codec, resources, worker_pool
+from imagenet_resized import one_line, png_codec, regular_files, resources
+from imagenet_resized import worker_pool
 from imagenet_resized.batch_format import SourceError
 from imagenet_resized.sources import SPLITS, TRAIN, VALIDATION
 
@@ -97,6 +98,15 @@ _IMAGE_SUFFIXES = ('.jpeg', '.jpg', '.png')
 
 log = logging.getLogger(__name__)
 
+_EXPECTED_TAR = 'expected a regular file: the ILSVRC2012 tarball as downloaded'
+_EXPECTED_IMAGE = 'expected a regular file: a JPEG (or PNG) image'
+
+
+def _open_tar(path: str) -> regular_files.RegularFile:
+  """A tarball opened if it is a regular file (SourceError otherwise); reads
+  stop at its size when opened."""
+  return regular_files.open_regular(path, _EXPECTED_TAR)
+
 
 # ---------------------------------------------------------------------------
 # Labels.
@@ -126,9 +136,11 @@ def validation_wnids(path: str | None = None) -> tuple[str, ...]:
   """WNID of validation image k+1 at index k (50,000 entries)."""
   path = path or validation_labels_path()
   try:
-    with open(path, encoding='utf-8') as f:
+    expected = 'expected the ground truth file tensorflow-datasets ships'
+    with regular_files.open_regular(path, expected) as raw:
+      f = io.TextIOWrapper(raw, encoding='utf-8')
       wnids = tuple(line.strip() for line in f if line.strip())
-  except OSError as e:
+  except (OSError, UnicodeDecodeError) as e:
     raise SourceError(
         f'{path}: cannot read the ILSVRC2012 validation ground truth'
         f' ({e.strerror or e}); expected the file tensorflow-datasets ships'
@@ -344,7 +356,7 @@ def _class_tar_wnid(path: str, name: str, member: tarfile.TarInfo) -> str:
 def _iter_train_tar(path: str) -> Iterator[Encoded]:
   labels = _label_of_wnid()
   try:
-    with tarfile.open(path, mode='r|') as outer:
+    with _open_tar(path) as f, tarfile.open(fileobj=f, mode='r|') as outer:
       for name, member in _iter_tar_files(outer, path):
         wnid = _class_tar_wnid(path, name, member)
         label = train_label(wnid, f'{path}:{one_line.shown(member.name)}', labels)
@@ -359,7 +371,7 @@ def _iter_val_tar(path: str) -> Iterator[Encoded]:
   labels = _label_of_wnid()
   truth = validation_wnids()
   try:
-    with tarfile.open(path, mode='r|') as tar:
+    with _open_tar(path) as f, tarfile.open(fileobj=f, mode='r|') as tar:
       for name, member in _iter_tar_files(tar, path):
         where = f'{path}:{one_line.shown(member.name)}'
         base = posixpath.basename(name)
@@ -377,9 +389,9 @@ def _visible_entries(folder: str) -> list[os.DirEntry]:
 
 def _read(path: str) -> bytes:
   try:
-    with open(path, 'rb') as f:
-      check_image_bytes(path, os.fstat(f.fileno()).st_size)
-      return f.read(MAX_IMAGE_BYTES + 1)
+    with regular_files.open_regular(path, _EXPECTED_IMAGE) as f:
+      check_image_bytes(path, f.size)
+      return f.read(f.size)
   except OSError as e:
     raise SourceError(
         f'{path}: cannot read ({e.strerror or e}); expected an image file'
@@ -397,7 +409,9 @@ def _train_class_folders(folder: str) -> list[tuple[str, str]]:
 
 def _iter_class_folder(wnid: str, folder: str, label: int) -> Iterator[Encoded]:
   for entry in _visible_entries(folder):
-    if entry.is_file():
+    # Anything but a folder is read as an image: a pipe or a device is
+    # refused by the opener, not silently left out of the split.
+    if not entry.is_dir():
       yield Encoded(f'train/{wnid}/{entry.name}', entry.path, _read(entry.path), label)
 
 
@@ -411,11 +425,12 @@ def _val_files(folder: str) -> list[tuple[str, str | None]]:
   """(path, wnid of its class folder or None) of the validation images."""
   files = []
   for entry in _visible_entries(folder):
-    if entry.is_file():
+    if not entry.is_dir():  # A pipe or a device is refused when read.
       files.append((entry.path, None))
-    elif entry.is_dir() and _WNID_RE.match(entry.name):
+    elif _WNID_RE.match(entry.name):
       files.extend(
-          (e.path, entry.name) for e in _visible_entries(entry.path) if e.is_file()
+          (e.path, entry.name) for e in _visible_entries(entry.path)
+          if not e.is_dir()
       )
   return files
 
@@ -589,7 +604,7 @@ class ClassTarUnit:
     label = train_label(
         wnid, f'{self.path}:{one_line.shown(self.name)}', _label_of_wnid()
     )
-    with open(self.path, 'rb') as f:
+    with _open_tar(self.path) as f:
       f.seek(self.offset)
       yield from _iter_class_tar(_Slice(f, self.length), self.path, self.name, wnid, label)
 
@@ -615,7 +630,7 @@ class ValTarUnit:
 
   def images(self) -> Iterator[Encoded]:
     labels, truth = _label_of_wnid(), validation_wnids()
-    with open(self.path, 'rb') as f:
+    with _open_tar(self.path) as f:
       for name, offset, length in self.members:
         where = f'{self.path}:{one_line.shown(name)}'
         base = posixpath.basename(name)
@@ -695,7 +710,9 @@ class _PiecewiseReads:
 def _tar_members(path: str) -> list[tuple[str, tarfile.TarInfo]]:
   """The file members of an uncompressed tar, reading headers only."""
   try:
-    with open(path, 'rb') as f, tarfile.open(fileobj=_PiecewiseReads(f), mode='r:') as tar:
+    with _open_tar(path) as f, tarfile.open(
+        fileobj=_PiecewiseReads(f), mode='r:'
+    ) as tar:
       return list(_iter_tar_files(tar, path))
   except (tarfile.TarError, EOFError, OSError) as e:
     raise _tar_error(path, e) from None

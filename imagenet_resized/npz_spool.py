@@ -29,7 +29,7 @@ import struct
 import tempfile
 from typing import BinaryIO
 
-from imagenet_resized import batch_format, one_line
+from imagenet_resized import batch_format, one_line, zip_members
 from imagenet_resized.batch_format import SourceError
 
 _LOCAL = b'PK\x03\x04'
@@ -38,7 +38,11 @@ _END64 = b'PK\x06\x06'
 _LOCATOR64 = b'PK\x06\x07'
 _END = b'PK\x05\x06'
 _DESCRIPTOR = b'PK\x07\x08'
-_STORED, _DEFLATED = 0, 8
+_STORED = zip_members.STORED
+# Compressed members are copied as they are (their compressed size bounded):
+# reading them later inflates at most what their .npy header declares
+# (`zip_members`).
+_COMPRESSED = (zip_members.DEFLATED, zip_members.BZIP2, zip_members.LZMA)
 _ZIP64_EXTRA = 0x0001
 _NPY_MAGIC = b'\x93NUMPY'
 # np.savez writes one member per array: a batch has two or three.
@@ -150,13 +154,14 @@ def _member(c: _Copy, where: str) -> None:
           ' writes them'
       )
     c.pipe(data_bytes)
-  elif method == _DEFLATED and not streamed:
+  elif method in _COMPRESSED and not streamed:
     if csize > batch_format.MAX_BATCH_BYTES:
       raise c.refuse(f'{shown} declares {csize} compressed bytes')
     c.pipe(csize)
   else:
     raise c.refuse(
         f'{shown} is compressed with method {method}'
+        f' ({zip_members.method_name(method)})'
         f'{" of unknown size" if streamed else ""}'
     )
   if streamed:

@@ -28,7 +28,8 @@ import tempfile
 import zipfile
 from typing import Iterator, Sequence
 
-from imagenet_resized import batch_format, npz_spool, one_line, resources
+from imagenet_resized import batch_format, npz_spool, one_line, regular_files
+from imagenet_resized import resources, zip_members
 from imagenet_resized.batch_format import SourceError
 
 SIZES = (8, 16, 32, 64)
@@ -51,6 +52,17 @@ PUBLISHED_BATCH_ROWS = {
 _BATCH_RE = re.compile(r'(train_data_batch_([1-9]|10)|val_data)(\.npz)?')
 
 log = logging.getLogger(__name__)
+
+_EXPECTED_SOURCE = (
+    'expected a regular file: one of the authors\' archives or batch files'
+)
+
+
+def open_source(path: str) -> regular_files.RegularFile:
+  """A source file opened for reading, if it is a regular file; reads stop
+  at its size when opened. SourceError (one line) for a pipe, a device, a
+  socket, a folder, or a path that cannot be opened."""
+  return regular_files.open_regular(path, _EXPECTED_SOURCE)
 
 
 def archive_names(size: int, split: str, npz: bool = True) -> list[str]:
@@ -123,13 +135,16 @@ class Batch:
   def open(self) -> Iterator:
     """A seekable binary file object for the batch's bytes."""
     if self.member is None:
-      with open(self.path, 'rb') as f:
+      with open_source(self.path) as f:
         yield f
       return
     with contextlib.ExitStack() as stack:
+      archive = stack.enter_context(open_source(self.path))
       try:
-        zf = stack.enter_context(zipfile.ZipFile(self.path))
-        f = stack.enter_context(zf.open(self.member))
+        zf = stack.enter_context(zipfile.ZipFile(archive))
+        f = stack.enter_context(
+            zip_members.open_member(zf, self.member, self.where)
+        )
         if self.is_npz and zf.getinfo(self.member).compress_type != zipfile.ZIP_STORED:
           # An npz is a zip, read by seeking: to its directory at the end,
           # then back to each array; every seek back in a compressed member
@@ -157,7 +172,7 @@ class Batch:
 def batches_in_zip(path: str, split: str) -> list[Batch]:
   """The batches of `split` inside the zip at `path`, in archive order."""
   try:
-    with zipfile.ZipFile(path) as zf:
+    with open_source(path) as f, zipfile.ZipFile(f) as zf:
       infos = zf.infolist()
   except batch_format.ZIP_ERRORS as e:
     raise SourceError(
@@ -218,11 +233,15 @@ def _registered() -> dict[str, resources.UrlRecord]:
 
 
 def sha256_of(path: str) -> str:
+  with open_source(path) as f:
+    return _sha256(f)
+
+
+def _sha256(f) -> str:
   # hashlib.file_digest needs Python 3.11; this reads 8 MiB at a time.
   digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(8 << 20), b''):
-      digest.update(block)
+  for block in iter(lambda: f.read(8 << 20), b''):
+    digest.update(block)
   return digest.hexdigest()
 
 
@@ -234,10 +253,12 @@ def _is_published(path: str, name: str, verify: bool) -> bool:
   which checked it). Archives of other sizes (fakes, subsets) are not.
   """
   record = _registered().get(name)
-  if record is None or os.path.getsize(path) != record.size:
+  if record is None:
     return False
-  if verify:
-    got = sha256_of(path)
+  with open_source(path) as f:
+    if f.size != record.size:  # The size of the opened file (fstat).
+      return False
+    got = _sha256(f) if verify else record.sha256
     if got != record.sha256:
       raise SourceError(
           f'{path}: SHA-256 {got} does not match the registered {record.sha256}'
@@ -275,7 +296,7 @@ def _npz_fits(path: str, size: int) -> bool:
   An npz whose header cannot be read counts as fitting, so that reading it
   later reports what is wrong with it.
   """
-  with open(path, 'rb') as f:
+  with open_source(path) as f:
     shape = batch_format.read_npz_header(f)
   return not (shape is not None and len(shape) == 2 and shape[1] != 3 * size * size)
 
