@@ -20,6 +20,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from imagenet_resized import build_lock
 from imagenet_resized import deterministic_serializer, download_probe
 from imagenet_resized import examples, ilsvrc, imagenet16_120, resources, sources
 from imagenet_resized import row_selection, worker_pool
@@ -269,6 +270,31 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         # Filled in by _split_generators: which files each split came from.
         metadata=tfds.core.MetadataDict(),
     )
+
+  def download_and_prepare(self, *, download_dir=None, download_config=None, **kwargs):
+    """TFDS's download_and_prepare, one build of this dataset at a time.
+
+    `tfds build`, `tfds.load(download=True)` and Beam builds (in the
+    launching process) all come here. A build waits for another build of
+    the same dataset into the same local data_dir, then reuses its result;
+    it removes what killed builds of the dataset left behind (`build_lock`).
+    """
+    info_file = os.path.join(self.data_dir, 'dataset_info.json')
+    mode = getattr(download_config, 'download_mode', None)
+    if os.path.exists(info_file) and not getattr(mode, 'overwrite_dataset', False):
+      # Prepared already, and kept: nothing to keep apart (and no lock file
+      # written into a data_dir that may be read-only).
+      return super().download_and_prepare(
+          download_dir=download_dir, download_config=download_config, **kwargs
+      )
+    with build_lock.preparing(os.fspath(self.data_path), self.info.full_name):
+      if os.path.exists(info_file):
+        # Prepared by the build this one waited for; this builder was made
+        # before, so it has not read the prepared splits yet.
+        self.info.read_from_directory(self.data_dir)
+      return super().download_and_prepare(
+          download_dir=download_dir, download_config=download_config, **kwargs
+      )
 
   def _download_and_prepare(self, dl_manager, download_config=None):
     tfds_internals.check_tfds_version()
