@@ -23,13 +23,6 @@ import stat
 from imagenet_resized.source_error import SourceError
 
 
-class NotARegularFile(SourceError):
-  """A source path that is not a regular file, or that cannot be opened.
-
-  Its message is one line: the path, what it is, what was expected.
-  """
-
-
 _KINDS = (
     (stat.S_ISDIR, 'a directory'),
     (stat.S_ISFIFO, 'a named pipe (FIFO)'),
@@ -50,6 +43,14 @@ def kind_of(mode: int) -> str:
 def _shown(path: str) -> str:
   # Names under manual_dir may hold newlines: one line, always.
   return path if path.isprintable() else repr(path)[1:-1]
+
+
+def _kind_by_name(path: str) -> str | None:
+  try:
+    mode = os.stat(path).st_mode
+  except (OSError, ValueError):
+    return None
+  return None if stat.S_ISREG(mode) else kind_of(mode)
 
 
 def _link_target(path: str) -> str:
@@ -117,7 +118,7 @@ class RegularFile(io.BufferedReader):
 def open_regular(path: str, expected: str) -> RegularFile:
   """Opens `path` for binary reading if it is a regular file.
 
-  Raises NotARegularFile (one line: the path, what it is, then `expected`,
+  Raises SourceError (one line: the path, what it is, then `expected`,
   e.g. "expected a file holding one of the authors' batches") if it is
   anything else, or cannot be opened. Never blocks on a FIFO.
   """
@@ -127,14 +128,22 @@ def open_regular(path: str, expected: str) -> RegularFile:
         path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     )
   except OSError as e:
-    raise NotARegularFile(
+    # A socket cannot be opened at all (ENXIO): say what it is, from its
+    # name since there is no descriptor (for the message only).
+    kind = _kind_by_name(path)
+    if kind is not None:
+      raise SourceError(
+          f'{shown}: is {kind}{_link_target(path)}, not a regular file;'
+          f' {expected}'
+      ) from None
+    raise SourceError(
         f'{shown}: cannot be opened ({e.strerror or type(e).__name__});'
         f' {expected}'
     ) from None
   try:
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
-      raise NotARegularFile(
+      raise SourceError(
           f'{shown}: is {kind_of(st.st_mode)}{_link_target(path)}, not a'
           f' regular file; {expected}'
       )

@@ -235,8 +235,8 @@ def labels_npy_declaring_billions(tmp_path):
   )
 
 
-def _npz_bomb_zip(tmp_path, inner) -> tuple:
-  parts = crafted.zip_parts([Member('val_data.npz', tuple(inner), deflated=True)])
+def _npz_bomb_zip(tmp_path, inner, method: int = crafted.DEFLATE) -> tuple:
+  parts = crafted.zip_parts([Member('val_data.npz', tuple(inner), method=method)])
   path = tmp_path / 'Imagenet8_val_npz.zip'
   with open(path, 'wb') as f:
     for part in parts:
@@ -290,6 +290,62 @@ def npz_with_zeros_after_its_end(tmp_path):
       f'{path}:val_data.npz: the npz ends after {n} bytes but its zip member'
       f' declares {n + BOMB}; expected an np.savez file with `data` and'
       ' `labels`'
+  )
+
+
+def bzip2_npz_member_inflating_past_its_npy_header(tmp_path):
+  """As the deflated case, the npz member compressed with bzip2: 256 MiB of
+  zeros in a few hundred bytes. zipfile inflates a bzip2 member a whole
+  block of compressed bytes at a time (at least 4 KiB, here all of it)."""
+  data, labels = _good_npz_members()
+  data = Member('data.npy', (*data.parts, Zeros(BOMB)))
+  path = _npz_bomb_zip(
+      tmp_path, crafted.zip_parts([data, labels]), method=crafted.BZIP2
+  )
+  header = len(crafted.npy('|u1', (GOOD_ROWS, ROW), b''))
+  return 'npz', path, 'val_data.npz', (
+      f'{path}:val_data.npz: data.npy: its .npy header declares'
+      f' {header + GOOD_ROWS * ROW} bytes but its zip header'
+      f' {header + GOOD_ROWS * ROW + BOMB}; expected the sizes to agree, as'
+      ' np.savez writes them'
+  )
+
+
+def _array_bomb(tmp_path, method: int, bomb: int):
+  """An npz (stored in its zip) whose data.npy, compressed with `method`,
+  declares 4 rows in its .npy and zip headers but inflates `bomb` bytes
+  more."""
+  data, labels = _good_npz_members()
+  size = crafted.length(data.parts)
+  data = Member('data.npy', (*data.parts, Zeros(bomb)), method=method, declared=size)
+  npz = crafted.join(crafted.zip_parts([data, labels]))
+  assert len(npz) < 1 << 20
+  path = _write(tmp_path, 'val_data.npz', npz)
+  return 'npz', path, None, (
+      f'{path}: corrupt or truncated npz (BadZipFile: Bad CRC-32 for file'
+      " 'data.npy'); expected an np.savez file with `data` and `labels`"
+  )
+
+
+def bzip2_array_inflating_past_its_declared_size(tmp_path):
+  """data.npy compressed with bzip2: 4 rows declared, 256 MiB more inside."""
+  return _array_bomb(tmp_path, crafted.BZIP2, BOMB)
+
+
+def lzma_array_inflating_past_its_declared_size(tmp_path):
+  """data.npy compressed with LZMA: 4 rows declared, 64 MiB more inside."""
+  return _array_bomb(tmp_path, crafted.LZMA, 64 << 20)
+
+
+def deflate64_array(tmp_path):
+  """data.npy declares deflate64 (method 9), which zipfile cannot read."""
+  data, labels = _good_npz_members()
+  data = Member('data.npy', data.parts, method=9)
+  path = _write(tmp_path, 'val_data.npz', crafted.join(crafted.zip_parts([data, labels])))
+  return 'npz', path, None, (
+      f'{path}:data.npy: is compressed with method 9 (deflate64), which'
+      ' cannot be read here; expected a member stored or compressed with'
+      ' deflate, bzip2 or LZMA'
   )
 
 
@@ -373,6 +429,9 @@ CASES = [
     million_rows_in_192_bytes, shared_nested_labels, quadratic_codec,
     labels_npy_declaring_billions, npz_member_inflating_past_its_npy_header,
     npz_with_zeros_before_its_directory, npz_with_zeros_after_its_end,
+    bzip2_npz_member_inflating_past_its_npy_header,
+    bzip2_array_inflating_past_its_declared_size,
+    lzma_array_inflating_past_its_declared_size, deflate64_array,
     gnu_sparse_member, symlink_member, member_name_with_a_newline,
     image_member_of_a_gigabyte,
     pax_header_declaring_a_terabyte, decompression_bomb_png,
