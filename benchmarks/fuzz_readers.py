@@ -11,7 +11,10 @@ Readers (targets), each run on the bytes as the build would run it:
            the file (read later in blocks, as a large batch's pixels are);
   npz      batch_format.iter_npz_chunks on the bytes as an extracted npz, and
            the bounded copy out of a deflated member (npz_spool.copy_npz)
-           followed by the same read of the copy;
+           followed by the same read of the copy; seeds with stored,
+           deflated, bzip2 and LZMA members, and hostile ones (bzip2 and
+           LZMA members inflating past their declared size, a deflate64
+           member);
   tar      the bytes as ILSVRC2012_img_val.tar and ILSVRC2012_img_train.tar,
            read in stream mode (every image decoded and box-resized) and cut
            into Beam work units (random-access mode).
@@ -56,6 +59,7 @@ import os
 import pickle
 import random
 import resource
+import struct
 import sys
 import tempfile
 import time
@@ -124,6 +128,59 @@ def npz_seeds() -> list[bytes]:
           compressed.getvalue(), stream.buffer.getvalue()]
 
 
+def _npz_of(batch: dict, method: int, extra_zeros: int = 0) -> bytes:
+  """An npz whose members zipfile compresses with `method` (bzip2, LZMA);
+  with `extra_zeros`, data.npy's stream holds that many zero bytes more than
+  its zip headers declare (a bomb: refused, in bounded memory)."""
+  import zipfile  # pylint: disable=g-import-not-at-top
+  buf = io.BytesIO()
+  with zipfile.ZipFile(buf, 'w', method) as zf:
+    for key in ('data', 'labels'):
+      member = io.BytesIO()
+      np.lib.format.write_array(member, np.asarray(batch[key]), allow_pickle=False)
+      declared = len(member.getvalue())
+      member.write(bytes(extra_zeros))
+      zf.writestr(key + '.npy', member.getvalue())
+      if extra_zeros and key == 'data':
+        zf.infolist()[-1].file_size = declared  # Written in the directory.
+  data = bytearray(buf.getvalue())
+  if extra_zeros:  # The local header's size too (offset 22).
+    data[22:26] = struct.pack('<I', zf.infolist()[0].file_size)
+  return bytes(data)
+
+
+def _with_method(npz: bytes, method: int) -> bytes:
+  """`npz` (stored members) with every header declaring `method`."""
+  data = bytearray(npz)
+  for signature, offset in ((b'PK\x03\x04', 8), (b'PK\x01\x02', 10)):
+    at = data.find(signature)
+    while at >= 0:
+      data[at + offset : at + offset + 2] = struct.pack('<H', method)
+      at = data.find(signature, at + 4)
+  return bytes(data)
+
+
+def npz_compression_seeds() -> list[bytes]:
+  """Valid npz files with bzip2 and LZMA members (read whole)."""
+  import zipfile  # pylint: disable=g-import-not-at-top
+  batch = _batch(3)
+  return [_npz_of(batch, zipfile.ZIP_BZIP2), _npz_of(batch, zipfile.ZIP_LZMA)]
+
+
+def npz_hostile_seeds() -> list[bytes]:
+  """Refused npz files the mutations start from too: bzip2 and LZMA members
+  inflating 16 MiB past their declared size, a deflate64 member (a method
+  zipfile cannot read)."""
+  import zipfile  # pylint: disable=g-import-not-at-top
+  from imagenet_resized import fake  # pylint: disable=g-import-not-at-top
+  batch = _batch(3)
+  return [
+      _npz_of(batch, zipfile.ZIP_BZIP2, 16 << 20),
+      _npz_of(batch, zipfile.ZIP_LZMA, 16 << 20),
+      _with_method(fake.npz_bytes(batch), 9),
+  ]
+
+
 def _jpeg(image: np.ndarray, mode: str = 'RGB', fmt: str = 'JPEG') -> bytes:
   from PIL import Image  # pylint: disable=g-import-not-at-top
   buf = io.BytesIO()
@@ -150,8 +207,18 @@ def tar_seeds() -> list[bytes]:
 
 
 SEEDS: dict[str, Callable[[], list[bytes]]] = {
-    'pickle': pickle_seeds, 'npz': npz_seeds, 'tar': tar_seeds,
+    'pickle': pickle_seeds,
+    'npz': lambda: npz_seeds() + npz_compression_seeds(),
+    'tar': tar_seeds,
 }
+# Refused files the mutations and atheris's corpus start from as well.
+HOSTILE_SEEDS: dict[str, Callable[[], list[bytes]]] = {
+    'npz': npz_hostile_seeds,
+}
+
+
+def all_seeds(reader: str) -> list[bytes]:
+  return SEEDS[reader]() + HOSTILE_SEEDS.get(reader, list)()
 
 
 # ---------------------------------------------------------------------------
@@ -367,7 +434,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 def run_mutations(tally: Tally, count: int, seed: int = 0) -> Tally:
   rng = random.Random(f'{tally.reader}-{seed}')
-  seeds = SEEDS[tally.reader]()
+  seeds = all_seeds(tally.reader)
   for data in seeds:
     run_one(tally, data)
   for _ in range(count):
@@ -559,7 +626,7 @@ def run_atheris(tally: Tally, seconds: int, corpus: str, extra: list[str]) -> No
     from imagenet_resized import batch_format, ilsvrc, npz_spool  # pylint: disable=g-import-not-at-top,unused-import
   os.makedirs(corpus, exist_ok=True)
   if not os.listdir(corpus):
-    for i, data in enumerate(SEEDS[tally.reader]()):
+    for i, data in enumerate(all_seeds(tally.reader)):
       with open(os.path.join(corpus, f'seed{i}'), 'wb') as f:
         f.write(data)
 
