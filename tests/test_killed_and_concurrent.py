@@ -30,9 +30,13 @@ SIZE = 8
 TRAIN_ROWS = 3 * 6
 VERSION = '0.1.0'
 GUARD_S = 300  # Only so that a broken build cannot hang the suite.
+# To check that these cases fail on another version of the package, point
+# IMAGENET_RESIZED_READERS at the root of its checkout.
+CODE = os.environ.get('IMAGENET_RESIZED_READERS', str(REPO))
 
 _BUILD = r'''
 import logging, os, sys
+sys.path.insert(0, {code!r})
 logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                     format='%(levelname)s %(name)s: %(message)s')
 from absl import logging as absl_logging
@@ -69,7 +73,9 @@ def _start(manual, data_dir, log_path, marker=None) -> subprocess.Popen:
   env.pop('PAUSE_MARKER', None)
   if marker:
     env['PAUSE_MARKER'] = str(marker)
-  script = _BUILD.format(size=SIZE, data_dir=str(data_dir), manual=str(manual))
+  script = _BUILD.format(
+      code=CODE, size=SIZE, data_dir=str(data_dir), manual=str(manual)
+  )
   with open(log_path, 'w') as log:
     return subprocess.Popen(
         [sys.executable, '-c', script], stdin=subprocess.PIPE,
