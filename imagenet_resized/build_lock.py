@@ -31,11 +31,12 @@ import logging
 import os
 import re
 import shutil
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from imagenet_resized import file_lock
 
 log = logging.getLogger(__name__)
+T = TypeVar('T')
 
 # TFDS's prefix for a folder being prepared (core/constants.py).
 INCOMPLETE_PREFIX = 'incomplete.'
@@ -110,3 +111,24 @@ def preparing(data_path: str, what: str) -> Iterator[bool]:
     if locked:
       _remove_stale(data_path, what)
     yield locked
+
+
+def prepare_once(
+    data_path: str, what: str, prepare: Callable[[], T],
+    reread: Callable[[], None], overwrite: bool = False,
+) -> T:
+  """Runs `prepare` (TFDS's download_and_prepare) under the dataset's lock.
+
+  A dataset prepared already (its dataset_info.json is there) and not to be
+  overwritten is handed to `prepare` at once, without the lock (nothing is
+  written into a data_dir that may be read-only). Otherwise, once the lock
+  is held, a dataset that another build prepared meanwhile is `reread` (the
+  builder's info) before `prepare` finds and reuses it.
+  """
+  info_file = os.path.join(data_path, 'dataset_info.json')
+  if not overwrite and os.path.exists(info_file):
+    return prepare()
+  with preparing(data_path, what):
+    if os.path.exists(info_file):
+      reread()
+    return prepare()

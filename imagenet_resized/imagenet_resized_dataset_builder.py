@@ -279,22 +279,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     the same dataset into the same local data_dir, then reuses its result;
     it removes what killed builds of the dataset left behind (`build_lock`).
     """
-    info_file = os.path.join(self.data_dir, 'dataset_info.json')
     mode = getattr(download_config, 'download_mode', None)
-    if os.path.exists(info_file) and not getattr(mode, 'overwrite_dataset', False):
-      # Prepared already, and kept: nothing to keep apart (and no lock file
-      # written into a data_dir that may be read-only).
-      return super().download_and_prepare(
-          download_dir=download_dir, download_config=download_config, **kwargs
-      )
-    with build_lock.preparing(os.fspath(self.data_path), self.info.full_name):
-      if os.path.exists(info_file):
-        # Prepared by the build this one waited for; this builder was made
-        # before, so it has not read the prepared splits yet.
-        self.info.read_from_directory(self.data_dir)
-      return super().download_and_prepare(
-          download_dir=download_dir, download_config=download_config, **kwargs
-      )
+    return build_lock.prepare_once(
+        str(self.data_path), self.info.full_name,
+        prepare=functools.partial(
+            super().download_and_prepare, download_dir=download_dir,
+            download_config=download_config, **kwargs,
+        ),
+        # This builder was made before the build it waited for prepared
+        # the dataset: it has not read the prepared splits yet.
+        reread=lambda: self.info.read_from_directory(self.data_dir),
+        overwrite=bool(getattr(mode, 'overwrite_dataset', False)),
+    )
 
   def _download_and_prepare(self, dl_manager, download_config=None):
     tfds_internals.check_tfds_version()

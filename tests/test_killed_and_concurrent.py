@@ -197,3 +197,28 @@ def test_the_lock_file_is_not_taken_for_a_version(manual, tmp_path):
   assert [str(v) for v in tfds.core.utils.version.list_all_versions(config_dir)] == [VERSION]
   ds = tfds.load(f'imagenet_resized/{SIZE}x{SIZE}', split='train', data_dir=str(data_dir))
   assert sum(1 for _ in ds) == TRAIN_ROWS
+
+
+@pytest.mark.slow  # Not a build, but the module's mark covers every test.
+def test_remote_data_dirs_have_no_lock_and_nothing_is_removed(caplog):
+  import logging  # pylint: disable=g-import-not-at-top
+  from imagenet_resized import build_lock  # pylint: disable=g-import-not-at-top
+  with caplog.at_level(logging.INFO):
+    with build_lock.preparing('gs://bucket/imagenet_resized/8x8/0.1.0', 'x') as locked:
+      assert locked is False
+  assert (
+      'No lock for the build of x: gs://bucket/imagenet_resized/8x8/.0.1.0.build.lock'
+      ' is not a local path; concurrent runs into it are not kept apart'
+  ) in caplog.text
+
+
+def test_only_folders_named_as_tfds_names_them_are_leftovers(tmp_path):
+  from imagenet_resized import build_lock  # pylint: disable=g-import-not-at-top
+  config = tmp_path / 'imagenet_resized' / '8x8'
+  for name in ('incomplete.AB12CD_0.1.0', 'incomplete.AB12CD_0.1.1',
+               'incomplete.ab12cd_0.1.0', 'incomplete.AB12CD_0.1.0x', '0.1.0'):
+    (config / name).mkdir(parents=True)
+  (config / 'incomplete.ZZ99ZZ_0.1.0').write_bytes(b'a file, not a folder')
+  assert build_lock.stale_folders(str(config / '0.1.0')) == [
+      str(config / 'incomplete.AB12CD_0.1.0')
+  ]
