@@ -355,7 +355,19 @@ def test_tf_data_random_batches_hold_no_copy_of_the_split(built_8, tmp_path):
   assert biggest < 1024 < split_bytes
 
 
-def test_torch_recipe_of_the_docs_runs():
-  """docs/arrays.md's PyTorch recipe, exactly as printed (needs torch)."""
+@pytest.mark.slow
+def test_torch_recipe_of_the_docs_runs(built_8, tmp_path):
+  """docs/arrays.md's PyTorch recipe as printed, on an 8x8 build (its
+  CONFIG, DATA_DIR line pointed at it), in a fresh process. Needs torch,
+  which is not in the test extra."""
   pytest.importorskip('torch')
-  pytest.skip('run by hand (docs/arrays.md); torch is not in the test extra')
+  from test_docs import blocks  # pylint: disable=g-import-not-at-top
+  (block,) = [b for b in blocks(REPO / 'docs' / 'arrays.md')
+              if b.marker == 'tests/test_arrays.py::test_torch_recipe_of_the_docs_runs']
+  data = copy_of(built_8, tmp_path)
+  line = "CONFIG, DATA_DIR = '32x32', None  # None: TFDS's default data_dir"
+  assert line in block.code
+  code = block.code.replace(line, f'CONFIG, DATA_DIR = {"8x8"!r}, {data!r}')
+  proc = run([sys.executable, '-c', code], cwd=tmp_path)
+  assert proc.stdout.strip().splitlines()[-1] == (
+      'torch.Size([256, 3, 8, 8]) torch.float32 torch.Size([256])')
