@@ -66,7 +66,12 @@ class DecodedChunk:
 
 def _tfrecords(path: str, start: int, count: int) -> Iterator[bytes]:
   """Records start..start+count of a TFRecord file, checksums verified."""
-  with open(path, 'rb') as f:
+  if '://' in path:  # gs://... (not tried here): through etils.
+    from etils import epath  # pylint: disable=g-import-not-at-top
+    opened = epath.Path(path).open('rb')
+  else:
+    opened = open(path, 'rb')
+  with opened as f:
     index = 0
     while index < start + count:
       header = f.read(_HEADER.size)
