@@ -371,3 +371,28 @@ def test_torch_recipe_of_the_docs_runs(built_8, tmp_path):
   proc = run([sys.executable, '-c', code], cwd=tmp_path)
   assert proc.stdout.strip().splitlines()[-1] == (
       'torch.Size([256, 3, 8, 8]) torch.float32 torch.Size([256])')
+
+
+@pytest.mark.parametrize('size', [8, 32, 64])
+def test_chunk_png_decoding_equals_pillow(size):
+  """The export's PNG decoder against Pillow's, one image at a time, on our
+  writer's PNGs (every row filter) and on Pillow's own."""
+  import io  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from imagenet_resized import png_codec, shard_records  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(size)
+  smooth = np.cumsum(rng.integers(0, 9, (20, size, size, 3)), axis=2).astype(np.uint8)
+  noise = rng.integers(0, 256, (20, size, size, 3), dtype=np.uint8)
+  images = np.concatenate([smooth, noise])
+  written = [png_codec.encode_pngs(images, filter_type=f)
+             for f in (None, *png_codec.FILTER_TYPES)]
+  pillow = []
+  for image in images:
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format='PNG')
+    pillow.append(out.getvalue())
+  for pngs in written + [pillow]:
+    want = np.stack([np.asarray(Image.open(io.BytesIO(p))) for p in pngs])
+    assert np.array_equal(shard_records.decode_pngs(pngs, size), want)
+  with pytest.raises(shard_records.RecordError, match='expected an 8-bit RGB image of'):
+    shard_records.decode_pngs([pillow[0]], 8 if size != 8 else 16)
