@@ -25,6 +25,8 @@ CHANNELS = 3
 # The key of the statistics in a prepared dataset's info.metadata:
 # metadata[KEY][split] == {'mean': [r, g, b], 'std': [r, g, b]}.
 METADATA_KEY = 'statistics'
+# Image rows summed at a time in uint32: 2**16 * 255**2 < 2**32.
+_BLOCK_ROWS = 1 << 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,16 +51,20 @@ class PixelSums:
     if n == 0:
       return cls()
     # Rows of W*3 contiguous bytes, reduced along axis 0 (numpy's fast
-    # direction), then folded into channels. 255**2 fits in uint16.
+    # direction) in uint32, then folded into channels as Python ints.
+    # 255**2 fits in uint16; _BLOCK_ROWS * 255**2 < 2**32, so the uint32
+    # column sums of a block are exact.
     rows = images.reshape(n * height, width * CHANNELS)
-    sums = rows.sum(axis=0, dtype=np.int64).reshape(width, CHANNELS).sum(axis=0)
-    squared = rows.astype(np.uint16)
-    np.multiply(squared, squared, out=squared)
-    squares = squared.sum(axis=0, dtype=np.int64).reshape(width, CHANNELS).sum(axis=0)
+    sums = np.zeros(width * CHANNELS, np.int64)
+    squares = np.zeros(width * CHANNELS, np.int64)
+    for start in range(0, len(rows), _BLOCK_ROWS):
+      block = rows[start : start + _BLOCK_ROWS]
+      sums += np.add.reduce(block, axis=0, dtype=np.uint32)
+      squares += np.add.reduce(np.square(block, dtype=np.uint16), axis=0, dtype=np.uint32)
     return cls(
         n * height * width,
-        tuple(int(v) for v in sums),
-        tuple(int(v) for v in squares),
+        tuple(int(v) for v in sums.reshape(width, CHANNELS).sum(axis=0)),
+        tuple(int(v) for v in squares.reshape(width, CHANNELS).sum(axis=0)),
     )
 
   def __add__(self, other: 'PixelSums') -> 'PixelSums':

@@ -47,6 +47,13 @@ def test_sums_are_exact_and_add_up():
   # Constant images: no cancellation error, std exactly 0.
   constant = pixel_statistics.PixelSums.of_images(np.full((3, 4, 4, 3), 255, np.uint8))
   assert constant.std() == [0.0, 0.0, 0.0] and constant.mean() == [255.0] * 3
+  # More rows than one uint32 block holds exactly (2**16 rows of 255**2).
+  bright = np.full((1100, 64, 64, 3), 255, np.uint8)
+  bright[0, 0, 0] = (0, 1, 2)
+  sums = pixel_statistics.PixelSums.of_images(bright)
+  flat = bright.reshape(-1, 3).astype(np.int64)
+  assert list(sums.sums) == flat.sum(axis=0).tolist()
+  assert list(sums.squares) == (flat * flat).sum(axis=0).tolist()
 
 
 @pytest.mark.slow
