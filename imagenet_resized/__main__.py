@@ -3,6 +3,7 @@
   labels  the 1000 classes as CSV: label, WordNet ID, name, imagenet2012 label
   show    a captioned picture grid (PNG) of examples of a prepared dataset
   fake    fake source archives in the authors' exact names and layout
+  arrays  export a prepared split as memory-mapped .npy arrays (arrays.load)
 
 A user's mistake (unknown config, missing dataset, bad path) ends with one
 line on stderr and exit status 2 (usage) or 1 (everything else). TensorFlow's
@@ -161,6 +162,28 @@ def _fake(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------
+# arrays
+
+
+def _arrays(args: argparse.Namespace) -> None:
+  from imagenet_resized import arrays  # pylint: disable=g-import-not-at-top
+  try:
+    found = arrays.load(
+        args.config, args.split, data_dir=args.data_dir,
+        cache_dir=args.cache_dir, refresh=args.refresh, verify=args.verify,
+    )
+  except arrays.ArraysError as e:
+    raise CliError(str(e)) from None
+  stats = ''
+  if found.mean is not None:
+    stats = (' train mean ' + ', '.join(f'{v:.3f}' for v in found.mean)
+             + ' std ' + ', '.join(f'{v:.3f}' for v in found.std))
+  print(f'{found.folder}: {len(found)} examples of imagenet_resized/'
+        f'{args.config} {args.split}, images {found.images.shape} uint8,'
+        f' labels int64;{stats}')
+
+
+# ---------------------------------------------------------------------------
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -249,6 +272,37 @@ def make_parser() -> argparse.ArgumentParser:
                            ' the zips')
   _add_verbose(fake_parser)
   fake_parser.set_defaults(run=_fake)
+
+  arrays_parser = commands.add_parser(
+      'arrays',
+      help='export a prepared split as memory-mapped .npy arrays',
+      description=(
+          'Exports the examples of a split of a prepared dataset, in the'
+          ' order of as_dataset(shuffle_files=False), as images.npy (N, S, S,'
+          ' 3) uint8 and labels.npy (N,) int64 with a fingerprint, next to'
+          ' the prepared dataset (or in --cache-dir); if a checked export is'
+          ' there already, says where it is. Read them with'
+          ' imagenet_resized.arrays.load (docs/arrays.md).'
+      ),
+  )
+  arrays_parser.add_argument('--config', required=True,
+                             help='e.g. 32x32, 16x16_120, 32x32_ilsvrc2012,'
+                             ' 32x32_100')
+  arrays_parser.add_argument('--split', required=True,
+                             help='a split of the prepared dataset, e.g. train')
+  arrays_parser.add_argument('--data-dir', default=None,
+                             help='where the dataset was built (default:'
+                             ' TFDS\'s, ~/tensorflow_datasets or'
+                             ' $TFDS_DATA_DIR)')
+  arrays_parser.add_argument('--cache-dir', default=None,
+                             help='a local folder for the arrays (needed for'
+                             ' a data_dir that is not local, e.g. gs://)')
+  arrays_parser.add_argument('--refresh', action='store_true',
+                             help='export again, over anything there')
+  arrays_parser.add_argument('--verify', action='store_true',
+                             help='verify the full checksums of the files')
+  _add_verbose(arrays_parser)
+  arrays_parser.set_defaults(run=_arrays)
   return parser
 
 

@@ -16,11 +16,11 @@ same examples in the same order.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import apache_beam as beam
 
-from imagenet_resized import examples, row_selection, sources
+from imagenet_resized import examples, pixel_statistics, row_selection, sources
 
 
 _COUNTS = 'counts'
@@ -30,8 +30,10 @@ def _batch_examples(
     batch: sources.Batch, size: int, source: sources.SplitSource, selection
 ) -> Iterator:
   """The (key, example) pairs of one batch, encoded in this worker; then, on
-  the `counts` output, (batch name, (rows read, examples kept))."""
+  the `counts` output, (batch name, (rows read, examples kept, pixel sums of
+  the kept images))."""
   rows = []
+  tally = pixel_statistics.Tally()
 
   def batch_done(done: sources.Batch, count: int) -> None:
     sources.check_batch_rows(source, done, count)
@@ -40,19 +42,32 @@ def _batch_examples(
   kept = 0
   # No encoding pool inside a Beam worker: the runner supplies the parallelism.
   for key_example in examples.iter_examples(
-      [batch], size, workers=0, batch_done=batch_done, selection=selection
+      [batch], size, workers=0, batch_done=batch_done, selection=selection,
+      tally=tally,
   ):
     kept += 1
     yield key_example
-  yield beam.pvalue.TaggedOutput(_COUNTS, (batch.name, (rows[0], kept)))
+  yield beam.pvalue.TaggedOutput(
+      _COUNTS, (batch.name, (rows[0], kept, tally.sums))
+  )
 
 
 def _check_counts(
-    counts: dict[str, tuple[int, int]], source: sources.SplitSource, check_kept
+    counts: dict[str, tuple], source: sources.SplitSource, check_kept
 ) -> None:
-  rows_by_batch = {name: rows for name, (rows, _) in counts.items()}
-  kept = sum(k for _, k in counts.values())
+  rows_by_batch = {name: rows for name, (rows, _, _) in counts.items()}
+  kept = sum(k for _, k, _ in counts.values())
   examples.check_split(source, rows_by_batch, kept, check_kept)
+
+
+def _split_sums(counts: dict[str, tuple]) -> pixel_statistics.PixelSums:
+  """The pixel sums of a split, from its batches' counts (added in the
+  batches' name order: integers, so the order does not change the sum)."""
+  return pixel_statistics.total(counts[name][2] for name in sorted(counts))
+
+
+# Receives a PCollection holding the split's one PixelSums.
+StatisticsSink = Callable[[beam.PCollection], None]
 
 
 class ExamplesFromBatches(beam.PTransform):
@@ -61,8 +76,10 @@ class ExamplesFromBatches(beam.PTransform):
   def __init__(
       self, source: sources.SplitSource, size: int,
       selection=row_selection.EveryRow(), check_kept=None,
+      statistics: StatisticsSink | None = None,
   ):
     super().__init__()
+    self._statistics = statistics
     self._source = source
     self._size = size
     self._selection = selection
@@ -81,11 +98,10 @@ class ExamplesFromBatches(beam.PTransform):
     )
     # A split that claims to be the published one must be whole; a wrong
     # count fails the pipeline with the same message as the generator path.
-    _ = (
-        outputs[_COUNTS]
-        | 'CountsByBatch' >> beam.combiners.ToDict()
-        | 'CheckCounts' >> beam.Map(
-            _check_counts, source=self._source, check_kept=self._check_kept
-        )
+    by_batch = outputs[_COUNTS] | 'CountsByBatch' >> beam.combiners.ToDict()
+    _ = by_batch | 'CheckCounts' >> beam.Map(
+        _check_counts, source=self._source, check_kept=self._check_kept
     )
+    if self._statistics is not None:
+      self._statistics(by_batch | 'PixelSums' >> beam.Map(_split_sums))
     return outputs['examples']

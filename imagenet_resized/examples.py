@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterable, Iterator
 
-from imagenet_resized import png_codec, row_selection, sources, worker_pool
+from imagenet_resized import pixel_statistics, png_codec, row_selection
+from imagenet_resized import sources, worker_pool
 
 # Rows read, selected and PNG-encoded at a time in a worker, and sent to the
 # main process as one message: about 2.4 MiB of PNGs at 32x32, 8 MiB at 64x64.
@@ -20,11 +21,13 @@ ENCODE_CHUNK_ROWS = 1024
 
 @dataclasses.dataclass(frozen=True)
 class EncodedRows:
-  """Examples of some rows of one batch: their keys, PNGs and labels."""
+  """Examples of some rows of one batch: their keys, PNGs and labels, and
+  the exact pixel sums of their images (`pixel_statistics`)."""
 
   keys: list[str]
   pngs: list[bytes]
   labels: list[int]
+  sums: pixel_statistics.PixelSums
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +68,10 @@ def encode_batch(task: BatchTask) -> Iterator[EncodedRows | BatchRead]:
     else:
       continue
     keys = [f'{batch.key}{row}' for row in (chunk.start + mask.nonzero()[0]).tolist()]
-    yield EncodedRows(keys, png_codec.encode_pngs(images), labels.tolist())
+    yield EncodedRows(
+        keys, png_codec.encode_pngs(images), labels.tolist(),
+        pixel_statistics.PixelSums.of_images(images),
+    )
   yield BatchRead(rows)
 
 
@@ -80,6 +86,7 @@ def iter_examples(
     batches: Iterable[sources.Batch], size: int, workers: int = 0,
     batch_done: BatchDone | None = None,
     selection=row_selection.EveryRow(),
+    tally: pixel_statistics.Tally | None = None,
 ) -> Iterator[tuple[str, dict]]:
   """Examples of the rows `selection` takes from `batches`.
 
@@ -90,6 +97,8 @@ def iter_examples(
   `workers` == 0 everything runs here, batch after batch, in row order.
   `batch_done` is called in the batches' order all the same (a batch's call
   waits for those before it), so its checks fail alike whatever the timing.
+  `tally`, if given, receives the pixel sums of the examples' images (summed
+  in the workers, chunk by chunk) before the chunk's examples are yielded.
   """
   batches = list(batches)
   tasks = [BatchTask(batch, size, selection) for batch in batches]
@@ -104,6 +113,8 @@ def iter_examples(
           batch_done(batches[reported], rows)
         reported += 1
       continue
+    if tally is not None:
+      tally.add(result.sums)
     for key, png, label in zip(result.keys, result.pngs, result.labels):
       yield key, {'image': png, 'label': label}
 
@@ -121,8 +132,10 @@ def check_split(
 def iter_split_examples(
     source: sources.SplitSource, size: int, workers: int = 0,
     selection=row_selection.EveryRow(), check_kept: CheckKept | None = None,
+    tally: pixel_statistics.Tally | None = None,
 ) -> Iterator[tuple[str, dict]]:
-  """Examples of a whole split, checked to be whole where it is published."""
+  """Examples of a whole split, checked to be whole where it is published;
+  their pixel sums added to `tally` (if given)."""
   rows_by_batch: dict[str, int] = {}
 
   def batch_done(batch: sources.Batch, rows: int) -> None:
@@ -130,7 +143,9 @@ def iter_split_examples(
     sources.check_batch_rows(source, batch, rows)
 
   kept = 0
-  for key_example in iter_examples(source.batches, size, workers, batch_done, selection):
+  for key_example in iter_examples(
+      source.batches, size, workers, batch_done, selection, tally
+  ):
     kept += 1
     yield key_example
   check_split(source, rows_by_batch, kept, check_kept)

@@ -42,7 +42,8 @@ import numpy as np
 import PIL
 from PIL import Image
 
-from imagenet_resized import one_line, png_codec, regular_files, resources
+from imagenet_resized import one_line, pixel_statistics, png_codec
+from imagenet_resized import regular_files, resources
 from imagenet_resized import worker_pool
 from imagenet_resized.batch_format import SourceError
 from imagenet_resized.sources import SPLITS, TRAIN, VALIDATION
@@ -231,10 +232,19 @@ def _example(item: Encoded, size: int, draft: bool) -> tuple[str, bytes, int]:
 
 def _encode_chunk(
     args: tuple[Sequence[Encoded], int, bool],
-) -> list[tuple[str, bytes, int]]:
-  """Worker: decode, box-resize and PNG-encode a chunk of images."""
+) -> tuple[list[tuple[str, bytes, int]], pixel_statistics.PixelSums]:
+  """Worker: decode, box-resize and PNG-encode a chunk of images; and the
+  exact pixel sums of the resized images."""
   chunk, size, draft = args
-  return [_example(item, size, draft) for item in chunk]
+  images = [resize_image(item.data, item.where, size, draft) for item in chunk]
+  sums = pixel_statistics.PixelSums.of_images(np.stack(images)) if images else (
+      pixel_statistics.PixelSums()
+  )
+  encoded = [
+      (item.key, png_codec.encode_png(image), item.label)
+      for item, image in zip(chunk, images)
+  ]
+  return encoded, sums
 
 
 def _chunked(items: Iterable[Encoded], n: int) -> Iterator[list[Encoded]]:
@@ -572,11 +582,15 @@ def find_sources(root: str | None) -> dict[str, SplitSource] | None:
 
 
 def iter_examples(
-    source: SplitSource, size: int, workers: int = 0, draft: bool = False
+    source: SplitSource, size: int, workers: int = 0, draft: bool = False,
+    tally: pixel_statistics.Tally | None = None,
 ) -> Iterator[tuple[str, dict]]:
-  """(key, {'image': PNG bytes, 'label': int}) of a split, decoded in workers."""
+  """(key, {'image': PNG bytes, 'label': int}) of a split, decoded in workers;
+  the pixel sums of the images added to `tally` (if given)."""
   chunks = ((chunk, size, draft) for chunk in _chunked(source.images(), DECODE_CHUNK_IMAGES))
-  for encoded in worker_pool.parallel_map(_encode_chunk, chunks, workers):
+  for encoded, sums in worker_pool.parallel_map(_encode_chunk, chunks, workers):
+    if tally is not None:
+      tally.add(sums)
     for key, png, label in encoded:
       yield key, {'image': png, 'label': label}
 
@@ -755,19 +769,47 @@ def unit_examples(
     yield key, {'image': png, 'label': label}
 
 
-def beam_examples(source: SplitSource, size: int, draft: bool = False):
-  """A Beam PTransform (PBegin -> (key, example)) spreading the units."""
+_SUMS = 'pixel_sums'
+
+
+def _unit_examples_and_sums(unit: WorkUnit, size: int, draft: bool = False):
+  """Beam: the examples of a unit, then its pixel sums on the `_SUMS` output."""
+  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+  sums = pixel_statistics.PixelSums()
+  for item in unit.images():
+    image = resize_image(item.data, item.where, size, draft)
+    sums = sums + pixel_statistics.PixelSums.of_images(image[None])
+    yield item.key, {'image': png_codec.encode_png(image), 'label': item.label}
+  yield beam.pvalue.TaggedOutput(_SUMS, sums)
+
+
+def beam_examples(
+    source: SplitSource, size: int, draft: bool = False, statistics=None
+):
+  """A Beam PTransform (PBegin -> (key, example)) spreading the units.
+
+  `statistics`, if given, receives a PCollection holding the split's one
+  `pixel_statistics.PixelSums`.
+  """
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
 
   units = work_units(source)
 
   @beam.ptransform_fn
   def examples_from_ilsvrc(pbegin):
-    return (
+    outputs = (
         pbegin
         | 'Units' >> beam.Create(units)
         | 'Spread' >> beam.Reshuffle()
-        | 'Decode' >> beam.FlatMap(unit_examples, size=size, draft=draft)
+        | 'Decode' >> beam.FlatMap(
+            _unit_examples_and_sums, size=size, draft=draft
+        ).with_outputs(_SUMS, main='examples')
     )
+    if statistics is not None:
+      statistics(
+          outputs[_SUMS]
+          | 'SumPixels' >> beam.CombineGlobally(pixel_statistics.total)
+      )
+    return outputs['examples']
 
   return examples_from_ilsvrc()  # pylint: disable=no-value-for-parameter

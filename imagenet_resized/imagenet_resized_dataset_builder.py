@@ -20,9 +20,9 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from imagenet_resized import build_lock
-from imagenet_resized import deterministic_serializer, download_probe
-from imagenet_resized import examples, ilsvrc, imagenet16_120, resources, sources
+from imagenet_resized import build_lock, build_metadata, deterministic_serializer
+from imagenet_resized import download_probe, examples, ilsvrc, imagenet16_120
+from imagenet_resized import pixel_statistics, resources, sources
 from imagenet_resized import row_selection, worker_pool
 from imagenet_resized import tfds_internals
 from imagenet_resized.batch_format import NUM_CLASSES, SourceError
@@ -267,8 +267,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         }),
         supervised_keys=('image', 'label'),
         homepage=HOMEPAGE,
-        # Filled in by _split_generators: which files each split came from.
-        metadata=tfds.core.MetadataDict(),
+        # Filled in by _split_generators: which files each split came from;
+        # by the splits' examples: their pixel statistics.
+        metadata=build_metadata.BuildMetadata(),
     )
 
   def download_and_prepare(self, *, download_dir=None, download_config=None, **kwargs):
@@ -366,9 +367,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         for split, source in found.items()
     }
     generators = {
-        split: self._generate_ilsvrc_examples(found[split])
+        split: self._generate_ilsvrc_examples(found[split], split=split)
         if isinstance(found[split], ilsvrc.SplitSource)
-        else self._generate_examples(source=found[split])
+        else self._generate_examples(source=found[split], split=split)
         for split in sources.SPLITS
     }
     if self.builder_config.has_x_splits:
@@ -387,6 +388,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         split: self._generate_examples(
             validation,
             row_selection.ClassPositions(config.num_classes, positions),
+            split=split,
         )
         for split, positions in imagenet16_120.x_split_positions().items()
     }
@@ -397,17 +399,41 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       return {}
     return {'method': ilsvrc.method(self.builder_config.jpeg_draft)}
 
-  def _generate_ilsvrc_examples(self, source: ilsvrc.SplitSource):
+  def _beam_statistics(self, split: str | None):
+    """Where a Beam split's PCollection of pixel sums goes (None: nowhere)."""
+    if split is None:
+      return None
+    return lambda sums: self.info.metadata.add_beam_statistics(
+        split, sums, self.data_dir
+    )
+
+  def _tallied(self, split: str | None, make_examples):
+    """The examples `make_examples(tally)` gives; once they have all been
+    read, the split's pixel statistics go into info.metadata."""
+    tally = pixel_statistics.Tally()
+    yield from make_examples(tally)
+    if split is not None:
+      self.info.metadata.set_statistics(split, tally.sums)
+
+  def _generate_ilsvrc_examples(
+      self, source: ilsvrc.SplitSource, split: str | None = None
+  ):
     """Examples decoded and box-resized from the ILSVRC2012 JPEGs."""
     size = self.builder_config.size
     draft = self.builder_config.jpeg_draft
     if getattr(self, '_use_beam', False):
-      return ilsvrc.beam_examples(source, size, draft)
-    return ilsvrc.iter_examples(
-        source, size, workers=worker_pool.default_workers(), draft=draft
-    )
+      return ilsvrc.beam_examples(
+          source, size, draft, statistics=self._beam_statistics(split)
+      )
+    return self._tallied(split, lambda tally: ilsvrc.iter_examples(
+        source, size, workers=worker_pool.default_workers(), draft=draft,
+        tally=tally,
+    ))
 
-  def _generate_examples(self, source: sources.SplitSource, selection=None):
+  def _generate_examples(
+      self, source: sources.SplitSource, selection=None,
+      split: str | None = None,
+  ):
     size = self.builder_config.size
     num_classes = self.builder_config.num_classes
     check_kept = None
@@ -423,8 +449,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
     if getattr(self, '_use_beam', False):
       from imagenet_resized import beam_io  # pylint: disable=g-import-not-at-top
-      return beam_io.ExamplesFromBatches(source, size, selection, check_kept)
-    return examples.iter_split_examples(
+      return beam_io.ExamplesFromBatches(
+          source, size, selection, check_kept,
+          statistics=self._beam_statistics(split),
+      )
+    return self._tallied(split, lambda tally: examples.iter_split_examples(
         source, size, workers=worker_pool.default_workers(),
-        selection=selection, check_kept=check_kept,
-    )
+        selection=selection, check_kept=check_kept, tally=tally,
+    ))

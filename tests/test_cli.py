@@ -299,7 +299,7 @@ def test_fake_out_is_a_file(tmp_path):
     ([], 'imagenet-resized: error: the following arguments are required: COMMAND'),
     (['build'],
      "imagenet-resized: error: argument COMMAND: invalid choice: 'build'"
-     " (choose from 'labels', 'show', 'fake')"),
+     " (choose from 'labels', 'show', 'fake', 'arrays')"),
 ])
 def test_usage_errors(args, message, tmp_path):
   result = run_cli(*args, cwd=tmp_path)

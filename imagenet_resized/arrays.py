@@ -1,0 +1,181 @@
+"""A prepared split as memory-mapped numpy arrays: `load(config, split)`.
+
+  arrays = imagenet_resized.arrays.load('32x32', 'train')
+  arrays.images   # (N, 32, 32, 3) uint8, memory-mapped from a .npy file
+  arrays.labels   # (N,) int64
+  arrays.mean, arrays.std  # the train split's per-channel statistics
+
+The examples are those of the prepared split, in the order of
+`builder.as_dataset(split=split, shuffle_files=False)`. The first call
+exports them (`array_export`, with a progress bar); later calls check the
+files' fingerprint (`array_fingerprint`) and open them at once. Where the
+files live: `array_location`. Views for grain, tf.data and PyTorch:
+`array_views`; docs/arrays.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from imagenet_resized import array_export, array_fingerprint, array_location
+from imagenet_resized import file_lock, pixel_statistics, worker_pool
+from imagenet_resized import imagenet_resized_dataset_builder as builder_module
+from imagenet_resized.array_fingerprint import ArraysError
+
+__all__ = ['ArraysError', 'SplitArrays', 'load']
+
+log = logging.getLogger(__name__)
+
+_SUBSET_NAME = re.compile(r'(\d+)x\1_(\d+)')
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitArrays:
+  """The examples of one prepared split, as arrays.
+
+  Attributes:
+    images: (N, S, S, 3) uint8, memory-mapped (read-only) from images.npy.
+    labels: (N,) int64.
+    mean: per-channel (R, G, B) mean of the train split's pixels, 0..255
+      scale; None where the prepared dataset has no statistics and the
+      split exported is not train.
+    std: the same for the population standard deviation (ddof=0).
+    folder: where the files are.
+  """
+
+  images: np.ndarray
+  labels: np.ndarray
+  mean: tuple[float, float, float] | None
+  std: tuple[float, float, float] | None
+  folder: str
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+
+def _builder(config, data_dir):
+  """The TFDS builder of `config`: a registered name ('32x32'), a class
+  subset's name ('32x32_100'), or an ImagenetResizedConfig."""
+  if isinstance(config, str):
+    registered = {c.name for c in builder_module.Builder.BUILDER_CONFIGS}
+    match = _SUBSET_NAME.fullmatch(config)
+    if config not in registered and match:
+      config = builder_module.ImagenetResizedConfig(
+          size=int(match[1]), num_classes=int(match[2])
+      )
+    elif config not in registered:
+      raise ArraysError(
+          f'config {config!r}: not a config of imagenet_resized; expected one'
+          f' of {", ".join(sorted(registered))}, or SxS_K (a class subset)'
+      )
+  try:
+    return tfds.builder('imagenet_resized', config=config, data_dir=data_dir)
+  except builder_module.ConfigError as e:
+    raise ArraysError(str(e)) from None
+
+
+def _train_statistics(builder, fingerprint: dict, split: str):
+  """(mean, std) of the train split: the build's, else the export's own."""
+  stats = builder.info.metadata.get(pixel_statistics.METADATA_KEY, {}) if (
+      builder.info.metadata is not None
+  ) else {}
+  train = stats.get('train')
+  if train and train.get('mean'):
+    return tuple(train['mean']), tuple(train['std'])
+  if split == 'train' and fingerprint.get('statistics'):
+    sums = pixel_statistics.PixelSums.from_json(fingerprint['statistics'])
+    if sums.pixels:
+      return tuple(sums.mean()), tuple(sums.std())
+  return None, None
+
+
+def _open(folder: str, builder, fingerprint: dict, split: str) -> SplitArrays:
+  images = np.load(os.path.join(folder, array_fingerprint.IMAGES), mmap_mode='r')
+  labels = np.load(os.path.join(folder, array_fingerprint.LABELS))
+  mean, std = _train_statistics(builder, fingerprint, split)
+  return SplitArrays(images, labels, mean, std, folder)
+
+
+def _checked(folder, expected, verify, refresh) -> dict | None:
+  """The folder's fingerprint if its files are a good export, else None
+  (nothing complete there, or refresh asked for); ArraysError if refused."""
+  try:
+    fingerprint = array_fingerprint.read(folder)
+    if fingerprint is None:
+      return None
+    verified = array_fingerprint.check(folder, fingerprint, expected, verify)
+  except ArraysError:
+    if refresh:
+      return None
+    raise
+  if verified and not verify:
+    log.info('Checksums of %s verified (their mtime changed)', ', '.join(verified))
+  return None if refresh else fingerprint
+
+
+def load(
+    config, split: str, *, data_dir: str | None = None,
+    cache_dir: str | None = None, refresh: bool = False, verify: bool = False,
+    workers: int | None = None,
+) -> SplitArrays:
+  """The examples of a prepared split as arrays (exported on first use).
+
+  Args:
+    config: '8x8' ... '64x64', 'SxS_ilsvrc2012', '16x16_120', 'SxS_K', or an
+      ImagenetResizedConfig.
+    split: a split of the prepared dataset ('train', 'validation',
+      'x_valid', ...); not a slice.
+    data_dir: where the dataset was built (TFDS's default if None).
+    cache_dir: a local folder for the arrays; needed where data_dir is not
+      local (gs://...), optional otherwise.
+    refresh: export again, even over files that look complete (also what
+      to do with files that are refused).
+    verify: check the files' full checksums (reads them all) before opening.
+    workers: decoding processes of an export (default: one per core).
+
+  Raises:
+    ArraysError: (one line) the dataset is not prepared, the split unknown,
+      or the files there are not an export of this prepared split.
+  """
+  builder = _builder(config, data_dir)
+  if not builder.is_prepared():
+    raise ArraysError(
+        f'imagenet_resized/{builder.builder_config.name} is not prepared in'
+        f' {builder.data_dir}: build it first (tfds build imagenet_resized'
+        f' --imports imagenet_resized --config {builder.builder_config.name}'
+        ' --manual_dir DIR)'
+    )
+  if split not in builder.info.splits.keys():
+    raise ArraysError(
+        f'split {split!r}: not a split of imagenet_resized/'
+        f'{builder.builder_config.name}; expected one of'
+        f' {", ".join(builder.info.splits.keys())}'
+    )
+  folder = array_location.folder_for(builder, split, cache_dir)
+  expected = array_location.identity(builder, split)
+  fingerprint = _checked(folder, expected, verify, refresh)
+  if fingerprint is not None:
+    return _open(folder, builder, fingerprint, split)
+  what = (f'export of imagenet_resized/{builder.builder_config.name}'
+          f' {builder.version} {split} to arrays')
+  os.makedirs(os.path.dirname(folder), exist_ok=True)
+  with file_lock.held(folder + '.lock', what):
+    # Another process may have exported it while this one waited.
+    fingerprint = None if refresh else _checked(folder, expected, verify, False)
+    if fingerprint is None:
+      split_info = builder.info.splits[split]
+      fingerprint = array_export.export(
+          folder, expected,
+          list(zip((os.fspath(p) for p in split_info.filepaths),
+                   split_info.shard_lengths)),
+          builder.builder_config.size,
+          worker_pool.default_workers() if workers is None else workers,
+          f'{builder.builder_config.name} {split}',
+      )
+  return _open(folder, builder, fingerprint, split)

@@ -1,0 +1,124 @@
+"""Exact per-channel pixel statistics: integer sums, mean and std at the end.
+
+A split's mean and standard deviation per channel (R, G, B), on the 0..255
+scale, are what people normalise images by. They are computed here exactly:
+each chunk of images gives the count of its pixels and, per channel, the
+integer sum of its values and of their squares (`PixelSums.of_images`); sums
+of chunks add up (`+`) in any order, in worker processes or Beam workers, to
+the same integers. Only the final division is in floating point:
+
+  mean = S1 / n,  std = sqrt(S2 / n - mean**2)  (population std, ddof=0)
+
+computed from the integers as sqrt(n * S2 - S1**2) / n, so that no
+cancellation error creeps in. Pure numpy; no TFDS here (worker processes
+import it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+CHANNELS = 3
+# The key of the statistics in a prepared dataset's info.metadata:
+# metadata[KEY][split] == {'mean': [r, g, b], 'std': [r, g, b]}.
+METADATA_KEY = 'statistics'
+# Image rows summed at a time in uint32: 2**16 * 255**2 < 2**32.
+_BLOCK_ROWS = 1 << 16
+
+
+@dataclasses.dataclass(frozen=True)
+class PixelSums:
+  """Pixels counted (per channel) and the per-channel sums of values and of
+  squared values, as Python ints (exact, unbounded)."""
+
+  pixels: int = 0
+  sums: tuple[int, ...] = (0,) * CHANNELS
+  squares: tuple[int, ...] = (0,) * CHANNELS
+
+  @classmethod
+  def of_images(cls, images: np.ndarray) -> 'PixelSums':
+    """The sums of (n, H, W, 3) uint8 images."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != CHANNELS:
+      raise ValueError(
+          f'images have dtype {images.dtype} and shape {images.shape};'
+          ' expected uint8 of shape (n, height, width, 3)'
+      )
+    n, height, width, _ = images.shape
+    if n == 0:
+      return cls()
+    # Rows of W*3 contiguous bytes, reduced along axis 0 (numpy's fast
+    # direction) in uint32, then folded into channels as Python ints.
+    # 255**2 fits in uint16; _BLOCK_ROWS * 255**2 < 2**32, so the uint32
+    # column sums of a block are exact.
+    rows = images.reshape(n * height, width * CHANNELS)
+    sums = np.zeros(width * CHANNELS, np.int64)
+    squares = np.zeros(width * CHANNELS, np.int64)
+    for start in range(0, len(rows), _BLOCK_ROWS):
+      block = rows[start : start + _BLOCK_ROWS]
+      sums += np.add.reduce(block, axis=0, dtype=np.uint32)
+      squares += np.add.reduce(np.square(block, dtype=np.uint16), axis=0, dtype=np.uint32)
+    return cls(
+        n * height * width,
+        tuple(int(v) for v in sums.reshape(width, CHANNELS).sum(axis=0)),
+        tuple(int(v) for v in squares.reshape(width, CHANNELS).sum(axis=0)),
+    )
+
+  def __add__(self, other: 'PixelSums') -> 'PixelSums':
+    return PixelSums(
+        self.pixels + other.pixels,
+        tuple(a + b for a, b in zip(self.sums, other.sums)),
+        tuple(a + b for a, b in zip(self.squares, other.squares)),
+    )
+
+  def mean(self) -> list[float]:
+    """Per-channel mean on the 0..255 scale."""
+    return [s / self.pixels for s in self.sums]
+
+  def std(self) -> list[float]:
+    """Per-channel population standard deviation (ddof=0), 0..255 scale."""
+    n = self.pixels
+    return [
+        math.sqrt(n * q - s * s) / n for s, q in zip(self.sums, self.squares)
+    ]
+
+  def as_metadata(self) -> dict[str, list[float]]:
+    """{'mean': [r, g, b], 'std': [r, g, b]}, as stored in info.metadata."""
+    if not self.pixels:
+      return {'mean': [], 'std': []}
+    return {'mean': self.mean(), 'std': self.std()}
+
+  def as_json(self) -> dict:
+    """The exact integers (to carry them across processes as JSON)."""
+    return {
+        'pixels': self.pixels, 'sums': list(self.sums),
+        'squares': list(self.squares),
+    }
+
+  @classmethod
+  def from_json(cls, data: dict) -> 'PixelSums':
+    return cls(
+        int(data['pixels']), tuple(int(v) for v in data['sums']),
+        tuple(int(v) for v in data['squares']),
+    )
+
+
+def total(parts) -> PixelSums:
+  """The sum of an iterable of PixelSums (a Beam CombineFn's body too)."""
+  out = PixelSums()
+  for part in parts:
+    out = out + part
+  return out
+
+
+class Tally:
+  """A running PixelSums that parts are added to as they arrive."""
+
+  def __init__(self):
+    self.sums = PixelSums()
+
+  def add(self, part: PixelSums) -> None:
+    self.sums = self.sums + part
