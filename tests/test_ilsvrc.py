@@ -19,9 +19,10 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 import imagenet_resized
-from imagenet_resized import download_probe, fake, ilsvrc, resources
+from imagenet_resized import download_probe, ilsvrc, resources
 from imagenet_resized.batch_format import SourceError
 
+import fake_helpers
 from conftest import TFDS_CLI, build, read_split, run
 
 NUM_CLASSES = 3
@@ -95,11 +96,11 @@ class TinyImagenet:
 
   def write_tarballs(self, folder: str) -> str:
     os.makedirs(folder, exist_ok=True)
-    class_tars = [(f'{w}.tar', fake.tar_bytes(files)) for w, files in self.train.items()]
+    class_tars = [(f'{w}.tar', fake_helpers.tar_bytes(files)) for w, files in self.train.items()]
     with open(os.path.join(folder, ilsvrc.TRAIN_TAR), 'wb') as f:
-      f.write(fake.tar_bytes(class_tars))
+      f.write(fake_helpers.tar_bytes(class_tars))
     with open(os.path.join(folder, ilsvrc.VAL_TAR), 'wb') as f:
-      f.write(fake.tar_bytes(self.val))
+      f.write(fake_helpers.tar_bytes(self.val))
     return folder
 
   def write_folders(self, folder: str, val_by_class: bool) -> str:
@@ -292,9 +293,11 @@ def test_only_one_split_is_an_error(tiny, tmp_path):
 def write_train_tar(folder, classes: dict[str, list[tuple[str, bytes]]], val) -> str:
   os.makedirs(folder, exist_ok=True)
   with open(os.path.join(folder, ilsvrc.TRAIN_TAR), 'wb') as f:
-    f.write(fake.tar_bytes([(f'{w}.tar', fake.tar_bytes(files)) for w, files in classes.items()]))
+    f.write(fake_helpers.tar_bytes([
+        (f'{w}.tar', fake_helpers.tar_bytes(files)) for w, files in classes.items()
+    ]))
   with open(os.path.join(folder, ilsvrc.VAL_TAR), 'wb') as f:
-    f.write(fake.tar_bytes(val))
+    f.write(fake_helpers.tar_bytes(val))
   return os.path.join(folder, ilsvrc.TRAIN_TAR)
 
 
