@@ -14,7 +14,7 @@ import pickletools
 import struct
 import tarfile
 import zlib
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 # ---------------------------------------------------------------------------
 # Pickle opcodes.
@@ -128,7 +128,7 @@ class Zeros:
   count: int
 
 
-Part = Union[bytes, Zeros]
+Part = bytes | Zeros
 _BLOCK = 1 << 20
 
 

@@ -175,7 +175,7 @@ def test_a_site_serving_the_archives_downloads_through_tfds(
   want = source_examples(DUMMY_DATA, 16, 'validation')
   assert sorted(label for _, label in got) == sorted(label for _, _, label in want)
   for image, label in got:
-    assert any(np.array_equal(image, w) and label == l for _, w, l in want)
+    assert any(np.array_equal(image, w) and label == w_label for _, w, w_label in want)
   # A second build finds the files in TFDS's download cache: no probe.
   shutil.rmtree(tmp_path / 'data' / 'imagenet_resized')
   monkeypatch.setattr(download_probe, 'why_not_downloadable', functools.partial(

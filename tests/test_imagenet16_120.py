@@ -8,16 +8,13 @@ plain numpy and from the positions file parsed here on its own.
 
 from __future__ import annotations
 
-import os
-import shutil
 
-import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 import imagenet_resized
 from conftest import build, read_split, source_examples
-from imagenet_resized import fake, resources, sources
+from imagenet_resized import fake, resources
 from imagenet_resized.batch_format import SourceError
 from test_bad_input import assert_nothing_built
 from test_sources import FORMS

@@ -95,8 +95,10 @@ FORMS = {
     'npz files': (_extracted, 'npz', {'train': 'npz files', 'validation': 'npz files'}),
     'pickle files': (_extracted, 'pickle', {'train': 'pickle files', 'validation': 'pickle files'}),
     'nested npz files': (_nested, 'npz', {'train': 'npz files', 'validation': 'npz files'}),
-    'nested pickle files': (_nested, 'pickle', {'train': 'pickle files', 'validation': 'pickle files'}),
-    'zips in folders': (_zips_in_folders, 'pickle', {'train': 'pickle zip', 'validation': 'pickle zip'}),
+    'nested pickle files': (
+        _nested, 'pickle', {'train': 'pickle files', 'validation': 'pickle files'}),
+    'zips in folders': (
+        _zips_in_folders, 'pickle', {'train': 'pickle zip', 'validation': 'pickle zip'}),
     'mixed': (_mixed, None, {'train': 'npz zip', 'validation': 'pickle files'}),
 }
 
