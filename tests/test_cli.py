@@ -54,6 +54,7 @@ def one_error_line(result) -> str:
 # labels
 
 
+@pytest.mark.slow
 def test_labels_csv_lists_the_1000_classes():
   result = run_cli('labels')
   assert result.returncode == 0 and result.stderr == ''
@@ -70,6 +71,7 @@ def test_labels_csv_lists_the_1000_classes():
 # help
 
 
+@pytest.mark.slow
 def test_help_explains_each_command():
   result = run_cli('--help')
   assert result.returncode == 0
@@ -107,6 +109,7 @@ def fake_sources(tmp_path_factory) -> pathlib.Path:
   return out
 
 
+@pytest.mark.slow
 def test_fake_writes_the_authors_names_as_write_sources_does(fake_sources, tmp_path):
   assert sorted(os.listdir(fake_sources)) == ['Imagenet8_train.zip', 'Imagenet8_val.zip']
   fake.write_sources(str(tmp_path), SIZE, **FAKE_ARGS)
@@ -114,6 +117,7 @@ def test_fake_writes_the_authors_names_as_write_sources_does(fake_sources, tmp_p
     assert (fake_sources / name).read_bytes() == (tmp_path / name).read_bytes()
 
 
+@pytest.mark.slow
 def test_fake_dummy_data_reproduces_the_bundled_dummy_data(dummy_data, tmp_path):
   result = run_cli('fake', '--dummy-data', '--out', tmp_path)
   assert result.returncode == 0, result.stderr
@@ -139,6 +143,7 @@ def built(fake_sources, tmp_path_factory):
   return build(CONFIG, fake_sources, data_dir)
 
 
+@pytest.mark.slow
 def test_fake_sources_build_into_their_examples(fake_sources, built):
   for split in sources.SPLITS:
     got = read_split(built, split)
@@ -174,6 +179,7 @@ def shown(built, tmp_path_factory) -> pathlib.Path:
   return output
 
 
+@pytest.mark.slow
 def test_show_draws_the_first_examples_upscaled(built, shown):
   with Image.open(shown) as picture:
     assert picture.format == 'PNG'
@@ -198,6 +204,7 @@ def test_show_draws_the_first_examples_upscaled(built, shown):
     assert (grid[y:y + 128 + caption, x:x + 128] == 255).all()
 
 
+@pytest.mark.slow
 def test_show_draws_array_record_as_tfrecord(fake_sources, shown, tmp_path):
   data_dir = tmp_path / 'array_record'
   builder = tfds.builder(
@@ -219,6 +226,7 @@ def test_show_draws_array_record_as_tfrecord(fake_sources, shown, tmp_path):
 # A user's mistakes: one line, non-zero exit.
 
 
+@pytest.mark.slow
 def test_unknown_config():
   line = one_error_line(run_cli('show', '--config', '7x7', '--split', 'train', '-o', 'g.png'))
   assert line == (
@@ -229,6 +237,7 @@ def test_unknown_config():
   )
 
 
+@pytest.mark.slow
 def test_missing_dataset(tmp_path):
   result = run_cli(
       'show', '--config', '16x16', '--split', 'train', '--data-dir', tmp_path,
@@ -244,6 +253,7 @@ def test_missing_dataset(tmp_path):
   assert not (tmp_path / 'g.png').exists()
 
 
+@pytest.mark.slow
 def test_bad_data_dir(tmp_path):
   missing = tmp_path / 'nowhere'
   result = run_cli(
@@ -256,6 +266,7 @@ def test_bad_data_dir(tmp_path):
   )
 
 
+@pytest.mark.slow
 def test_unknown_split(built, tmp_path):
   result = run_cli(
       'show', '--config', CONFIG, '--split', 'test',
@@ -267,6 +278,7 @@ def test_unknown_split(built, tmp_path):
   )
 
 
+@pytest.mark.slow
 def test_unwritable_output(built, tmp_path):
   output = tmp_path / 'no_such_folder' / 'g.png'
   result = run_cli(
@@ -279,6 +291,7 @@ def test_unwritable_output(built, tmp_path):
   )
 
 
+@pytest.mark.slow
 def test_fake_out_is_a_file(tmp_path):
   not_a_folder = tmp_path / 'file'
   not_a_folder.write_text('')
@@ -288,6 +301,7 @@ def test_fake_out_is_a_file(tmp_path):
   )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('args, message', [
     (['fake', '--config', '8x8', '--out', 'x', '--train-batches', '11'],
      "imagenet-resized fake: error: argument --train-batches: 11 is not in 1..10"),
@@ -362,6 +376,7 @@ sys.meta_path.insert(0, _Noise())
 NOISE_LINE = 'I0000 fake_cpp_logging.cc:1] TensorFlow starts to import'
 
 
+@pytest.mark.slow
 def test_show_speaks_only_for_itself(built, tmp_path):
   """TensorFlow's start-up logging stays out of the output, unless --verbose."""
   hook = tmp_path / 'hook'

@@ -45,6 +45,7 @@ def two_builds(tmp_path_factory, manual_dir):
   return version_dirs
 
 
+@pytest.mark.slow
 def test_shards_are_byte_identical(two_builds):
   first, second = (_files(d) for d in two_builds)
   assert {n.split('.tfrecord-')[0] for n in first} == {
@@ -55,6 +56,7 @@ def test_shards_are_byte_identical(two_builds):
     assert first[name] == second[name], f'{name} differs between two builds'
 
 
+@pytest.mark.slow
 def test_examples_are_lossless_pngs(two_builds, manual_dir):
   """Each stored PNG, decoded by Pillow, holds exactly a source row's pixels
   (the sources read by plain numpy), and TFDS decodes it to the same."""

@@ -381,6 +381,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('case', CASES, ids=lambda c: c.__name__)
 def test_hostile_file_is_refused_in_one_line_in_bounded_memory(
     case, tmp_path, normal_peak_kib

@@ -376,6 +376,7 @@ def built_24(tarballs, tmp_path_factory):
   return prepare(builder_for(24, tmp_path_factory.mktemp('data24')), tarballs)
 
 
+@pytest.mark.slow
 def test_build_32x32_ilsvrc2012_from_tarballs(tiny, tarballs, tmp_path):
   builder = build('32x32_ilsvrc2012', tarballs, tmp_path)
   expected = tiny.expected(32)
@@ -399,6 +400,7 @@ def test_build_32x32_ilsvrc2012_from_tarballs(tiny, tarballs, tmp_path):
   assert 'gives the authors\' pixels' not in description
 
 
+@pytest.mark.slow
 def test_published_config_never_reads_imagenet(tarballs, tmp_path, monkeypatch):
   """ImageNet's tarballs do not stand in for the authors' archives."""
   def offline(*args, **kwargs):
@@ -427,6 +429,7 @@ def test_published_config_never_reads_imagenet(tarballs, tmp_path, monkeypatch):
   assert not tfds.builder('imagenet_resized/32x32', data_dir=str(tmp_path / 'data')).is_prepared()
 
 
+@pytest.mark.slow
 def test_build_unpublished_size_from_tarballs(tiny, built_24):
   assert built_24.info.config_name == '24x24_ilsvrc2012'
   assert built_24.info.features['image'].shape == (24, 24, 3)
@@ -439,6 +442,7 @@ def test_build_unpublished_size_from_tarballs(tiny, built_24):
   assert reloaded.info.metadata['sources']['train']['method'] == ilsvrc.method()
 
 
+@pytest.mark.slow
 def test_folders_build_the_same_dataset_in_the_same_order(built_24, folders, tmp_path):
   builder = prepare(builder_for(24, tmp_path), folders)
   assert builder.info.metadata['sources']['validation']['form'] == ilsvrc.FORM_FOLDERS
@@ -449,6 +453,7 @@ def test_folders_build_the_same_dataset_in_the_same_order(built_24, folders, tmp
       np.testing.assert_array_equal(image, image_want)
 
 
+@pytest.mark.slow
 def test_beam_build_matches(built_24, tarballs, tmp_path, monkeypatch):
   beam_splits = []
   beam_examples = ilsvrc.beam_examples
@@ -464,6 +469,7 @@ def test_beam_build_matches(built_24, tarballs, tmp_path, monkeypatch):
     assert as_sorted(read_split(builder, split)) == as_sorted(read_split(built_24, split))
 
 
+@pytest.mark.slow
 def test_draft_config(tiny, tarballs, tmp_path):
   builder = prepare(builder_for(24, tmp_path, jpeg_draft=True), tarballs)
   assert builder.info.config_name == '24x24_ilsvrc2012_draft'
@@ -473,6 +479,7 @@ def test_draft_config(tiny, tarballs, tmp_path):
   assert_split_matches(builder, tiny.expected(24), 'validation')
 
 
+@pytest.mark.slow
 def test_unpublished_size_without_imagenet(tmp_path):
   (tmp_path / 'manual').mkdir()
   (tmp_path / 'manual' / 'notes.txt').write_text('nothing here')
@@ -485,6 +492,7 @@ def test_unpublished_size_without_imagenet(tmp_path):
   )
 
 
+@pytest.mark.slow
 def test_tfds_build_cli_reaches_ilsvrc2012_configs(tiny, tarballs, tmp_path):
   """By registered name, and any size as a JSON config (TFDS's CLI syntax)."""
   data = tmp_path / 'data'

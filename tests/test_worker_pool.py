@@ -71,6 +71,7 @@ def _count_to(n: int):
     yield n, i
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('workers', [0, 2, 5])
 def test_every_value_of_every_item_arrives_each_item_in_its_own_order(workers):
   items = [3, 0, 7, 1, 5, 2]
@@ -91,6 +92,7 @@ def _pid_and_modules(_):
       'tensorflow', 'tensorflow_datasets'))
 
 
+@pytest.mark.slow
 def test_workers_are_other_processes_without_tfds():
   import os  # pylint: disable=g-import-not-at-top
   got = [v for _, v in worker_pool.parallel_streams(_pid_and_modules, [0, 1], 2)]
@@ -104,6 +106,7 @@ def _fail_on_b(tag):
     raise SourceError('b.npz: row 3 is bad')
 
 
+@pytest.mark.slow
 def test_a_worker_error_is_reraised_as_it_was_raised():
   with pytest.raises(SourceError, match=r'^b\.npz: row 3 is bad$'):
     list(worker_pool.parallel_streams(_fail_on_b, ['a', 'b', 'c'], 2))
@@ -204,6 +207,7 @@ def _fail_at_gate(args):
   yield tag  # batch_3: must not start.
 
 
+@pytest.mark.slow
 def test_the_first_items_error_wins_when_a_later_item_fails_first(tmp_path):
   """batch_2 fails first (batch_1 fails only once the parent holds batch_2's
   error); batch_1's error is raised, its value before the error arrives, and
@@ -232,6 +236,7 @@ def _gone(pid: int) -> bool:
   return False
 
 
+@pytest.mark.slow
 def test_an_abandoned_stream_stops_its_workers():
   results = worker_pool.parallel_streams(_pid_then_endless, [0, 10**9], 2)
   pids = {}
@@ -254,6 +259,7 @@ def _counted_values(args):
     yield bytes(1 << 20)
 
 
+@pytest.mark.slow
 def test_a_worker_runs_at_most_one_value_ahead_of_the_reader(tmp_path):
   """The worker blocks on sending until its value is read: flat memory.
 
@@ -302,6 +308,7 @@ def _end_at_gate(args):
     raise SourceError(f'{tag}.npz: bad')
 
 
+@pytest.mark.slow
 def test_an_error_and_a_later_items_end_read_together(tmp_path):
   """Both workers have sent their last message by the time the reader looks:
   the first batch's error and the second batch's end arrive in one wait. The
