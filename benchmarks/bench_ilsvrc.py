@@ -30,9 +30,14 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The tests' helpers for fake sources (tar_bytes).
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests')
+)
 
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized import fake, ilsvrc, resources, worker_pool  # pylint: disable=g-import-not-at-top,wrong-import-position
+import fake_helpers  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized import ilsvrc, resources, worker_pool  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 WIDTH, HEIGHT = 500, 375
 
@@ -68,14 +73,14 @@ def ensure_tarballs(work_dir: str, images: int, classes: int, val_images: int) -
   with tarfile.open(os.path.join(out, ilsvrc.TRAIN_TAR), 'w') as train:
     for c, wnid in enumerate(wnids):
       n = images // classes + (c < images % classes)
-      data = fake.tar_bytes(
+      data = fake_helpers.tar_bytes(
           (f'{wnid}_{i + 1}.JPEG', jpeg(photo_like(rng))) for i in range(n)
       )
       info = tarfile.TarInfo(f'{wnid}.tar')
       info.size = len(data)
       train.addfile(info, io.BytesIO(data))
   with open(os.path.join(out, ilsvrc.VAL_TAR), 'wb') as f:
-    f.write(fake.tar_bytes(
+    f.write(fake_helpers.tar_bytes(
         (f'ILSVRC2012_val_{k:08d}.JPEG', jpeg(photo_like(rng)))
         for k in range(1, val_images + 1)
     ))
@@ -120,7 +125,9 @@ def draft_error(exact: dict, draft: dict) -> tuple[float, int]:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument('--images', type=int, default=2000, help='train images')
   parser.add_argument('--classes', type=int, default=10)
   parser.add_argument('--val_images', type=int, default=200)
@@ -157,10 +164,12 @@ def main() -> None:
   ):
     count, seconds = time_beam(source, args.size, options)
     n = workers if 'multi' in name else 1
-    print(f'| {name}, exact decode | {n} | {count} | {seconds:.1f} | {count / seconds:.0f} |', flush=True)
+    print(f'| {name}, exact decode | {n} | {count} | {seconds:.1f}'
+          f' | {count / seconds:.0f} |', flush=True)
   if not args.skip_build:
     data_dir = os.path.join(args.work_dir, 'ilsvrc_build')
-    r = common.run_build('ours', 32, folder, data_dir, log_path=os.path.join(args.work_dir, 'ilsvrc_build.log'))
+    r = common.run_build('ours', 32, folder, data_dir,
+                         log_path=os.path.join(args.work_dir, 'ilsvrc_build.log'))
     print(f'| whole TFDS build of 32x32 (train + validation, written) | {workers} |'
           f' {r["examples"]} | {r["seconds"]:.1f} | {r["examples_per_s"]} |')
   mean, worst = draft_error(results[False], results[True])

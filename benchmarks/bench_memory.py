@@ -28,8 +28,9 @@ not additive), and the peak total PSS of the whole process tree sampled every
 0.1 s (shared pages split between the processes sharing them: the memory the
 build really occupies). The benchmark's own process stays small (it writes
 the sources in a subprocess and never imports TensorFlow): Linux carries a
-parent's resident size at fork/exec into its child's `ru_maxrss`. It also checks that ours/npz and tfds/npz decode to
-the same examples, in the same order.
+parent's resident size at fork/exec into its child's `ru_maxrss`. It also
+checks that ours/npz and tfds/npz decode to the same examples, in the same
+order.
 
     python benchmarks/bench_memory.py --rows 60000
 """

@@ -24,7 +24,7 @@ import io
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 import zlib
 
 import numpy as np
@@ -136,14 +136,16 @@ def main() -> None:
     n = max(1, int(DEFAULT_COUNTS.get(size, 1000) * args.scale))
     counts[size] = n
     images = photo_sources.crops(np.random.default_rng([args.seed, size]), n, size)
-    seconds, pngs = _best_time(lambda: tf_encode(images), args.repeats)
+    seconds, pngs = _best_time(lambda images=images: tf_encode(images), args.repeats)
     _check_decodes(pngs, images, 'tf.io.encode_png')
     reference = float(np.mean([len(p) for p in pngs]))
     rows.setdefault('libpng via tf.io.encode_png (TFDS), zlib 6', {})[size] = (
         reference, seconds / n * 1e6
     )
     seconds, pngs = _best_time(
-        lambda: png_codec.encode_pngs(images, 6, zlib.compress, png_codec.NONE),
+        lambda images=images: png_codec.encode_pngs(
+            images, 6, zlib.compress, png_codec.NONE
+        ),
         args.repeats,
     )
     _check_decodes(pngs, images, 'filter None')
@@ -153,7 +155,10 @@ def main() -> None:
     for library, compress, levels in compressors():
       for level in levels:
         seconds, pngs = _best_time(
-            lambda: png_codec.encode_pngs(images, level, compress), args.repeats
+            lambda images=images, level=level, compress=compress: (
+                png_codec.encode_pngs(images, level, compress)
+            ),
+            args.repeats,
         )
         _check_decodes(pngs, images, f'{library} {level}')
         rows.setdefault(f'adaptive filters, {library} level {level}', {})[size] = (
@@ -163,7 +168,9 @@ def main() -> None:
     ours = png_codec.encode_pngs(few)
     libpng_few = float(np.mean([len(p) for p in tf_encode(few)]))
     for name, optimize in optimizers():
-      seconds, pngs = _best_time(lambda: [optimize(p) for p in ours], 1)
+      seconds, pngs = _best_time(
+          lambda optimize=optimize, ours=ours: [optimize(p) for p in ours], 1
+      )
       _check_decodes(pngs, few, name)
       # Scaled so that the % column compares with libpng on the same images.
       mean = float(np.mean([len(p) for p in pngs]))

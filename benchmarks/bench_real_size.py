@@ -173,10 +173,12 @@ def main() -> None:
   parser.add_argument('--size', type=int, required=True, choices=(8, 16, 32, 64))
   parser.add_argument('--builders', nargs='+', default=['ours', 'tfds'], choices=('ours', 'tfds'))
   parser.add_argument('--work_dir', default=common.DEFAULT_WORK_DIR)
-  parser.add_argument('--compare', action='store_true', help='check both builds decode alike (slow)')
+  parser.add_argument('--compare', action='store_true',
+                      help='check both builds decode alike (slow)')
   parser.add_argument('--keep_data', action='store_true', help='keep the built datasets')
   parser.add_argument('--delete_sources', action='store_true', help='delete the sources at the end')
-  parser.add_argument('--sources_only', action='store_true', help='write the sources, build nothing')
+  parser.add_argument('--sources_only', action='store_true',
+                      help='write the sources, build nothing')
   args = parser.parse_args()
 
   layout = photo_sources.real_layout()
@@ -208,7 +210,8 @@ def main() -> None:
     print(same, flush=True)
   if not args.keep_data:
     for builder in results:
-      shutil.rmtree(os.path.join(args.work_dir, f'real_{args.size}_data_{builder}'), ignore_errors=True)
+      shutil.rmtree(os.path.join(args.work_dir, f'real_{args.size}_data_{builder}'),
+                    ignore_errors=True)
   if args.delete_sources:
     shutil.rmtree(sources_dir, ignore_errors=True)
 

@@ -152,7 +152,9 @@ def _build_ours(size: int, sources_dir: str, data_dir: str, beam_options):
 def _build_tfds(size: int, sources_dir: str, data_dir: str, beam_options):
   from unittest import mock  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from tensorflow_datasets.datasets.imagenet_resized import imagenet_resized_dataset_builder as theirs  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.datasets.imagenet_resized import (  # pylint: disable=g-import-not-at-top
+      imagenet_resized_dataset_builder as theirs,
+  )
   if beam_options:
     raise ValueError("TFDS's imagenet_resized builder has no Beam path")
 
@@ -186,11 +188,13 @@ def _child(args) -> None:
   # TensorFlow lazily, during the build, so that (~3 s) stays in the timed
   # part for both builders: a conservative speed-up.
   start = time.perf_counter()
-  import tensorflow_datasets  # pylint: disable=g-import-not-at-top,unused-import
+  import tensorflow_datasets  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   if args.builder == 'ours':
-    import imagenet_resized  # pylint: disable=g-import-not-at-top,unused-import
+    import imagenet_resized  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   else:
-    from tensorflow_datasets.datasets.imagenet_resized import imagenet_resized_dataset_builder  # pylint: disable=g-import-not-at-top,unused-import
+    from tensorflow_datasets.datasets.imagenet_resized import (  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+        imagenet_resized_dataset_builder,
+    )
   import_seconds = time.perf_counter() - start
   start = time.perf_counter()
   builder = build(args.size, args.sources, args.data_dir, beam_options)

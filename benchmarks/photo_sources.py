@@ -42,7 +42,6 @@ import os
 import shutil
 import sys
 import zipfile
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -51,7 +50,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
   sys.path.insert(0, REPO)
 
-from imagenet_resized import fake, sources, worker_pool  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized import fake, sources, worker_pool  # noqa: E402  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # (package, path inside the package) of the colour photographs used.
 PHOTOS = (

@@ -484,22 +484,6 @@ def iter_pickle_chunks(
     ) from None
 
 
-def load_pickle_batch(fileobj: BinaryIO, where: str) -> dict:
-  """A batch pickle as a dict of `data` (2-D uint8 array) and `labels` (as
-  pickled: a list, or an array), read whole; never runs code from the file."""
-  batch = read_pickle_batch(fileobj, where)
-  if len(batch.data.shape) != 2 or batch.data.dtype != np.uint8:
-    raise SourceError(
-        f'{where}: `data` has shape {batch.data.shape} of {batch.data.dtype};'
-        ' expected 2-D uint8 rows'
-    )
-  data = np.frombuffer(_all_bytes(fileobj, batch.data.raw), np.uint8)
-  labels = batch.labels
-  if not isinstance(labels, list):
-    labels = np.frombuffer(_all_bytes(fileobj, labels.raw), labels.dtype).reshape(labels.shape)
-  return {'data': data.reshape(batch.data.shape), 'labels': labels}
-
-
 def iter_chunks(
     fileobj: BinaryIO, where: str, size: int, is_npz: bool,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,

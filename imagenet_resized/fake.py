@@ -233,15 +233,6 @@ def write_sources(
   return written
 
 
-def read_batch_file(data: bytes, is_npz: bool) -> dict:
-  """The batch dict back from bytes (for tests and checks)."""
-  from imagenet_resized import batch_format  # pylint: disable=g-import-not-at-top
-  if is_npz:
-    with np.load(io.BytesIO(data), allow_pickle=False) as z:
-      return {k: z[k] for k in z.files}
-  return batch_format.load_pickle_batch(io.BytesIO(data), '<bytes>')
-
-
 # Layout of the bundled `dummy_data/`: every size, npz zips, three train
 # batches (64x64: two in part1, one in part2), train members in a folder.
 DUMMY_TRAIN_BATCHES = 3
@@ -290,18 +281,6 @@ def replace_batch(
         write_zip(path, members)
         return f'{path}:{member}'
   raise ValueError(f'no batch {member_name} in the {fmt} sources under {out_dir}')
-
-
-def tar_bytes(files: Sequence[tuple[str, bytes]]) -> bytes:
-  """An uncompressed tar of (name, bytes) members, as ILSVRC2012's tars are."""
-  import tarfile  # pylint: disable=g-import-not-at-top
-  buf = io.BytesIO()
-  with tarfile.open(fileobj=buf, mode='w') as tar:
-    for name, data in files:
-      info = tarfile.TarInfo(name)
-      info.size = len(data)
-      tar.addfile(info, io.BytesIO(data))
-  return buf.getvalue()
 
 
 # ImageNet16-120 (`16x16_120`) needs a validation batch with exactly 6,000

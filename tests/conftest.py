@@ -93,6 +93,71 @@ def pytest_collection_modifyitems(config, items):
   items[:] = [i for i in items if i.name != 'test_session']
 
 
+# ---------------------------------------------------------------------------
+# The fast tier (`pytest -m "not slow"`) stays fast: there, a test not marked
+# `slow` that starts a process or builds a dataset fails at once, saying so.
+
+_RUNNING_UNMARKED = False  # The current test is not marked slow.
+
+
+class SlowTestNotMarked(Exception):
+  pass
+
+
+def _refuse_if_unmarked(what: str) -> None:
+  if _RUNNING_UNMARKED:
+    raise SlowTestNotMarked(
+        f'this test {what}: mark it @pytest.mark.slow (see pyproject.toml)'
+    )
+
+
+def _fast_tier(config) -> bool:
+  return 'not slow' in (config.getoption('markexpr', '') or '')
+
+
+def pytest_configure(config):
+  if not _fast_tier(config):
+    return
+  popen_init = subprocess.Popen.__init__
+
+  def guarded_init(self, *args, **kwargs):
+    _refuse_if_unmarked('starts a process')
+    popen_init(self, *args, **kwargs)
+
+  subprocess.Popen.__init__ = guarded_init
+
+
+def _guard_tfds_builds() -> None:
+  """Wraps download_and_prepare once TFDS is imported (the tests import it)."""
+  tfds = sys.modules.get('tensorflow_datasets')
+  builder = getattr(getattr(tfds, 'core', None), 'DatasetBuilder', None)
+  if builder is None or getattr(builder.download_and_prepare, 'guarded', False):
+    return
+  prepare = builder.download_and_prepare
+
+  def guarded_prepare(self, *args, **kwargs):
+    _refuse_if_unmarked('builds a dataset')
+    return prepare(self, *args, **kwargs)
+
+  guarded_prepare.guarded = True
+  builder.download_and_prepare = guarded_prepare
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+  """Before any fixture of the test (module and session ones too) is set up."""
+  global _RUNNING_UNMARKED
+  if _fast_tier(item.config):
+    _guard_tfds_builds()
+    _RUNNING_UNMARKED = item.get_closest_marker('slow') is None
+
+
+def pytest_runtest_teardown(item):
+  del item
+  global _RUNNING_UNMARKED
+  _RUNNING_UNMARKED = False
+
+
 _SUBPROCESS_BUILD = """
 import sys
 if {block_beam!r}:

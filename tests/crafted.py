@@ -16,7 +16,7 @@ import pickletools
 import struct
 import tarfile
 import zlib
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 # ---------------------------------------------------------------------------
 # Pickle opcodes.
@@ -130,7 +130,7 @@ class Zeros:
   count: int
 
 
-Part = Union[bytes, Zeros]
+Part = bytes | Zeros
 _BLOCK = 1 << 20
 
 

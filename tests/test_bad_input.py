@@ -20,6 +20,9 @@ from conftest import build
 from imagenet_resized import download_probe, fake, resources, sources
 from imagenet_resized.batch_format import SourceError
 
+# Every test here builds a dataset or runs processes.
+pytestmark = pytest.mark.slow
+
 LAYOUT = dict(train_batches=2, examples_per_batch=4, val_examples=4)
 ROWS = 4
 

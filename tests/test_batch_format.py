@@ -13,6 +13,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import fake_helpers
 from imagenet_resized import batch_format, fake
 from imagenet_resized.batch_format import SourceError
 
@@ -29,14 +30,16 @@ def batch() -> dict:
 def expected_images(batch: dict) -> np.ndarray:
   """HWC images from the authors' planar rows, independently of the reader."""
   return np.stack([
-      np.stack([row[c * SIZE * SIZE : (c + 1) * SIZE * SIZE].reshape(SIZE, SIZE) for c in range(3)], axis=-1)
+      np.stack([row[c * SIZE * SIZE : (c + 1) * SIZE * SIZE].reshape(SIZE, SIZE)
+                for c in range(3)], axis=-1)
       for row in batch['data']
   ])
 
 
 def read_all(fileobj, is_npz: bool, chunk_rows: int, where: str = 'b', size: int = SIZE):
   chunks = list(batch_format.iter_chunks(fileobj, where, size, is_npz, chunk_rows))
-  return chunks, np.concatenate([c.images for c in chunks]), np.concatenate([c.labels for c in chunks])
+  return (chunks, np.concatenate([c.images for c in chunks]),
+          np.concatenate([c.labels for c in chunks]))
 
 
 @pytest.mark.parametrize('fmt', ['npz', 'pickle'])
@@ -57,7 +60,8 @@ def test_fake_pickle_is_python2_style(batch):
   assert 'BINSTRING' in ops  # The pixel bytes, as a Python 2 str.
   assert 'SHORT_BINSTRING' in ops  # The dict keys.
   assert b'numpy.core.multiarray\n_reconstruct' in fake.py2_pickle_bytes(batch)
-  assert isinstance(fake.read_batch_file(fake.py2_pickle_bytes(batch), False)['labels'], list)
+  stored = fake_helpers.read_batch_file(fake.py2_pickle_bytes(batch), False)
+  assert isinstance(stored['labels'], list)
 
 
 @pytest.mark.parametrize('protocol', [2, 4, 5])
@@ -159,6 +163,8 @@ def test_malicious_pickle_never_runs(batch, tmp_path):
   assert not os.path.exists(target)
 
 
-@pytest.mark.parametrize('width, fits', [(3 * 16 * 16, 16), (3 * 64 * 64, 64), (192, 8), (100, None), (3 * 7 * 7, 7)])
+@pytest.mark.parametrize('width, fits', [
+    (3 * 16 * 16, 16), (3 * 64 * 64, 64), (192, 8), (100, None), (3 * 7 * 7, 7),
+])
 def test_size_of_width(width, fits):
   assert batch_format.size_of_width(width) == fits

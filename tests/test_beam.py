@@ -20,6 +20,9 @@ from imagenet_resized.batch_format import SourceError
 
 from conftest import REPO, build, build_in_subprocess, read_split, source_examples
 
+# Every test here builds a dataset or runs processes.
+pytestmark = pytest.mark.slow
+
 SIZE = 8
 CONFIG = f'{SIZE}x{SIZE}'
 TRAIN_BATCHES, PER_BATCH, VAL = 3, 12, 9

@@ -25,6 +25,7 @@ NUM_VAL = fake.DUMMY_VAL_EXAMPLES
 
 
 def _builder_test_case(size: int):
+  @pytest.mark.slow  # Its download_and_prepare test builds the dataset.
   class _Test(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = imagenet_resized.Builder
     BUILDER_CONFIG_NAMES_TO_TEST = [f'{size}x{size}']
@@ -77,6 +78,7 @@ def _sorted(examples):
   return sorted(examples, key=lambda e: (e[1], e[0].tobytes()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('size', [32, 64])
 def test_decoded_pixels_and_labels_equal_sources(built, size):
   expected = source_examples(size)
@@ -90,6 +92,7 @@ def test_decoded_pixels_and_labels_equal_sources(built, size):
       assert g_lab == w_lab
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('size', [32, 64])
 def test_orientation_and_channels(built, size):
   """fake.py marks every image: (0,0) blue, along x red, along y green."""
@@ -99,6 +102,7 @@ def test_orientation_and_channels(built, size):
     assert tuple(image[1, 0]) == (0, 255, 0)
 
 
+@pytest.mark.slow
 def test_labels_are_shifted_to_zero_based(built):
   labels = {lab for _, lab in read_split(built[32], 'train')}
   # fake.py gives each batch a label 1 and a label 1000.
@@ -106,6 +110,7 @@ def test_labels_are_shifted_to_zero_based(built):
   assert all(0 <= lab < 1000 for lab in labels)
 
 
+@pytest.mark.slow
 def test_64x64_train_reads_both_parts(built):
   keys = {k for (s, k) in source_examples(64) if s == 'train'}
   assert any(k.startswith('Imagenet64_train_part1') for k in keys)
@@ -113,6 +118,7 @@ def test_64x64_train_reads_both_parts(built):
   assert built[64].info.splits['train'].num_examples == len(keys)
 
 
+@pytest.mark.slow
 def test_metadata_records_the_sources(built):
   meta = built[64].info.metadata['sources']
   assert meta['train'] == {
@@ -122,6 +128,7 @@ def test_metadata_records_the_sources(built):
   assert meta['validation']['files'] == ['Imagenet64_val_npz.zip']
 
 
+@pytest.mark.slow
 def test_tfds_load_as_supervised(built):
   ds = tfds.load(
       'imagenet_resized/32x32', split='validation', as_supervised=True,
@@ -202,6 +209,7 @@ def no_network(monkeypatch):
   monkeypatch.setattr(socket, 'getaddrinfo', refuse)
 
 
+@pytest.mark.slow
 def test_manual_dir_builds_with_network_unreachable(tmp_path, no_network, monkeypatch):
   def no_download(*args, **kwargs):
     raise AssertionError('must not download when manual_dir has the archives')
@@ -211,6 +219,7 @@ def test_manual_dir_builds_with_network_unreachable(tmp_path, no_network, monkey
   assert b.info.splits['validation'].num_examples == NUM_VAL
 
 
+@pytest.mark.slow
 def test_nothing_found_names_files_and_folder(tmp_path, no_network, monkeypatch):
   def fail(*args, **kwargs):
     raise ConnectionError('Failed to connect (test)')

@@ -148,6 +148,7 @@ def run_block(block: Block, home: pathlib.Path) -> subprocess.CompletedProcess:
   return subprocess.run(args, cwd=home, env=env, capture_output=True, text=True, check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     'page', [p for p in PAGES if any(b.marker == 'run' for b in commands(p))],
     ids=lambda p: str(p.relative_to(REPO)),

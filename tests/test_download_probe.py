@@ -118,6 +118,7 @@ def test_probe_of_a_silent_host_gives_up_after_its_timeout():
   )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('base, why', [
     ('{server}/login/', '{base}Imagenet8_train_npz.zip answered with an HTML'
                         ' page (a login page?)'),
@@ -165,6 +166,7 @@ def _serve(server, kind, monkeypatch):
   return base
 
 
+@pytest.mark.slow
 def test_a_site_serving_the_archives_downloads_through_tfds(
     server, tmp_path, monkeypatch, download_calls
 ):
@@ -175,7 +177,7 @@ def test_a_site_serving_the_archives_downloads_through_tfds(
   want = source_examples(DUMMY_DATA, 16, 'validation')
   assert sorted(label for _, label in got) == sorted(label for _, _, label in want)
   for image, label in got:
-    assert any(np.array_equal(image, w) and label == l for _, w, l in want)
+    assert any(np.array_equal(image, w) and label == w_label for _, w, w_label in want)
   # A second build finds the files in TFDS's download cache: no probe.
   shutil.rmtree(tmp_path / 'data' / 'imagenet_resized')
   monkeypatch.setattr(download_probe, 'why_not_downloadable', functools.partial(
@@ -184,6 +186,7 @@ def test_a_site_serving_the_archives_downloads_through_tfds(
   assert len(download_calls) == 2
 
 
+@pytest.mark.slow
 def test_downloaded_bytes_are_checked_against_the_checksums(
     server, tmp_path, monkeypatch, download_calls
 ):

@@ -8,6 +8,9 @@ import tensorflow_datasets as tfds
 
 from conftest import DUMMY_DATA, build, read_split
 
+# Every test here builds a dataset or runs processes.
+pytestmark = pytest.mark.slow
+
 
 def tfds_own_builder_class():
   """TFDS's imagenet_resized builder, imported without clashing with ours."""

@@ -75,6 +75,7 @@ def assert_same_example(example: dict, image: np.ndarray, label: int) -> None:
 # array_record
 
 
+@pytest.mark.slow
 def test_array_record_build_writes_array_record_files(array_record_dir, fake_sources):
   builder = tfds.builder(NAME, data_dir=str(array_record_dir))
   assert builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD
@@ -88,6 +89,7 @@ def test_array_record_build_writes_array_record_files(array_record_dir, fake_sou
   del fake_sources
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('split', sources.SPLITS)
 def test_random_access_equals_the_sequential_read(
     array_record_dir, tfrecord_builder, fake_sources, split
@@ -108,6 +110,7 @@ def test_random_access_equals_the_sequential_read(
     assert_same_example(example, image, label)
 
 
+@pytest.mark.slow
 def test_data_source_survives_pickling_for_loader_workers(array_record_dir, tfrecord_builder):
   source = tfds.data_source(NAME, split='validation', data_dir=str(array_record_dir))
   copy = pickle.loads(pickle.dumps(source))
@@ -116,6 +119,7 @@ def test_data_source_survives_pickling_for_loader_workers(array_record_dir, tfre
     assert_same_example(copy[i], *sequential[i])
 
 
+@pytest.mark.slow
 def test_data_source_slices_follow_tfds_split_syntax(array_record_dir, tfrecord_builder):
   source = tfds.data_source(NAME, split='train[5:9]', data_dir=str(array_record_dir))
   sequential = read_split(tfrecord_builder, 'train')[5:9]
@@ -128,6 +132,7 @@ def test_data_source_slices_follow_tfds_split_syntax(array_record_dir, tfrecord_
 # TFDS's notebook helpers
 
 
+@pytest.mark.slow
 def test_show_examples_draws_the_examples_with_their_labels(tfrecord_builder):
   ds = tfrecord_builder.as_dataset(split='validation', shuffle_files=False)
   fig = tfds.show_examples(ds, tfrecord_builder.info, rows=2, cols=3)
@@ -140,6 +145,7 @@ def test_show_examples_draws_the_examples_with_their_labels(tfrecord_builder):
   matplotlib.pyplot.close(fig)
 
 
+@pytest.mark.slow
 def test_show_examples_takes_a_data_source(array_record_dir, tfrecord_builder):
   source = tfds.data_source(NAME, split='train', data_dir=str(array_record_dir))
   fig = tfds.show_examples(source, tfrecord_builder.info, rows=1, cols=4)
@@ -149,6 +155,7 @@ def test_show_examples_takes_a_data_source(array_record_dir, tfrecord_builder):
   matplotlib.pyplot.close(fig)
 
 
+@pytest.mark.slow
 def test_as_dataframe_holds_images_and_labels(tfrecord_builder):
   ds = tfrecord_builder.as_dataset(split='train', shuffle_files=False)
   df = tfds.as_dataframe(ds.take(7), tfrecord_builder.info)

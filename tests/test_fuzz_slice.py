@@ -1,7 +1,7 @@
 """A short, deterministic slice of the readers' fuzzing (seconds).
 
 The full runs (atheris, hypothesis, for minutes per reader) are
-`benchmarks/fuzz_readers.py`, with their figures in docs/reliability.md; this
+`tests/fuzzing/fuzz_readers.py`, with their figures in docs/reliability.md; this
 runs the same targets and the same checks on a fixed set of inputs:
 
   * seeded byte edits of valid files (every reader): each read yields its
@@ -19,7 +19,7 @@ import pytest
 from conftest import REPO
 from imagenet_resized import batch_format, pickled_numpy
 
-sys.path.insert(0, str(REPO / 'benchmarks'))
+sys.path.insert(0, str(REPO / 'tests' / 'fuzzing'))
 import fuzz_readers  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 MUTATIONS = {'pickle': 400, 'npz': 300, 'tar': 150}

@@ -251,7 +251,8 @@ BOMB = 256 << 20  # Inflated bytes the headers do not declare.
 def _good_npz_members():
   return [
       Member('data.npy', (crafted.npy('|u1', (GOOD_ROWS, ROW), bytes(GOOD_ROWS * ROW)),)),
-      Member('labels.npy', (crafted.npy('<i8', (GOOD_ROWS,), (1).to_bytes(8, 'little') * GOOD_ROWS),)),
+      Member('labels.npy', (
+          crafted.npy('<i8', (GOOD_ROWS,), (1).to_bytes(8, 'little') * GOOD_ROWS),)),
   ]
 
 
@@ -400,7 +401,8 @@ def image_member_of_a_gigabyte(tmp_path):
 
 def pax_header_declaring_a_terabyte(tmp_path):
   """A pax extended header that declares 1 TiB (read for Beam's units)."""
-  tar = crafted.tar_header('././@PaxHeader', 1 << 40, tarfile.XHDTYPE) + bytes(512) + crafted.tar_end()
+  tar = (crafted.tar_header('././@PaxHeader', 1 << 40, tarfile.XHDTYPE)
+         + bytes(512) + crafted.tar_end())
   path = _write(tmp_path, 'ILSVRC2012_img_val.tar', tar)
   return 'beam val tar', path, None, (
       f'{path}: not a readable tar (corrupt or truncated: empty header);'
@@ -438,6 +440,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('case', CASES, ids=lambda c: c.__name__)
 def test_hostile_file_is_refused_in_one_line_in_bounded_memory(
     case, tmp_path, normal_peak_kib
@@ -491,7 +494,8 @@ def test_sizes_too_large_to_print_are_given_by_magnitude():
   huge = 10**600
   data = crafted.call(
       crafted.glob('numpy.core.multiarray', '_reconstruct'),
-      crafted.tup(crafted.glob('numpy', 'ndarray'), crafted.tup(crafted.integer(0)), crafted.raw(b'b')),
+      crafted.tup(crafted.glob('numpy', 'ndarray'), crafted.tup(crafted.integer(0)),
+                  crafted.raw(b'b')),
   ) + crafted.tup(
       crafted.integer(1), crafted.tup(*[long_int(huge)] * 32), crafted.U1,
       OP['NEWFALSE'], crafted.raw(bytes(ROW)),

@@ -19,9 +19,10 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 import imagenet_resized
-from imagenet_resized import download_probe, fake, ilsvrc, resources
+from imagenet_resized import download_probe, ilsvrc, resources
 from imagenet_resized.batch_format import SourceError
 
+import fake_helpers
 from conftest import TFDS_CLI, build, read_split, run
 
 NUM_CLASSES = 3
@@ -95,11 +96,11 @@ class TinyImagenet:
 
   def write_tarballs(self, folder: str) -> str:
     os.makedirs(folder, exist_ok=True)
-    class_tars = [(f'{w}.tar', fake.tar_bytes(files)) for w, files in self.train.items()]
+    class_tars = [(f'{w}.tar', fake_helpers.tar_bytes(files)) for w, files in self.train.items()]
     with open(os.path.join(folder, ilsvrc.TRAIN_TAR), 'wb') as f:
-      f.write(fake.tar_bytes(class_tars))
+      f.write(fake_helpers.tar_bytes(class_tars))
     with open(os.path.join(folder, ilsvrc.VAL_TAR), 'wb') as f:
-      f.write(fake.tar_bytes(self.val))
+      f.write(fake_helpers.tar_bytes(self.val))
     return folder
 
   def write_folders(self, folder: str, val_by_class: bool) -> str:
@@ -292,9 +293,11 @@ def test_only_one_split_is_an_error(tiny, tmp_path):
 def write_train_tar(folder, classes: dict[str, list[tuple[str, bytes]]], val) -> str:
   os.makedirs(folder, exist_ok=True)
   with open(os.path.join(folder, ilsvrc.TRAIN_TAR), 'wb') as f:
-    f.write(fake.tar_bytes([(f'{w}.tar', fake.tar_bytes(files)) for w, files in classes.items()]))
+    f.write(fake_helpers.tar_bytes([
+        (f'{w}.tar', fake_helpers.tar_bytes(files)) for w, files in classes.items()
+    ]))
   with open(os.path.join(folder, ilsvrc.VAL_TAR), 'wb') as f:
-    f.write(fake.tar_bytes(val))
+    f.write(fake_helpers.tar_bytes(val))
   return os.path.join(folder, ilsvrc.TRAIN_TAR)
 
 
@@ -373,6 +376,7 @@ def built_24(tarballs, tmp_path_factory):
   return prepare(builder_for(24, tmp_path_factory.mktemp('data24')), tarballs)
 
 
+@pytest.mark.slow
 def test_build_32x32_ilsvrc2012_from_tarballs(tiny, tarballs, tmp_path):
   builder = build('32x32_ilsvrc2012', tarballs, tmp_path)
   expected = tiny.expected(32)
@@ -396,6 +400,7 @@ def test_build_32x32_ilsvrc2012_from_tarballs(tiny, tarballs, tmp_path):
   assert 'gives the authors\' pixels' not in description
 
 
+@pytest.mark.slow
 def test_published_config_never_reads_imagenet(tarballs, tmp_path, monkeypatch):
   """ImageNet's tarballs do not stand in for the authors' archives."""
   def offline(*args, **kwargs):
@@ -424,6 +429,7 @@ def test_published_config_never_reads_imagenet(tarballs, tmp_path, monkeypatch):
   assert not tfds.builder('imagenet_resized/32x32', data_dir=str(tmp_path / 'data')).is_prepared()
 
 
+@pytest.mark.slow
 def test_build_unpublished_size_from_tarballs(tiny, built_24):
   assert built_24.info.config_name == '24x24_ilsvrc2012'
   assert built_24.info.features['image'].shape == (24, 24, 3)
@@ -436,6 +442,7 @@ def test_build_unpublished_size_from_tarballs(tiny, built_24):
   assert reloaded.info.metadata['sources']['train']['method'] == ilsvrc.method()
 
 
+@pytest.mark.slow
 def test_folders_build_the_same_dataset_in_the_same_order(built_24, folders, tmp_path):
   builder = prepare(builder_for(24, tmp_path), folders)
   assert builder.info.metadata['sources']['validation']['form'] == ilsvrc.FORM_FOLDERS
@@ -446,6 +453,7 @@ def test_folders_build_the_same_dataset_in_the_same_order(built_24, folders, tmp
       np.testing.assert_array_equal(image, image_want)
 
 
+@pytest.mark.slow
 def test_beam_build_matches(built_24, tarballs, tmp_path, monkeypatch):
   beam_splits = []
   beam_examples = ilsvrc.beam_examples
@@ -461,6 +469,7 @@ def test_beam_build_matches(built_24, tarballs, tmp_path, monkeypatch):
     assert as_sorted(read_split(builder, split)) == as_sorted(read_split(built_24, split))
 
 
+@pytest.mark.slow
 def test_draft_config(tiny, tarballs, tmp_path):
   builder = prepare(builder_for(24, tmp_path, jpeg_draft=True), tarballs)
   assert builder.info.config_name == '24x24_ilsvrc2012_draft'
@@ -470,6 +479,7 @@ def test_draft_config(tiny, tarballs, tmp_path):
   assert_split_matches(builder, tiny.expected(24), 'validation')
 
 
+@pytest.mark.slow
 def test_unpublished_size_without_imagenet(tmp_path):
   (tmp_path / 'manual').mkdir()
   (tmp_path / 'manual' / 'notes.txt').write_text('nothing here')
@@ -482,6 +492,7 @@ def test_unpublished_size_without_imagenet(tmp_path):
   )
 
 
+@pytest.mark.slow
 def test_tfds_build_cli_reaches_ilsvrc2012_configs(tiny, tarballs, tmp_path):
   """By registered name, and any size as a JSON config (TFDS's CLI syntax)."""
   data = tmp_path / 'data'

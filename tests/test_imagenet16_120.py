@@ -8,16 +8,13 @@ plain numpy and from the positions file parsed here on its own.
 
 from __future__ import annotations
 
-import os
-import shutil
 
-import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 import imagenet_resized
 from conftest import build, read_split, source_examples
-from imagenet_resized import fake, resources, sources
+from imagenet_resized import fake, resources
 from imagenet_resized.batch_format import SourceError
 from test_bad_input import assert_nothing_built
 from test_sources import FORMS
@@ -74,6 +71,7 @@ def built(npz_sources, tmp_path_factory):
   return build(CONFIG, npz_sources, tmp_path_factory.mktemp('data'))
 
 
+@pytest.mark.slow
 def test_train_and_validation_hold_the_first_120_classes(built, npz_sources):
   for split in ('train', 'validation'):
     got = as_pairs(read_split(built, split))
@@ -83,6 +81,7 @@ def test_train_and_validation_hold_the_first_120_classes(built, npz_sources):
   assert label.num_classes == 120 and label.names == list(resources.wnids()[:120])
 
 
+@pytest.mark.slow
 def test_x_valid_and_x_test_hold_the_rows_their_positions_name(built, npz_sources):
   validation = expected(npz_sources, 'validation')  # In val_data's row order.
   assert len(validation) == 6000
@@ -92,6 +91,7 @@ def test_x_valid_and_x_test_hold_the_rows_their_positions_name(built, npz_source
     assert built.info.splits[split].num_examples == 3000
 
 
+@pytest.mark.slow
 def test_same_relative_order_as_16x16(built, npz_sources, tmp_path):
   """Keys as in 16x16: the subset comes in 16x16's order."""
   full = build('16x16', npz_sources, tmp_path)
@@ -100,6 +100,7 @@ def test_same_relative_order_as_16x16(built, npz_sources, tmp_path):
     assert as_pairs(read_split(built, split)) == want
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('form', ['pickle zips', 'npz files', 'pickle files'])
 def test_every_source_form_builds_the_same(form, built, tmp_path):
   writer_format = FORMS[form][1]
@@ -115,6 +116,7 @@ def test_every_source_form_builds_the_same(form, built, tmp_path):
         as_pairs(read_split(built, split)))
 
 
+@pytest.mark.slow
 def test_a_validation_split_without_6000_rows_is_refused(tmp_path, dummy_data):
   with pytest.raises(SourceError) as e:
     build(CONFIG, dummy_data, tmp_path / 'data')
@@ -138,6 +140,7 @@ def test_published_sources_must_give_the_published_counts():
   )
 
 
+@pytest.mark.slow
 def test_other_class_subsets_by_argument(tmp_path):
   manual = tmp_path / 'manual'
   fake.write_sources(str(manual), 32, train_batches=2, examples_per_batch=40,
@@ -155,6 +158,7 @@ def test_other_class_subsets_by_argument(tmp_path):
     assert sorted(as_pairs(read_split(builder, split))) == sorted(want)
 
 
+@pytest.mark.slow
 def test_beam_builds_the_same_splits(built, npz_sources, tmp_path):
   on_beam = build(CONFIG, npz_sources, tmp_path, beam_runner='DirectRunner')
   for split in ('train', 'validation', 'x_valid', 'x_test'):

@@ -15,7 +15,7 @@ from conftest import REPO
 from imagenet_resized import batch_format, fake, npz_spool
 from imagenet_resized.batch_format import SourceError
 
-sys.path.insert(0, str(REPO / 'benchmarks'))
+sys.path.insert(0, str(REPO / 'tests' / 'fuzzing'))
 import fuzz_readers  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 

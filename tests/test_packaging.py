@@ -10,6 +10,9 @@ import tensorflow_datasets as tfds
 
 from conftest import DUMMY_DATA, REPO, TFDS_CLI, read_split, run
 
+# Every test here builds a dataset or runs processes.
+pytestmark = pytest.mark.slow
+
 
 def check_built(data_dir: pathlib.Path, config: str):
   import imagenet_resized  # noqa: F401

@@ -15,6 +15,9 @@ from imagenet_resized import fake, sources
 from imagenet_resized.batch_format import SourceError
 from test_bad_input import assert_nothing_built
 
+# Every test here builds a dataset or runs processes.
+pytestmark = pytest.mark.slow
+
 LAYOUT = dict(train_batches=3, examples_per_batch=3, val_examples=3)
 
 

@@ -109,7 +109,8 @@ def test_any_string_budget_reads_the_same_rows(batch, form):
        st.sampled_from([0, 1, 2]))
 def test_strings_decode_alike_across_read_blocks(pixels, block, protocol):
   """Escapes, UTF-8 and raw bytes cut at any block boundary decode whole."""
-  batch = {'data': np.frombuffer(pixels, np.uint8).reshape(3, 192), 'labels': np.array([1, 500, 1000])}
+  batch = {'data': np.frombuffer(pixels, np.uint8).reshape(3, 192),
+           'labels': np.array([1, 500, 1000])}
   data = fake.py2_pickle_bytes(batch, 0) if protocol == 0 else py3(batch, protocol, 'list')
   with pytest.MonkeyPatch.context() as m:
     m.setattr(pickle_strings, 'BLOCK_BYTES', block)

@@ -95,8 +95,10 @@ FORMS = {
     'npz files': (_extracted, 'npz', {'train': 'npz files', 'validation': 'npz files'}),
     'pickle files': (_extracted, 'pickle', {'train': 'pickle files', 'validation': 'pickle files'}),
     'nested npz files': (_nested, 'npz', {'train': 'npz files', 'validation': 'npz files'}),
-    'nested pickle files': (_nested, 'pickle', {'train': 'pickle files', 'validation': 'pickle files'}),
-    'zips in folders': (_zips_in_folders, 'pickle', {'train': 'pickle zip', 'validation': 'pickle zip'}),
+    'nested pickle files': (
+        _nested, 'pickle', {'train': 'pickle files', 'validation': 'pickle files'}),
+    'zips in folders': (
+        _zips_in_folders, 'pickle', {'train': 'pickle zip', 'validation': 'pickle zip'}),
     'mixed': (_mixed, None, {'train': 'npz zip', 'validation': 'pickle files'}),
 }
 
@@ -115,6 +117,7 @@ def reference(tmp_path_factory):
   return {split: decoded(builder, split) for split in sources.SPLITS}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('form', list(FORMS))
 def test_every_form_builds_the_same_examples(form, expected, tmp_path):
   writer, fmt, forms = FORMS[form]
@@ -127,6 +130,7 @@ def test_every_form_builds_the_same_examples(form, expected, tmp_path):
     assert builder.info.metadata['sources'][split]['form'] == forms[split]
 
 
+@pytest.mark.slow
 def test_reference_holds_the_fake_examples(reference, expected):
   for split in sources.SPLITS:
     assert sorted(reference[split]) == expected[split]
@@ -146,6 +150,7 @@ def test_pickle_zips_keep_the_npz_order_of_each_batch(tmp_path):
   ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('fmt', ['npz', 'pickle'])
 def test_archives_extracted_in_place_keep_keys_and_order(fmt, reference, tmp_path):
   """Extracting the zips where they lie gives the same keys, so the same order."""
@@ -166,6 +171,7 @@ def test_archives_extracted_in_place_keep_keys_and_order(fmt, reference, tmp_pat
       assert decoded(builder, split) == reference[split]
 
 
+@pytest.mark.slow
 def test_npz_zips_are_preferred_and_logged(reference, tmp_path, caplog):
   """With every form present, the npz zips win, and the log says which files."""
   manual = tmp_path / 'manual'
@@ -198,6 +204,7 @@ def test_pickle_zips_win_over_extracted_files(tmp_path):
   }
 
 
+@pytest.mark.slow
 def test_64x64_two_part_pickle_zips_equal_npz_zips(tmp_path):
   """The 64x64 train split spans two archives in both forms."""
   layout = dict(train_batches=3, examples_per_batch=2, val_examples=2)
@@ -245,6 +252,7 @@ def test_train_batches_are_read_in_number_order(tmp_path):
   ]
 
 
+@pytest.mark.slow
 def test_bounded_shuffle_memory_keeps_the_order(reference, tmp_path, monkeypatch):
   """Spilling TFDS's shuffle buffer to disk at once gives the same file order."""
   import imagenet_resized  # pylint: disable=g-import-not-at-top
@@ -282,6 +290,7 @@ def test_search_skips_imagenet_class_folders(tmp_path):
   assert not any('n01440764' in p for p in walked)
 
 
+@pytest.mark.slow
 def test_batches_are_reported_in_order_when_a_later_one_is_read_first(tmp_path):
   """With two workers, a small batch 2 is read before a large batch 1, yet the
   per-batch checks run for batch 1 first, as in a one-process build."""

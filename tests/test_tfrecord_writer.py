@@ -13,6 +13,9 @@ from imagenet_resized import fake, tfds_internals, tfrecord_writer
 
 from conftest import build, build_in_subprocess, source_examples
 
+# Every test here builds a dataset or runs processes.
+pytestmark = pytest.mark.slow
+
 RECORDS = [
     b'', b'x', bytes(range(256)), os.urandom(2400), os.urandom(70_000),
     b'\0' * 300_000,

@@ -29,6 +29,7 @@ def test_installed_tfds_is_a_tested_release():
   assert tfds.__version__ in tfds_internals.TESTED_TFDS_VERSIONS
 
 
+@pytest.mark.slow
 def test_an_untested_tfds_is_refused_in_one_line(tmp_path, monkeypatch, dummy_data):
   monkeypatch.setattr(tfds, '__version__', '4.9.11')
   monkeypatch.delenv(tfds_internals.ALLOW_UNTESTED_ENV, raising=False)
@@ -41,6 +42,7 @@ def test_an_untested_tfds_is_refused_in_one_line(tmp_path, monkeypatch, dummy_da
   assert_nothing_built('8x8', tmp_path / 'data')
 
 
+@pytest.mark.slow
 def test_an_untested_tfds_builds_when_allowed(tmp_path, monkeypatch, dummy_data):
   monkeypatch.setattr(tfds, '__version__', '4.9.11')
   monkeypatch.setenv(tfds_internals.ALLOW_UNTESTED_ENV, '1')

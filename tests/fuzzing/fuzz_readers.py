@@ -31,11 +31,11 @@ Engines:
   mutate      deterministic seeded byte edits of the seeds (CI runs a slice of
               this and of the hypothesis strategies: tests/test_fuzz_slice.py).
 
-    python benchmarks/fuzz_readers.py atheris --reader pickle --seconds 900 \
+    python tests/fuzzing/fuzz_readers.py atheris --reader pickle --seconds 900 \
         --out /tmp/fuzz/pickle
-    python benchmarks/fuzz_readers.py hypothesis --reader npz --seconds 300 \
+    python tests/fuzzing/fuzz_readers.py hypothesis --reader npz --seconds 300 \
         --out /tmp/fuzz/npz-hypothesis
-    python benchmarks/fuzz_readers.py mutate --reader tar --count 2000 \
+    python tests/fuzzing/fuzz_readers.py mutate --reader tar --count 2000 \
         --out /tmp/fuzz/tar-mutate
 
 Each run writes `summary.json` in --out (executions, outcomes, distinct
@@ -43,7 +43,7 @@ findings with one input each under findings/, peak RSS, the five slowest
 inputs under slowest/), rewritten as it goes; `retime` times those slowest
 inputs again, alone:
 
-    python benchmarks/fuzz_readers.py retime --reader pickle --out /tmp/fuzz/pickle
+    python tests/fuzzing/fuzz_readers.py retime --reader pickle --out /tmp/fuzz/pickle
 """
 
 from __future__ import annotations
@@ -64,13 +64,15 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-  sys.path.insert(0, REPO)
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(TESTS)
+for _path in (REPO, TESTS):  # The package, and the tests' fake_helpers.
+  if _path not in sys.path:
+    sys.path.insert(0, _path)
 
 READERS = ('pickle', 'npz', 'tar')
 SLOWEST_KEPT = 5
@@ -190,20 +192,21 @@ def _jpeg(image: np.ndarray, mode: str = 'RGB', fmt: str = 'JPEG') -> bytes:
 
 def tar_seeds() -> list[bytes]:
   """A validation tar of three images and a train tar of two class tars."""
+  import fake_helpers  # pylint: disable=g-import-not-at-top
   from imagenet_resized import fake, labels  # pylint: disable=g-import-not-at-top
   images = fake.make_images(np.random.default_rng(1), 4, 16)
-  val = fake.tar_bytes([
+  val = fake_helpers.tar_bytes([
       ('ILSVRC2012_val_00000001.JPEG', _jpeg(images[0])),
       ('ILSVRC2012_val_00000002.JPEG', _jpeg(images[1], 'L')),
       ('ILSVRC2012_val_00000003.JPEG', _jpeg(images[2], 'RGB', 'PNG')),
   ])
   classes = [
-      (f'{labels.WNIDS[k]}.tar', fake.tar_bytes(
+      (f'{labels.WNIDS[k]}.tar', fake_helpers.tar_bytes(
           [(f'{labels.WNIDS[k]}_{i}.JPEG', _jpeg(images[k + i])) for i in (1, 2)]
       ))
       for k in (0, 1)
   ]
-  return [val, fake.tar_bytes(classes)]
+  return [val, fake_helpers.tar_bytes(classes)]
 
 
 SEEDS: dict[str, Callable[[], list[bytes]]] = {
@@ -623,7 +626,7 @@ def run_atheris(tally: Tally, seconds: int, corpus: str, extra: list[str]) -> No
       'tar': ['imagenet_resized', 'tarfile', 'PIL'],
   }[tally.reader]
   with atheris.instrument_imports(include=instrumented):
-    from imagenet_resized import batch_format, ilsvrc, npz_spool  # pylint: disable=g-import-not-at-top,unused-import
+    from imagenet_resized import batch_format, ilsvrc, npz_spool  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   os.makedirs(corpus, exist_ok=True)
   if not os.listdir(corpus):
     for i, data in enumerate(all_seeds(tally.reader)):
