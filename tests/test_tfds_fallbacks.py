@@ -37,8 +37,16 @@ def normal(tmp_path_factory):
   return _examples(build(CONFIG, DUMMY_DATA, tmp_path_factory.mktemp('normal')))
 
 
+# Touches the installed release lacks anyway (touch 4 on 4.9.4).
+ALREADY_SKIPPED = tuple(
+    f'skipped touch {t} ' for t in tfds_internals.check_touches().skipped)
+
+
 def _skipped_lines(caplog) -> list[str]:
-  return [r.getMessage() for r in caplog.records if 'skipped touch' in r.getMessage()]
+  return [
+      m for m in (r.getMessage() for r in caplog.records)
+      if 'skipped touch' in m and not any(a in m for a in ALREADY_SKIPPED)
+  ]
 
 
 def _build_falls_back(touch, tmp_path, caplog, normal, manual=DUMMY_DATA):
@@ -80,11 +88,14 @@ def test_a_download_manager_without_manual_dir_field(tmp_path):
   assert tfds_internals.manual_dir_of(manager) == str(DUMMY_DATA)
   del manager.__dict__['_manual_dir']  # A release that renamed it.
   touches = tfds_internals.check_touches(manager)
-  assert list(touches.skipped) == [3]
+  assert 3 in touches.skipped
   # TFDS's public property then answers (here it fails: None, never raises).
   assert tfds_internals.manual_dir_of(manager, touches) is None
 
 
+@pytest.mark.skipif(
+    not hasattr(tfds.download.DownloadManager, '_get_checksum_dl_result'),
+    reason='this tensorflow-datasets has no touch 4 to change')
 def test_a_changed_download_cache_lookup(
     server, tmp_path, monkeypatch, caplog, normal, download_calls
 ):
