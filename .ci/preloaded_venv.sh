@@ -8,7 +8,9 @@ work=$(mktemp -d)
 venv=${PRELOADED_VENV:-$work/preloaded}
 python3 -m venv "$venv"
 "$venv/bin/pip" install -q tensorflow==2.18.1 tensorflow-datasets==4.9.7 \
-  numpy==2.0.2 protobuf==5.29.6
+  numpy==2.0.2 protobuf==5.29.6 tensorflow-metadata==1.16.1
+# (tensorflow-metadata: the newest is built for protobuf 6 and breaks
+# protobuf 5.29 on import; a working venv of this vintage holds 1.16.)
 keep='^(tensorflow|tensorflow-datasets|numpy)=='
 "$venv/bin/pip" freeze | grep -iE "$keep" | tee "$work/before.txt"
 "$venv/bin/pip" install -q .
