@@ -35,6 +35,16 @@ The touches:
      the same bytes, without TensorFlow's ~6 s of CPU and ~780 MiB import in
      the build process. Other paths (gs://...) keep TFDS's own code.
 
+  7. `tensorflow_datasets.core.registered._get_existing_dataset_packages`:
+     tensorflow-datasets 4.9.4 to 4.9.6 look a dataset name up in TFDS's own
+     `datasets/` folder before the registry, and that folder holds an
+     `imagenet_resized` of TFDS's own, so `tfds.builder('imagenet_resized')`
+     imported TFDS's module, whose class then clashed with ours ("Dataset
+     with name imagenet_resized already registered"). When this package is
+     imported, our name is taken out of that (cached) folder listing, so the
+     name finds the registry, as it does from 4.9.7 on, where the registry is
+     asked first and nothing is touched (`name_resolves_to`).
+
 How a touch is checked (`check_touches`, at the start of every build):
   * names and signatures, every time (cheap, no TensorFlow): the attribute
     exists, has the expected kind and parameters, and is the very class our
@@ -68,8 +78,10 @@ from typing import Iterator
 import google_crc32c
 
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import constants
 from tensorflow_datasets.core import example_serializer
 from tensorflow_datasets.core import file_adapters
+from tensorflow_datasets.core import registered
 from tensorflow_datasets.core import shuffle
 from tensorflow_datasets.core.download import download_manager
 from tensorflow_datasets.core.download import resource as resource_lib
@@ -96,6 +108,7 @@ MANUAL_DIR = 3
 DOWNLOAD_CACHE = 4
 SHARD_WRITER = 5
 SPILL_BUCKET = 6
+NAME_LOOKUP = 7
 TOUCH_NAMES = {
     SERIALIZER: 'example_serializer.ExampleSerializer',
     SHUFFLE_MEMORY: 'shuffle.MAX_MEM_BUFFER_SIZE',
@@ -103,6 +116,10 @@ TOUCH_NAMES = {
     DOWNLOAD_CACHE: 'DownloadManager._get_checksum_dl_result',
     SHARD_WRITER: 'file_adapters.TfRecordFileAdapter.write_examples',
     SPILL_BUCKET: 'shuffle._Bucket',
+}
+# Checked when the package is imported (`name_resolves_to`), not per build.
+IMPORT_TOUCH_NAMES = {
+    NAME_LOOKUP: 'registered._get_existing_dataset_packages',
 }
 _BYTE_CHECKED = (SERIALIZER, SHARD_WRITER, SPILL_BUCKET)
 
@@ -329,12 +346,52 @@ def check_touches(dl_manager=None) -> Touches:
       # Its pure-Python fallback would be far slower than importing TF.
       skipped.setdefault(touch, 'google-crc32c has no C code here')
   for touch, why in sorted(skipped.items()):
-    log.warning(
-        'imagenet_resized: skipped touch %d of TFDS internals (%s), using'
-        " TFDS's own code for it: %s (tensorflow-datasets %s)",
-        touch, TOUCH_NAMES[touch], why, tfds.__version__,
-    )
+    _log_skipped(touch, TOUCH_NAMES[touch], why)
   return Touches(skipped)
+
+
+def _log_skipped(touch: int, name: str, why: str) -> None:
+  log.warning(
+      'imagenet_resized: skipped touch %d of TFDS internals (%s), using'
+      " TFDS's own code for it: %s (tensorflow-datasets %s)",
+      touch, name, why, tfds.__version__,
+  )
+
+
+def _name_lookup_problem(builder_cls: type) -> str | None:
+  """Touch 7 (see the module docstring): makes `builder_cls.name` resolve to
+  `builder_cls` where TFDS's own datasets folder would be asked first; why
+  not, or None (also when there is nothing to do)."""
+  if hasattr(registered, '_DATASET_PROVIDER_REGISTRY'):
+    return None  # 4.9.7 on: the registry is asked first.
+  listing = getattr(registered, '_get_existing_dataset_packages', None)
+  if not callable(getattr(listing, 'cache_info', None)) or _params(
+      listing) != ['datasets_dir']:
+    return ('registered._get_existing_dataset_packages(datasets_dir) is not'
+            ' the cached folder listing')
+  try:
+    packages = listing(constants.DATASETS_TFDS_SRC_DIR)
+  except Exception as e:  # pylint: disable=broad-except
+    return f'listing TFDS\'s datasets folder failed: {type(e).__name__}'
+  if not isinstance(packages, dict):
+    return 'the listing of TFDS\'s datasets folder is not a dict'
+  packages.pop(builder_cls.name, None)
+  try:
+    found = registered.imported_builder_cls(builder_cls.name)
+  except Exception as e:  # pylint: disable=broad-except
+    found = f'{type(e).__name__}: {e}'.splitlines()[0]
+  if found is not builder_cls:
+    return (f"the name '{builder_cls.name}' still finds {found!r}, not this"
+            ' package\'s builder; use imagenet_resized.Builder directly')
+  return None
+
+
+def name_resolves_to(builder_cls: type) -> None:
+  """Makes `tfds.builder(builder_cls.name)` find `builder_cls` (touch 7);
+  logs one line where it cannot."""
+  why = _name_lookup_problem(builder_cls)
+  if why:
+    _log_skipped(NAME_LOOKUP, IMPORT_TOUCH_NAMES[NAME_LOOKUP], why)
 
 
 @contextlib.contextmanager
