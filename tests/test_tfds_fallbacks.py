@@ -7,13 +7,19 @@ one log line, and gives the same examples as a normal build.
 
 import functools
 import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import example_serializer
 from tensorflow_datasets.core import file_adapters
+from tensorflow_datasets.core import registered
 from tensorflow_datasets.core import shuffle
+
+import imagenet_resized
 
 from conftest import DUMMY_DATA, build, read_split
 from imagenet_resized import download_probe, sources, tfds_internals
@@ -147,3 +153,66 @@ def test_the_byte_probe_runs_once_per_release_in_a_subprocess(tmp_path, monkeypa
   monkeypatch.setenv(tfds_internals.CACHE_DIR_ENV, str(tmp_path))
   verdict = tfds_internals._probe_in_subprocess()
   assert verdict == {1: None, 5: None, 6: None}
+
+
+# Touch 7, the name lookup (at import, not per build).
+
+_NAME_LOOKUP_SCRIPT = '''
+import sys
+import tensorflow_datasets as tfds
+if sys.argv[1] == 'tfds-own-first':  # As tests/test_equivalence.py does.
+  with tfds.core.registered.skip_registration():
+    from tensorflow_datasets.datasets.imagenet_resized import (
+        imagenet_resized_dataset_builder as theirs)
+import imagenet_resized
+builder = tfds.builder('imagenet_resized/16x16', data_dir=sys.argv[2])
+assert type(builder) is imagenet_resized.Builder, type(builder).__module__
+assert tfds.builder_cls('imagenet_resized') is imagenet_resized.Builder
+assert 'imagenet_resized' in tfds.list_builders(with_community_datasets=False)
+if sys.argv[1] == 'tfds-own-first':
+  assert theirs.Builder is not imagenet_resized.Builder
+print('ok')
+'''
+
+
+@pytest.mark.parametrize('order', ['ours-only', 'tfds-own-first'])
+def test_the_name_finds_this_builder_in_a_fresh_process(order, tmp_path):
+  """tensorflow-datasets 4.9.4-4.9.6 asked TFDS's own datasets folder first,
+  which holds an imagenet_resized too; the name must still mean ours."""
+  done = subprocess.run(
+      [sys.executable, '-c', _NAME_LOOKUP_SCRIPT, order, str(tmp_path)],
+      capture_output=True, text=True, check=False,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'),
+  )
+  assert done.returncode == 0 and done.stdout.strip() == 'ok', done.stderr[-3000:]
+  assert 'skipped touch' not in done.stderr
+
+
+class _OtherBuilder:
+  name = 'imagenet_resized'
+
+
+@pytest.mark.parametrize('change', ['uncached listing', 'name finds another'])
+def test_a_changed_name_lookup(change, monkeypatch, caplog):
+  """A release that asks its datasets folder first in another way: one line
+  saying why, nothing raised."""
+  monkeypatch.delattr(registered, '_DATASET_PROVIDER_REGISTRY', raising=False)
+  if change == 'uncached listing':
+    monkeypatch.setattr(registered, '_get_existing_dataset_packages',
+                        lambda datasets_dir: {})
+    why = 'is not the cached folder listing'
+  else:
+    monkeypatch.setattr(
+        registered, '_get_existing_dataset_packages',
+        functools.lru_cache(lambda datasets_dir: {'imagenet_resized': ()}))
+    monkeypatch.setattr(registered, 'imported_builder_cls',
+                        lambda name: _OtherBuilder)
+    why = 'use imagenet_resized.Builder directly'
+  with caplog.at_level(logging.WARNING):
+    tfds_internals.name_resolves_to(imagenet_resized.Builder)
+  lines = [r.getMessage() for r in caplog.records
+           if 'skipped touch' in r.getMessage()]
+  assert len(lines) == 1, lines
+  assert lines[0].startswith('imagenet_resized: skipped touch 7 of TFDS')
+  assert 'registered._get_existing_dataset_packages' in lines[0]
+  assert why in lines[0] and '\n' not in lines[0]
