@@ -58,6 +58,7 @@ def _skipped_lines(caplog) -> list[str]:
 def _build_falls_back(touch, tmp_path, caplog, normal, manual=DUMMY_DATA):
   with caplog.at_level(logging.WARNING):
     builder = build(CONFIG, manual, tmp_path / 'data')
+  assert type(builder) is imagenet_resized.Builder
   lines = _skipped_lines(caplog)
   assert len(lines) == 1, lines
   assert lines[0].startswith(f'imagenet_resized: skipped touch {touch} of TFDS')
