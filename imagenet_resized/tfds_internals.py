@@ -364,6 +364,13 @@ def _name_lookup_problem(builder_cls: type) -> str | None:
   not, or None (also when there is nothing to do)."""
   if hasattr(registered, '_DATASET_PROVIDER_REGISTRY'):
     return None  # 4.9.7 on: the registry is asked first.
+  registry = getattr(registered, '_DATASET_REGISTRY', None)
+  if not isinstance(registry, dict):
+    return 'registered._DATASET_REGISTRY is not a dict'
+  if registry.get(builder_cls.name) is not builder_cls:
+    # Not registered (imported within skip_registration, as `tfds build
+    # path/` does): the name is not ours to take.
+    return None
   listing = getattr(registered, '_get_existing_dataset_packages', None)
   if not callable(getattr(listing, 'cache_info', None)) or _params(
       listing) != ['datasets_dir']:

@@ -165,6 +165,15 @@ if sys.argv[1] == 'tfds-own-first':  # As tests/test_equivalence.py does.
   with tfds.core.registered.skip_registration():
     from tensorflow_datasets.datasets.imagenet_resized import (
         imagenet_resized_dataset_builder as theirs)
+if sys.argv[1] == 'unregistered':  # As `tfds build imagenet_resized/` does.
+  with tfds.core.registered.skip_registration():
+    import imagenet_resized
+  # The name is not ours to take: TFDS's own, as without this package.
+  assert tfds.builder_cls('imagenet_resized') is not imagenet_resized.Builder
+  assert tfds.builder_cls('imagenet_resized').__module__.startswith(
+      'tensorflow_datasets.')
+  print('ok')
+  sys.exit()
 import imagenet_resized
 builder = tfds.builder('imagenet_resized/16x16', data_dir=sys.argv[2])
 assert type(builder) is imagenet_resized.Builder, type(builder).__module__
@@ -176,7 +185,7 @@ print('ok')
 '''
 
 
-@pytest.mark.parametrize('order', ['ours-only', 'tfds-own-first'])
+@pytest.mark.parametrize('order', ['ours-only', 'tfds-own-first', 'unregistered'])
 def test_the_name_finds_this_builder_in_a_fresh_process(order, tmp_path):
   """tensorflow-datasets 4.9.4-4.9.6 asked TFDS's own datasets folder first,
   which holds an imagenet_resized too; the name must still mean ours."""
@@ -209,6 +218,9 @@ def test_a_changed_name_lookup(change, monkeypatch, caplog):
     monkeypatch.setattr(registered, 'imported_builder_cls',
                         lambda name: _OtherBuilder)
     why = 'use imagenet_resized.Builder directly'
+  # Registered, as when the package is imported (not within skip_registration).
+  monkeypatch.setitem(registered._DATASET_REGISTRY, 'imagenet_resized',  # pylint: disable=protected-access
+                      imagenet_resized.Builder)
   with caplog.at_level(logging.WARNING):
     tfds_internals.name_resolves_to(imagenet_resized.Builder)
   lines = [r.getMessage() for r in caplog.records
