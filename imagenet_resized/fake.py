@@ -88,12 +88,18 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
   return buf.getvalue()
 
 
+# The function numpy pickles an array as a call of (`_reconstruct`, in
+# `numpy.core.multiarray` under numpy 1.x, `numpy._core.multiarray` under 2.x).
+_RECONSTRUCT = np.zeros(0).__reduce__()[0]
+
+
 class _Py2Pickler(pickle._Pickler):  # pylint: disable=protected-access
   """Writes pickles as Python 2 wrote them for the authors.
 
   Python 3's pickler has no switch for this: at protocol 2 it rebuilds `bytes`
-  through `_codecs.encode` and names numpy's module `numpy._core`, so we swap
-  in Python 2's opcodes for byte strings and numpy 1.x's global names.
+  through `_codecs.encode` and, under numpy 2.x, names numpy's module
+  `numpy._core`, so we swap in Python 2's opcodes for byte strings and the
+  global names the authors' files hold (`numpy.core.multiarray`).
   """
 
   dispatch = dict(pickle._Pickler.dispatch)  # pylint: disable=protected-access
@@ -115,8 +121,7 @@ class _Py2Pickler(pickle._Pickler):  # pylint: disable=protected-access
   dispatch[bytes] = save_bytes
 
   def save_global(self, obj, name=None):
-    from numpy._core import multiarray  # pylint: disable=g-import-not-at-top
-    if obj is multiarray._reconstruct:  # pylint: disable=protected-access
+    if obj is _RECONSTRUCT:
       self.write(pickle.GLOBAL + b'numpy.core.multiarray\n_reconstruct\n')
     elif obj in self._NUMPY_GLOBALS:
       self.write(pickle.GLOBAL + self._NUMPY_GLOBALS[obj])

@@ -5,6 +5,7 @@ thing, builds, and checks the exact message (naming the file and member, what
 was wrong and what was expected) and that `tfds.load` finds nothing to read.
 """
 
+import functools
 import io
 import os
 import pickle
@@ -388,8 +389,9 @@ def test_missing_archives_list_names_and_places(tmp_path, monkeypatch):
     del self, urls
     raise ConnectionError('network unreachable')
 
-  # The site answers the probe, then the download itself fails.
-  monkeypatch.setattr(download_probe, 'why_not_downloadable', lambda url: None)
+  # A replaced downloader is asked for the files (no probe), and fails.
+  monkeypatch.setattr(download_probe, 'why_not_downloadable', functools.partial(
+      pytest.fail, 'probed a replaced downloader'))
   monkeypatch.setattr(tfds.download.DownloadManager, 'download', offline)
   with pytest.raises(SourceError) as e:
     build('16x16', manual, tmp_path / 'data')

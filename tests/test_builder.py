@@ -1,14 +1,13 @@
 """The builder end to end: TFDS's test case, pixels, labels, metadata, sources."""
 
 import socket
-from unittest import mock
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 import imagenet_resized
-from imagenet_resized import download_probe, fake, resources, sources
+from imagenet_resized import fake, resources, sources
 from imagenet_resized.batch_format import SourceError
 
 from conftest import DUMMY_DATA, build, read_split
@@ -32,16 +31,6 @@ def _builder_test_case(size: int):
     SPLITS = {'train': NUM_TRAIN, 'validation': NUM_VAL}
     DL_DOWNLOAD_RESULT = sources.download_names(size)
     EXAMPLE_DIR = str(DUMMY_DATA)
-
-    def setUp(self):
-      super().setUp()
-      # TFDS's test case mocks the download; the reachability probe, which
-      # would ask the real site first, is mocked alike (it is tested below).
-      patcher = mock.patch.object(
-          download_probe, 'why_not_downloadable', return_value=None
-      )
-      patcher.start()
-      self.addCleanup(patcher.stop)
 
   _Test.__name__ = _Test.__qualname__ = f'BuilderTest{size}'
   return _Test

@@ -71,10 +71,16 @@ def server():
 
 @pytest.fixture
 def download_calls(monkeypatch):
-  """The URLs handed to TFDS's downloader (which still runs)."""
+  """The URLs handed to TFDS's downloader (which still runs).
+
+  The spy declares what it wraps (functools.wraps): it only records and calls
+  TFDS's own `download`, so the builder sees TFDS's downloader, as a user's
+  build does (a replaced `download`, as in TFDS's test harness, is asked for
+  the files with no probe)."""
   calls = []
   download = tfds.download.DownloadManager.download
 
+  @functools.wraps(download)
   def spy(self, urls):
     calls.append(urls)
     return download(self, urls)

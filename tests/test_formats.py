@@ -111,6 +111,11 @@ def test_random_access_equals_the_sequential_read(
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    '__getstate__' not in vars(tfds.core.DatasetInfo),
+    reason="this tensorflow-datasets (4.9.4) cannot pickle any data source:"
+    " its DatasetInfo pickles a proto class of a module it cannot import"
+    " (DatasetInfo.__getstate__ came in 4.9.5)")
 def test_data_source_survives_pickling_for_loader_workers(array_record_dir, tfrecord_builder):
   source = tfds.data_source(NAME, split='validation', data_dir=str(array_record_dir))
   copy = pickle.loads(pickle.dumps(source))

@@ -24,6 +24,7 @@ from imagenet_resized.batch_format import SourceError
 
 import fake_helpers
 from conftest import TFDS_CLI, build, read_split, run
+from test_download_probe import download_calls  # pylint: disable=unused-import
 
 NUM_CLASSES = 3
 VAL_PER_CLASS = 2
@@ -401,11 +402,14 @@ def test_build_32x32_ilsvrc2012_from_tarballs(tiny, tarballs, tmp_path):
 
 
 @pytest.mark.slow
-def test_published_config_never_reads_imagenet(tarballs, tmp_path, monkeypatch):
-  """ImageNet's tarballs do not stand in for the authors' archives."""
-  def offline(*args, **kwargs):
-    raise AssertionError('the download must not be tried')
-  monkeypatch.setattr(tfds.download.DownloadManager, 'download', offline)
+def test_published_config_never_reads_imagenet(
+    tarballs, tmp_path, monkeypatch, download_calls
+):
+  """ImageNet's tarballs do not stand in for the authors' archives.
+
+  TFDS's own downloader (recorded, not replaced: a replaced one is asked for
+  the files, with no probe) is never run: the probe, here answering that the
+  site cannot be reached, stops the build first."""
   monkeypatch.setattr(
       download_probe, 'why_not_downloadable',
       lambda url: 'cannot reach www.image-net.org (test)',
@@ -419,13 +423,15 @@ def test_published_config_never_reads_imagenet(tarballs, tmp_path, monkeypatch):
       'No source archives for imagenet_resized/32x32: expected'
       ' Imagenet32_train_npz.zip, Imagenet32_val_npz.zip'
   )
-  assert f'looked in: {tarballs};' in message
+  assert f'looked in: {tarballs}; http://www.image-net.org/data/downsample/' \
+      ' (download failed: cannot reach www.image-net.org (test));' in message
   assert message.endswith(
       'or to compute the images from the ILSVRC2012 JPEGs instead, build'
       " imagenet_resized/32x32_ilsvrc2012 (ImagenetResizedConfig(size=32,"
       " source='ilsvrc2012'))"
   )
   assert '\n' not in message and not read
+  assert download_calls == []  # TFDS's downloader never ran.
   assert not tfds.builder('imagenet_resized/32x32', data_dir=str(tmp_path / 'data')).is_prepared()
 
 

@@ -1,0 +1,230 @@
+"""Degrade, never differ: each touch of TFDS internals, simulated changed.
+
+Each test changes what one touch replaces, as a new TFDS release might, and
+checks that the build skips that touch (TFDS's own code instead), says so in
+one log line, and gives the same examples as a normal build.
+"""
+
+import functools
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core import example_serializer
+from tensorflow_datasets.core import file_adapters
+from tensorflow_datasets.core import registered
+from tensorflow_datasets.core import shuffle
+
+import imagenet_resized
+
+from conftest import DUMMY_DATA, build, read_split
+from imagenet_resized import download_probe, sources, tfds_internals
+from test_download_probe import _serve, download_calls, server  # pylint: disable=unused-import
+
+pytestmark = pytest.mark.slow
+CONFIG = '16x16'
+
+
+def _examples(builder) -> list:
+  """Every (split, label, pixels) of a build, in a canonical order."""
+  return sorted(
+      (split, int(label), image.tobytes())
+      for split in sources.SPLITS
+      for image, label in read_split(builder, split)
+  )
+
+
+@pytest.fixture(scope='module')
+def normal(tmp_path_factory):
+  return _examples(build(CONFIG, DUMMY_DATA, tmp_path_factory.mktemp('normal')))
+
+
+# Touches the installed release lacks anyway (touch 4 on 4.9.4).
+ALREADY_SKIPPED = tuple(
+    f'skipped touch {t} ' for t in tfds_internals.check_touches().skipped)
+
+
+def _skipped_lines(caplog) -> list[str]:
+  return [
+      m for m in (r.getMessage() for r in caplog.records)
+      if 'skipped touch' in m and not any(a in m for a in ALREADY_SKIPPED)
+  ]
+
+
+def _build_falls_back(touch, tmp_path, caplog, normal, manual=DUMMY_DATA):
+  with caplog.at_level(logging.WARNING):
+    builder = build(CONFIG, manual, tmp_path / 'data')
+  assert type(builder) is imagenet_resized.Builder
+  lines = _skipped_lines(caplog)
+  assert len(lines) == 1, lines
+  assert lines[0].startswith(f'imagenet_resized: skipped touch {touch} of TFDS')
+  assert tfds_internals.TOUCH_NAMES[touch] in lines[0]
+  assert '\n' not in lines[0]
+  assert _examples(builder) == normal
+  return builder
+
+
+def test_a_changed_example_serializer_class(tmp_path, monkeypatch, caplog, normal):
+  used = []
+
+  class NewReleaseSerializer(example_serializer.ExampleSerializer):
+    def serialize_example(self, example):
+      used.append(1)
+      return super().serialize_example(example)
+
+  monkeypatch.setattr(example_serializer, 'ExampleSerializer', NewReleaseSerializer)
+  _build_falls_back(1, tmp_path, caplog, normal)
+  assert used  # TFDS's (new) serializer wrote the examples, not ours.
+
+
+def test_a_changed_shuffle_memory_constant(tmp_path, monkeypatch, caplog, normal):
+  monkeypatch.setattr(shuffle, 'MAX_MEM_BUFFER_SIZE', float(1 << 30))
+  _build_falls_back(2, tmp_path, caplog, normal)
+  assert shuffle.MAX_MEM_BUFFER_SIZE == float(1 << 30)
+
+
+def test_a_download_manager_without_manual_dir_field(tmp_path):
+  manager = tfds.download.DownloadManager(
+      download_dir=str(tmp_path / 'dl'), manual_dir=str(DUMMY_DATA),
+      manual_dir_instructions='x',
+  )
+  assert tfds_internals.manual_dir_of(manager) == str(DUMMY_DATA)
+  del manager.__dict__['_manual_dir']  # A release that renamed it.
+  touches = tfds_internals.check_touches(manager)
+  assert 3 in touches.skipped
+  # TFDS's public property then answers (here it fails: None, never raises).
+  assert tfds_internals.manual_dir_of(manager, touches) is None
+
+
+@pytest.mark.skipif(
+    not hasattr(tfds.download.DownloadManager, '_get_checksum_dl_result'),
+    reason='this tensorflow-datasets has no touch 4 to change')
+def test_a_changed_download_cache_lookup(
+    server, tmp_path, monkeypatch, caplog, normal, download_calls
+):
+  original = tfds.download.DownloadManager._get_checksum_dl_result
+  monkeypatch.setattr(
+      tfds.download.DownloadManager, '_get_checksum_dl_result',
+      # A new parameter: its signature is not the one we call.
+      lambda self, resource, legacy_mode=False, new=None: original(
+          self, resource, legacy_mode),
+  )
+  monkeypatch.setattr(download_probe, 'why_not_downloadable', functools.partial(
+      pytest.fail, 'probed without touch 4'))
+  base = _serve(server, 'files', monkeypatch)
+  _build_falls_back(4, tmp_path, caplog, normal, manual=tmp_path / 'manual')
+  assert download_calls == [[base + n for n in sources.download_names(16)]]
+
+
+def test_a_shard_writer_writing_other_bytes(tmp_path, monkeypatch, caplog, normal):
+  """On a release the suite has not passed on, bytes are compared: a writer
+  that writes (valid) shards other than ours makes the build take it."""
+  original = vars(file_adapters.TfRecordFileAdapter)['write_examples']
+  calls = []
+
+  def write_examples(cls, path, iterator):
+    calls.append(path)
+    return original.__func__(cls, path, reversed(list(iterator)))
+
+  monkeypatch.setattr(file_adapters.TfRecordFileAdapter, 'write_examples',
+                      classmethod(write_examples))
+  monkeypatch.setattr(tfds, '__version__', '4.9.99')
+  monkeypatch.setenv(tfds_internals.CACHE_DIR_ENV, str(tmp_path / 'cache'))
+  _build_falls_back(5, tmp_path, caplog, normal)
+  assert calls  # TFDS's (new) writer wrote the shards, not ours.
+
+
+def test_a_changed_spill_bucket_class(tmp_path, monkeypatch, caplog, normal):
+  made = []
+
+  class NewReleaseBucket(shuffle._Bucket):  # pylint: disable=protected-access
+    def __init__(self, path):
+      made.append(path)
+      super().__init__(path)
+
+  monkeypatch.setattr(shuffle, '_Bucket', NewReleaseBucket)
+  _build_falls_back(6, tmp_path, caplog, normal)
+
+
+def test_the_byte_probe_runs_once_per_release_in_a_subprocess(tmp_path, monkeypatch):
+  monkeypatch.setenv(tfds_internals.CACHE_DIR_ENV, str(tmp_path))
+  verdict = tfds_internals._probe_in_subprocess()
+  assert verdict == {1: None, 5: None, 6: None}
+
+
+# Touch 7, the name lookup (at import, not per build).
+
+_NAME_LOOKUP_SCRIPT = '''
+import sys
+import tensorflow_datasets as tfds
+if sys.argv[1] == 'tfds-own-first':  # As tests/test_equivalence.py does.
+  with tfds.core.registered.skip_registration():
+    from tensorflow_datasets.datasets.imagenet_resized import (
+        imagenet_resized_dataset_builder as theirs)
+if sys.argv[1] == 'unregistered':  # As `tfds build imagenet_resized/` does.
+  with tfds.core.registered.skip_registration():
+    import imagenet_resized
+  # The name is not ours to take: TFDS's own, as without this package.
+  assert tfds.builder_cls('imagenet_resized') is not imagenet_resized.Builder
+  assert tfds.builder_cls('imagenet_resized').__module__.startswith(
+      'tensorflow_datasets.')
+  print('ok')
+  sys.exit()
+import imagenet_resized
+builder = tfds.builder('imagenet_resized/16x16', data_dir=sys.argv[2])
+assert type(builder) is imagenet_resized.Builder, type(builder).__module__
+assert tfds.builder_cls('imagenet_resized') is imagenet_resized.Builder
+assert 'imagenet_resized' in tfds.list_builders(with_community_datasets=False)
+if sys.argv[1] == 'tfds-own-first':
+  assert theirs.Builder is not imagenet_resized.Builder
+print('ok')
+'''
+
+
+@pytest.mark.parametrize('order', ['ours-only', 'tfds-own-first', 'unregistered'])
+def test_the_name_finds_this_builder_in_a_fresh_process(order, tmp_path):
+  """tensorflow-datasets 4.9.4-4.9.6 asked TFDS's own datasets folder first,
+  which holds an imagenet_resized too; the name must still mean ours."""
+  done = subprocess.run(
+      [sys.executable, '-c', _NAME_LOOKUP_SCRIPT, order, str(tmp_path)],
+      capture_output=True, text=True, check=False,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'),
+  )
+  assert done.returncode == 0 and done.stdout.strip() == 'ok', done.stderr[-3000:]
+  assert 'skipped touch' not in done.stderr
+
+
+class _OtherBuilder:
+  name = 'imagenet_resized'
+
+
+@pytest.mark.parametrize('change', ['uncached listing', 'name finds another'])
+def test_a_changed_name_lookup(change, monkeypatch, caplog):
+  """A release that asks its datasets folder first in another way: one line
+  saying why, nothing raised."""
+  monkeypatch.delattr(registered, '_DATASET_PROVIDER_REGISTRY', raising=False)
+  if change == 'uncached listing':
+    monkeypatch.setattr(registered, '_get_existing_dataset_packages',
+                        lambda datasets_dir: {})
+    why = 'is not the cached folder listing'
+  else:
+    monkeypatch.setattr(
+        registered, '_get_existing_dataset_packages',
+        functools.lru_cache(lambda datasets_dir: {'imagenet_resized': ()}))
+    monkeypatch.setattr(registered, 'imported_builder_cls',
+                        lambda name: _OtherBuilder)
+    why = 'use imagenet_resized.Builder directly'
+  # Registered, as when the package is imported (not within skip_registration).
+  monkeypatch.setitem(registered._DATASET_REGISTRY, 'imagenet_resized',  # pylint: disable=protected-access
+                      imagenet_resized.Builder)
+  with caplog.at_level(logging.WARNING):
+    tfds_internals.name_resolves_to(imagenet_resized.Builder)
+  lines = [r.getMessage() for r in caplog.records
+           if 'skipped touch' in r.getMessage()]
+  assert len(lines) == 1, lines
+  assert lines[0].startswith('imagenet_resized: skipped touch 7 of TFDS')
+  assert 'registered._get_existing_dataset_packages' in lines[0]
+  assert why in lines[0] and '\n' not in lines[0]
