@@ -53,7 +53,6 @@ def _children_peak_mib() -> float:
 
 def _builder(size: int, data_dir: str):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  import imagenet_resized  # pylint: disable=g-import-not-at-top,unused-import
   return tfds.builder(f'imagenet_resized/{size}x{size}', data_dir=data_dir)
 
 
@@ -111,7 +110,8 @@ def _export(size: int, data_dir: str) -> dict:
 
 def _arrays(size: int, data_dir: str, batches: int) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from imagenet_resized import array_views, arrays  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.array_files import array_views  # pylint: disable=g-import-not-at-top
+  from imagenet_resized import arrays  # pylint: disable=g-import-not-at-top
   found = arrays.load(f'{size}x{size}', 'train', data_dir=data_dir)
   rng = np.random.default_rng(0)
   array_views.random_batch(found, rng, BATCH)  # Page the file in once.

@@ -11,7 +11,7 @@ come in and the forms other writers give:
   py3 p2      Python 3 at protocol 2 (pixels as _codecs.encode of UTF-8 text);
   py3 p4      Python 3 at protocol 4 (pixels as BINBYTES8, labels an array);
 
-and reads each in a fresh process through `sources.Batch` (as the build
+and reads each in a fresh process through `batch_files.Batch` (as the build
 does, without TFDS), with this checkout's readers and, with --other, with
 another checkout's (e.g. `git archive main`). Prints a markdown table of
 wall time and peak resident memory (VmHWM) per read.
@@ -37,8 +37,8 @@ FORMS = ('npz zip', 'py2 p0', 'py2 p2', 'py3 p2', 'py3 p4')
 _CHILD = r'''
 import json, sys, time
 sys.path.insert(0, {root!r})
-from imagenet_resized import sources
-batch = sources.Batch({path!r}, {member!r}, 'b', {is_npz!r})
+from imagenet_resized.authors import batch_files
+batch = batch_files.Batch({path!r}, {member!r}, 'b', {is_npz!r})
 start = time.perf_counter()
 rows = sum(len(c.images) for c in batch.chunks({size}))
 seconds = time.perf_counter() - start
@@ -51,7 +51,7 @@ print(json.dumps({{'rows': rows, 'seconds': seconds, 'peak_mib': peak}}))
 def write_batch(work_dir: str, size: int, form: str) -> tuple[str, str | None]:
   """Writes (once) the batch in `form`; returns (path, zip member or None)."""
   sys.path.insert(0, REPO)
-  from imagenet_resized import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
   name = f'batch_{size}_{form.replace(" ", "_")}'
   path = os.path.join(work_dir, name + ('.zip' if form == 'npz zip' else ''))
   member = 'train_data_batch_1.npz' if form == 'npz zip' else None

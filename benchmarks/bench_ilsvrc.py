@@ -4,11 +4,11 @@ Writes (once) a train tarball of `--classes` class tars and a validation
 tarball, all JPEGs of ImageNet's typical size (500x375, image-like content,
 quality 90, about as many bytes per image as ImageNet's), then measures:
 
-  decode   `ilsvrc.iter_examples` over the train tarball: stream the nested
+  decode   `split_examples.iter_examples` over the train tarball: stream the nested
            tars, decode, box-resize, PNG-encode; in this process and in
            forked workers, exact and with JPEG draft decoding (and how far
            draft pixels are from exact ones);
-  beam     the same through `ilsvrc.beam_examples` on Beam's DirectRunner
+  beam     the same through `split_examples.beam_examples` on Beam's DirectRunner
            (one process, and multi-processing with one worker per core);
   build    a whole TFDS build (both splits, written and shuffled) of
            imagenet_resized/32x32 from the tarballs, in a fresh subprocess.
@@ -37,7 +37,9 @@ sys.path.insert(
 
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 import fake_helpers  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized import ilsvrc, resources, worker_pool  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized import resources  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized.ilsvrc import finding, layout, split_examples  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized.pipeline import worker_pool  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 WIDTH, HEIGHT = 500, 375
 
@@ -70,7 +72,7 @@ def ensure_tarballs(work_dir: str, images: int, classes: int, val_images: int) -
   os.makedirs(out, exist_ok=True)
   rng = np.random.default_rng(0)
   wnids = resources.wnids()[:classes]
-  with tarfile.open(os.path.join(out, ilsvrc.TRAIN_TAR), 'w') as train:
+  with tarfile.open(os.path.join(out, layout.TRAIN_TAR), 'w') as train:
     for c, wnid in enumerate(wnids):
       n = images // classes + (c < images % classes)
       data = fake_helpers.tar_bytes(
@@ -79,7 +81,7 @@ def ensure_tarballs(work_dir: str, images: int, classes: int, val_images: int) -
       info = tarfile.TarInfo(f'{wnid}.tar')
       info.size = len(data)
       train.addfile(info, io.BytesIO(data))
-  with open(os.path.join(out, ilsvrc.VAL_TAR), 'wb') as f:
+  with open(os.path.join(out, layout.VAL_TAR), 'wb') as f:
     f.write(fake_helpers.tar_bytes(
         (f'ILSVRC2012_val_{k:08d}.JPEG', jpeg(photo_like(rng)))
         for k in range(1, val_images + 1)
@@ -90,7 +92,7 @@ def ensure_tarballs(work_dir: str, images: int, classes: int, val_images: int) -
 
 def time_decode(source, size: int, workers: int, draft: bool) -> tuple[int, float, dict]:
   start = time.perf_counter()
-  out = {k: ex['image'] for k, ex in ilsvrc.iter_examples(source, size, workers, draft)}
+  out = {k: ex['image'] for k, ex in split_examples.iter_examples(source, size, workers, draft)}
   return len(out), time.perf_counter() - start, out
 
 
@@ -104,7 +106,7 @@ def time_beam(source, size: int, options: list[str]) -> tuple[int, float]:
   with beam.Pipeline(options=PipelineOptions(options)) as pipeline:
     count = (
         pipeline
-        | ilsvrc.beam_examples(source, size)
+        | split_examples.beam_examples(source, size)
         | beam.combiners.Count.Globally()
     )
     assert_that(count, equal_to([expected]))
@@ -137,8 +139,8 @@ def main() -> None:
   args = parser.parse_args()
 
   folder = ensure_tarballs(args.work_dir, args.images, args.classes, args.val_images)
-  train_tar = os.path.join(folder, ilsvrc.TRAIN_TAR)
-  source = ilsvrc.SplitSource(ilsvrc.TRAIN, ilsvrc.FORM_TARBALL, (train_tar,))
+  train_tar = os.path.join(folder, layout.TRAIN_TAR)
+  source = finding.SplitSource(common.TRAIN, layout.FORM_TARBALL, (train_tar,))
   mib = os.path.getsize(train_tar) / 2**20
   workers = worker_pool.default_workers()
   print(f'machine: {common.machine()}; load average before: {common.load_average()}')
@@ -153,7 +155,7 @@ def main() -> None:
       count, seconds, out = time_decode(source, args.size, n, draft)
       results[draft] = out
       mode = 'draft decode' if draft else 'exact decode'
-      print(f'| ilsvrc.iter_examples, {mode} | {n or "none (in process)"} |'
+      print(f'| split_examples.iter_examples, {mode} | {n or "none (in process)"} |'
             f' {count} | {seconds:.1f} | {count / seconds:.0f} |', flush=True)
   for name, options in (
       ('Beam DirectRunner, in process', ['--runner=DirectRunner', '--direct_num_workers=1']),

@@ -33,7 +33,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 import photo_sources  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized import png_codec  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized.writing import png_codec  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # Images per size: about the same number of pixels for each.
 DEFAULT_COUNTS = {8: 8000, 16: 4000, 32: 2000, 64: 800}

@@ -5,7 +5,7 @@ subprocess, one after the other; then the two builds are read back and
 compared example by example (decoded pixels, labels, order). Sources
 (`--content`): `photos` (default), random crops of photographs box-resized to
 SxS (`photo_sources.py`, needs the `bench` extra); `fake`, the smooth
-pictures of `imagenet_resized.fake`. Both in the authors' npz zips.
+pictures of `imagenet_resized.tools.fake`. Both in the authors' npz zips.
 
   python benchmarks/bench_speed.py --sizes 8 16 32 64 --batches 10 \
       --per_batch 10000 --val 10000

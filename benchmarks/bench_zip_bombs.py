@@ -15,7 +15,7 @@ row, and whose compressed stream inflates `--bomb_mib` MiB more:
   lzma array           the same with LZMA;
   deflate64 array      data.npy declaring deflate64 (zipfile cannot read it).
 
-Each is read in a fresh process (`sources.Batch.chunks`, as the build reads
+Each is read in a fresh process (`batch_files.Batch.chunks`, as the build reads
 it) with the readers found at each `--readers` root (this checkout by
 default; give an export of an older commit to compare: `git archive COMMIT |
 tar -x -C /tmp/old`), under an address-space limit of `--limit_gib` GiB so
@@ -48,10 +48,10 @@ import json, resource, sys
 limit = {limit}
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 sys.path.insert(0, {readers!r})
-from imagenet_resized import sources
+from imagenet_resized.authors import batch_files
 result = {{'rows': 0, 'error': None}}
 try:
-  batch = sources.Batch({path!r}, {member!r}, {member!r} or {path!r}, True)
+  batch = batch_files.Batch({path!r}, {member!r}, {member!r} or {path!r}, True)
   for chunk in batch.chunks({size}):
     result['rows'] += len(chunk.images)
 except BaseException as e:

@@ -36,7 +36,7 @@ def ensure_sources(
   """Writes (once) fake npz zips for one config; returns their folder."""
   if REPO not in sys.path:
     sys.path.insert(0, REPO)
-  from imagenet_resized import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
   name = f'sources_{size}_{train_batches}x{examples_per_batch}_{val_examples}_s{seed}'
   out = os.path.join(work_dir, name)
   done = os.path.join(out, '.complete')

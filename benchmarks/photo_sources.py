@@ -50,7 +50,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
   sys.path.insert(0, REPO)
 
-from imagenet_resized import fake, sources, worker_pool  # noqa: E402  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized.tools import fake  # noqa: E402  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized.authors import publication  # noqa: E402  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized import common  # noqa: E402  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized.pipeline import worker_pool  # noqa: E402  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # (package, path inside the package) of the colour photographs used.
 PHOTOS = (
@@ -176,12 +179,12 @@ class Layout:
 
 
 def real_layout() -> Layout:
-  """The published batch sizes (`sources.PUBLISHED_BATCH_ROWS`): batches 1-9
+  """The published batch sizes (`publication.PUBLISHED_BATCH_ROWS`): batches 1-9
   of 128,116 rows, batch 10 of 128,123 (1,281,167 in all); val_data 50,000."""
-  rows = sources.PUBLISHED_BATCH_ROWS
+  rows = publication.PUBLISHED_BATCH_ROWS
   return Layout(
-      tuple(rows[name] for name in sources.published_batch_names(sources.TRAIN)),
-      rows[sources.VAL_BATCH],
+      tuple(rows[name] for name in publication.published_batch_names(common.TRAIN)),
+      rows[publication.VAL_BATCH],
   )
 
 
@@ -199,7 +202,7 @@ def write_sources(
   os.makedirs(out_dir, exist_ok=True)
   staging = os.path.join(out_dir, 'staging')
   os.makedirs(staging, exist_ok=True)
-  train_zips = sources.archive_names(size, sources.TRAIN)
+  train_zips = publication.archive_names(size, common.TRAIN)
   batches = [
       (f'train_data_batch_{k}', rows) for k, rows in enumerate(layout.train_rows, 1)
   ]
@@ -209,7 +212,7 @@ def write_sources(
       for i, name in enumerate(train_zips)
   ]
   groups.append(
-      (sources.archive_names(size, sources.VALIDATION)[0], [('val_data', layout.val_rows)], False)
+      (publication.archive_names(size, common.VALIDATION)[0], [('val_data', layout.val_rows)], False)
   )
   written = []
   batch_index = 0

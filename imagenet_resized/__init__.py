@@ -6,7 +6,7 @@ Importing this package registers the `imagenet_resized` builder with TFDS:
     ds = tfds.load('imagenet_resized/32x32', split='train', as_supervised=True)
 """
 
-from imagenet_resized import quiet_start
+from imagenet_resized.tools import quiet_start
 
 quiet_start.quiet_tensorflow_for_command_line()
 

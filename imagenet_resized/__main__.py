@@ -22,13 +22,16 @@ from typing import NoReturn, Sequence
 import tensorflow_datasets as tfds
 
 import imagenet_resized
-from imagenet_resized import fake, labels, picture_grid, sources
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized.tools import fake, picture_grid
+from imagenet_resized import labels
+from imagenet_resized.authors import publication
+from imagenet_resized import common
+from imagenet_resized.common import SourceError
 
 PROG = 'imagenet-resized'
 # `fake` writes the authors' archives, of the published sizes; `show` draws
 # any registered config.
-CONFIGS = tuple(f'{size}x{size}' for size in sources.SIZES)
+CONFIGS = tuple(f'{size}x{size}' for size in common.SIZES)
 SHOW_CONFIGS = tuple(c.name for c in imagenet_resized.Builder.BUILDER_CONFIGS)
 DEFAULT_SHOW_EXAMPLES = 16
 
@@ -259,7 +262,7 @@ def make_parser() -> argparse.ArgumentParser:
   fake_parser.add_argument('--format', choices=('npz', 'pickle'), default='npz',
                            help='npz zips (as downloaded) or the original'
                            ' pickle zips (default npz)')
-  fake_parser.add_argument('--train-batches', type=_int_at_least(1, sources.NUM_TRAIN_BATCHES),
+  fake_parser.add_argument('--train-batches', type=_int_at_least(1, publication.NUM_TRAIN_BATCHES),
                            default=3, help='train batches, 1..10 (default 3)')
   fake_parser.add_argument('--examples-per-batch', type=_int_at_least(1), default=10,
                            help='examples in each train batch (default 10)')

@@ -21,12 +21,18 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from imagenet_resized import build_lock, build_metadata, deterministic_serializer
-from imagenet_resized import download_probe, examples, ilsvrc, imagenet16_120
-from imagenet_resized import pixel_statistics, resources, sources
-from imagenet_resized import row_selection, worker_pool
-from imagenet_resized import tfds_internals
-from imagenet_resized.batch_format import NUM_CLASSES, SourceError
+from imagenet_resized.tfds_glue import build_lock, build_metadata, deterministic_serializer
+from imagenet_resized.authors import download_probe, imagenet16_120
+from imagenet_resized.pipeline import examples
+from imagenet_resized.ilsvrc import finding, layout, split_examples
+from imagenet_resized.pipeline import pixel_statistics
+from imagenet_resized import resources
+from imagenet_resized.authors import batch_files, discovery, publication
+from imagenet_resized import common
+from imagenet_resized.authors import row_selection
+from imagenet_resized.pipeline import worker_pool
+from imagenet_resized.tfds_glue import tfds_internals
+from imagenet_resized.common import NUM_CLASSES, SourceError
 
 VERSION = tfds.core.Version('0.1.0')
 HOMEPAGE = 'https://patrykchrabaszcz.github.io/Imagenet32/'
@@ -96,7 +102,7 @@ def _checked_name(size, source, jpeg_draft, num_classes, name) -> str:
         f'source={source!r}: expected {AUTHORS!r} (the authors\' archives) or'
         f' {ILSVRC2012!r} (computed from the ILSVRC2012 JPEGs)'
     )
-  if source == AUTHORS and size not in sources.SIZES:
+  if source == AUTHORS and size not in common.SIZES:
     raise ConfigError(
         f'size={size}: the authors published 8x8, 16x16, 32x32 and 64x64'
         f' only; to compute {size}x{size} from the ILSVRC2012 JPEGs, ask for'
@@ -200,8 +206,8 @@ class ImagenetResizedConfig(tfds.core.BuilderConfig):
 
 def _manual_instructions() -> str:
   lines = [
-      f'  {size}x{size}: ' + ', '.join(sources.download_names(size))
-      for size in sources.SIZES
+      f'  {size}x{size}: ' + ', '.join(publication.download_names(size))
+      for size in common.SIZES
   ]
   return (
       f'The download site asks for a login: log in at {LOGIN_PAGE}'
@@ -241,7 +247,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [
       ImagenetResizedConfig.registered(size=s, source=source)
       for source in SOURCE_NAMES
-      for s in sources.SIZES
+      for s in common.SIZES
   ] + [
       ImagenetResizedConfig.registered(
           size=imagenet16_120.SIZE, num_classes=imagenet16_120.NUM_CLASSES
@@ -321,35 +327,35 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     manual_dir = tfds_internals.manual_dir_of(dl_manager)
     if self.builder_config.source == ILSVRC2012:
       return self._find_ilsvrc(manual_dir)
-    found = sources.find_sources(manual_dir, self.builder_config.size)
+    found = discovery.find_sources(manual_dir, self.builder_config.size)
     return found or self._download(dl_manager, manual_dir)
 
-  def _find_ilsvrc(self, manual_dir: str | None) -> dict[str, ilsvrc.SplitSource]:
-    found = ilsvrc.find_sources(manual_dir)
+  def _find_ilsvrc(self, manual_dir: str | None) -> dict[str, finding.SplitSource]:
+    found = finding.find_sources(manual_dir)
     if not found:
       raise SourceError(
           f'No ILSVRC2012 images for imagenet_resized/{self.builder_config.name}:'
-          f' expected {ilsvrc.expected_sources()} in the manual_dir; looked in:'
+          f' expected {finding.expected_sources()} in the manual_dir; looked in:'
           f' {manual_dir or "(no manual_dir)"}'
       )
     return found
 
-  def _download(self, dl_manager, manual_dir: str | None) -> dict[str, sources.SplitSource]:
+  def _download(self, dl_manager, manual_dir: str | None) -> dict[str, batch_files.SplitSource]:
     """The npz zips through TFDS's downloader, if the site can give them."""
     size = self.builder_config.size
     place = manual_dir or 'the manual_dir'
 
     def cannot(why: str) -> SourceError:
       return SourceError(
-          sources.missing_sources_message(
-              size, [manual_dir or '(no manual_dir)', sources.URL_BASE]
+          discovery.missing_sources_message(
+              size, [manual_dir or '(no manual_dir)', publication.URL_BASE]
           )
           + f' ({why}); the site asks for a login: download them at'
           f' {LOGIN_PAGE} (Downsampled ImageNet) and put them, unchanged, in'
           f' {place}; or {_ilsvrc_hint(size)}'
       )
 
-    urls = [sources.URL_BASE + name for name in sources.download_names(size)]
+    urls = [publication.URL_BASE + name for name in publication.download_names(size)]
     # Fail in seconds, not after minutes of TFDS's retries: ask the site first,
     # unless TFDS has the file cached (touch 4; without it, TFDS's downloader
     # decides, slower to fail but never refusing a cached file), or the
@@ -368,7 +374,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     except Exception as e:  # pylint: disable=broad-except
       first_line = str(e).splitlines()[0] if str(e) else ''
       raise cannot(f'download failed: {type(e).__name__}: {first_line}') from e
-    return sources.sources_from_downloads([str(p) for p in paths], size)
+    return discovery.sources_from_downloads([str(p) for p in paths], size)
 
   def _split_generators(self, dl_manager):
     found = self._find_sources(dl_manager)
@@ -382,15 +388,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     }
     generators = {
         split: self._generate_ilsvrc_examples(found[split], split=split)
-        if isinstance(found[split], ilsvrc.SplitSource)
+        if isinstance(found[split], finding.SplitSource)
         else self._generate_examples(source=found[split], split=split)
-        for split in sources.SPLITS
+        for split in common.SPLITS
     }
     if self.builder_config.has_x_splits:
-      generators.update(self._x_split_generators(found[sources.VALIDATION]))
+      generators.update(self._x_split_generators(found[common.VALIDATION]))
     return generators
 
-  def _x_split_generators(self, validation: sources.SplitSource) -> dict:
+  def _x_split_generators(self, validation: batch_files.SplitSource) -> dict:
     """NAS-Bench-201's x_valid and x_test: positions among the validation
     rows of classes 1..120, which must be 6,000 (checked before building)."""
     config = self.builder_config
@@ -409,9 +415,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _ilsvrc_method(self, source) -> dict[str, str]:
     """{'method': how images were made} for a source of ILSVRC2012 JPEGs."""
-    if not isinstance(source, ilsvrc.SplitSource):
+    if not isinstance(source, finding.SplitSource):
       return {}
-    return {'method': ilsvrc.method(self.builder_config.jpeg_draft)}
+    return {'method': layout.method(self.builder_config.jpeg_draft)}
 
   def _beam_statistics(self, split: str | None):
     """Where a Beam split's PCollection of pixel sums goes (None: nowhere)."""
@@ -430,22 +436,22 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       self.info.metadata.set_statistics(split, tally.sums)
 
   def _generate_ilsvrc_examples(
-      self, source: ilsvrc.SplitSource, split: str | None = None
+      self, source: finding.SplitSource, split: str | None = None
   ):
     """Examples decoded and box-resized from the ILSVRC2012 JPEGs."""
     size = self.builder_config.size
     draft = self.builder_config.jpeg_draft
     if getattr(self, '_use_beam', False):
-      return ilsvrc.beam_examples(
+      return split_examples.beam_examples(
           source, size, draft, statistics=self._beam_statistics(split)
       )
-    return self._tallied(split, lambda tally: ilsvrc.iter_examples(
+    return self._tallied(split, lambda tally: split_examples.iter_examples(
         source, size, workers=worker_pool.default_workers(), draft=draft,
         tally=tally,
     ))
 
   def _generate_examples(
-      self, source: sources.SplitSource, selection=None,
+      self, source: batch_files.SplitSource, selection=None,
       split: str | None = None,
   ):
     size = self.builder_config.size
@@ -462,7 +468,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             where=', '.join(source.files),
         )
     if getattr(self, '_use_beam', False):
-      from imagenet_resized import beam_io  # pylint: disable=g-import-not-at-top
+      from imagenet_resized.tfds_glue import beam_io  # pylint: disable=g-import-not-at-top
       return beam_io.ExamplesFromBatches(
           source, size, selection, check_kept,
           statistics=self._beam_statistics(split),

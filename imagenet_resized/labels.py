@@ -22,7 +22,7 @@ from typing import TypeVar
 import numpy as np
 
 from imagenet_resized import resources
-from imagenet_resized.batch_format import NUM_CLASSES
+from imagenet_resized.common import NUM_CLASSES
 
 LabelsT = TypeVar('LabelsT')
 

@@ -36,10 +36,10 @@ def source_examples(manual_dir, size: int, split: str) -> list:
   import io  # pylint: disable=g-import-not-at-top
   import zipfile  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from imagenet_resized import sources  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.authors import publication  # pylint: disable=g-import-not-at-top
   plane = size * size
   out = []
-  for name in sources.archive_names(size, split):
+  for name in publication.archive_names(size, split):
     with zipfile.ZipFile(os.path.join(manual_dir, name)) as zf:
       for member in zf.namelist():
         with np.load(io.BytesIO(zf.read(member)), allow_pickle=False) as z:

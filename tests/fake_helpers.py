@@ -1,4 +1,4 @@
-"""Test-only helpers around the fake sources of `imagenet_resized.fake`.
+"""Test-only helpers around the fake sources of `imagenet_resized.tools.fake`.
 
 They read back what the fake writers wrote (with plain numpy and the standard
 library's pickle: these are the tests' own trusted bytes, read independently

@@ -19,7 +19,9 @@ import tensorflow_datasets as tfds
 
 import imagenet_resized
 from conftest import REPO, build, read_split, run
-from imagenet_resized import arrays, array_views, fake
+from imagenet_resized import arrays
+from imagenet_resized.array_files import array_views
+from imagenet_resized.tools import fake
 
 ArraysError = arrays.ArraysError
 
@@ -118,7 +120,7 @@ def test_every_kind_of_config(tmp_path):
 def test_second_load_opens_without_exporting(built_8, tmp_path, monkeypatch):
   data = copy_of(built_8, tmp_path)
   first = arrays.load('8x8', 'train', data_dir=data)
-  from imagenet_resized import array_export  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.array_files import array_export  # pylint: disable=g-import-not-at-top
 
   def no_export(*args, **kwargs):
     raise AssertionError('exported again')
@@ -283,7 +285,7 @@ def test_command_line_exports_then_reports(built_8, tmp_path):
 
 
 def test_remote_data_dir_needs_a_local_cache_dir():
-  from imagenet_resized import array_location  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.array_files import array_location  # pylint: disable=g-import-not-at-top
 
   class Remote:
     data_path = 'gs://bucket/imagenet_resized/8x8/0.1.0'
@@ -379,7 +381,8 @@ def test_chunk_png_decoding_equals_pillow(size):
   writer's PNGs (every row filter) and on Pillow's own."""
   import io  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from imagenet_resized import png_codec, shard_records  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.writing import png_codec  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.array_files import shard_records  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(size)
   smooth = np.cumsum(rng.integers(0, 9, (20, size, size, 3)), axis=2).astype(np.uint8)
   noise = rng.integers(0, 256, (20, size, size, 3), dtype=np.uint8)

@@ -1,6 +1,6 @@
 """Bad input stops the build with one clear line, and leaves nothing built.
 
-Each case writes good fake sources (`imagenet_resized.fake`), spoils one
+Each case writes good fake sources (`imagenet_resized.tools.fake`), spoils one
 thing, builds, and checks the exact message (naming the file and member, what
 was wrong and what was expected) and that `tfds.load` finds nothing to read.
 """
@@ -18,8 +18,11 @@ import tensorflow_datasets as tfds
 
 import crafted
 from conftest import build
-from imagenet_resized import download_probe, fake, resources, sources
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized.authors import download_probe
+from imagenet_resized.authors import discovery, publication
+from imagenet_resized.tools import fake
+from imagenet_resized import resources
+from imagenet_resized.common import SourceError
 
 # Every test here builds a dataset or runs processes.
 pytestmark = pytest.mark.slow
@@ -400,7 +403,7 @@ def test_missing_archives_list_names_and_places(tmp_path, monkeypatch):
       ' Imagenet16_train_npz.zip, Imagenet16_val_npz.zip (or the pickle zips'
       ' Imagenet16_train.zip, Imagenet16_val.zip, or their extracted'
       f' train_data_batch_K / val_data files); looked in: {manual};'
-      f' {sources.URL_BASE} (download failed: ConnectionError: network'
+      f' {publication.URL_BASE} (download failed: ConnectionError: network'
       ' unreachable); the site asks for a login: download them at'
       ' https://image-net.org/download-images (Downsampled ImageNet) and put'
       f' them, unchanged, in {manual}; or to compute the images from the'
@@ -414,12 +417,12 @@ def register_as_published(manual, size: int, monkeypatch, sha256=None):
   """Registers the fake archives in `manual` as the published ones."""
   registered = {
       name: resources.UrlRecord(
-          sources.URL_BASE + name, os.path.getsize(manual / name),
-          sha256 or sources.sha256_of(str(manual / name)), name,
+          publication.URL_BASE + name, os.path.getsize(manual / name),
+          sha256 or discovery.sha256_of(str(manual / name)), name,
       )
-      for name in sources.download_names(size)
+      for name in publication.download_names(size)
   }
-  monkeypatch.setattr(sources, '_registered', lambda: registered)
+  monkeypatch.setattr(discovery, '_registered', lambda: registered)
 
 
 def test_published_size_with_another_sha256_is_refused(tmp_path, monkeypatch):
@@ -427,7 +430,7 @@ def test_published_size_with_another_sha256_is_refused(tmp_path, monkeypatch):
   manual = tmp_path / 'manual'
   good_sources(manual, 8, 'npz', True)
   register_as_published(manual, 8, monkeypatch, sha256='0' * 64)
-  got = sources.sha256_of(str(manual / 'Imagenet8_train_npz.zip'))
+  got = discovery.sha256_of(str(manual / 'Imagenet8_train_npz.zip'))
   with pytest.raises(SourceError) as e:
     build('8x8', manual, tmp_path / 'data')
   assert str(e.value) == (
@@ -458,7 +461,7 @@ def test_unregistered_archives_have_no_size_requirement(tmp_path):
   """Other archives (fakes, subsets) build whatever they hold."""
   manual = tmp_path / 'manual'
   good_sources(manual, 8, 'npz', True)
-  found = sources.find_sources(str(manual), 8)
+  found = discovery.find_sources(str(manual), 8)
   assert {s: f.expected_examples for s, f in found.items()} == {
       'train': None, 'validation': None
   }

@@ -1,6 +1,6 @@
 """The batch reader: both published forms, streamed npz, restricted pickles.
 
-No TFDS here: batches are read straight from the bytes `imagenet_resized.fake`
+No TFDS here: batches are read straight from the bytes `imagenet_resized.tools.fake`
 writes, and compared with the arrays it wrote them from.
 """
 
@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import fake_helpers
-from imagenet_resized import batch_format, fake
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized.readers import batch_chunks, batch_rows
+from imagenet_resized.tools import fake
+from imagenet_resized.common import SourceError
 
 SIZE = 8
 ROWS = 11
@@ -37,7 +38,7 @@ def expected_images(batch: dict) -> np.ndarray:
 
 
 def read_all(fileobj, is_npz: bool, chunk_rows: int, where: str = 'b', size: int = SIZE):
-  chunks = list(batch_format.iter_chunks(fileobj, where, size, is_npz, chunk_rows))
+  chunks = list(batch_chunks.iter_chunks(fileobj, where, size, is_npz, chunk_rows))
   return (chunks, np.concatenate([c.images for c in chunks]),
           np.concatenate([c.labels for c in chunks]))
 
@@ -167,4 +168,4 @@ def test_malicious_pickle_never_runs(batch, tmp_path):
     (3 * 16 * 16, 16), (3 * 64 * 64, 64), (192, 8), (100, None), (3 * 7 * 7, 7),
 ])
 def test_size_of_width(width, fits):
-  assert batch_format.size_of_width(width) == fits
+  assert batch_rows.size_of_width(width) == fits

@@ -15,8 +15,11 @@ from apache_beam.testing import util as beam_util
 import numpy as np
 import pytest
 
-from imagenet_resized import beam_io, examples, fake, sources
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized.tfds_glue import beam_io
+from imagenet_resized.pipeline import examples
+from imagenet_resized.tools import fake
+from imagenet_resized.authors import discovery
+from imagenet_resized.common import SourceError
 
 from conftest import REPO, build, build_in_subprocess, read_split, source_examples
 
@@ -116,7 +119,7 @@ def test_same_shard_bytes(generator_build, beam_build):
 
 
 def _split_source(manual_dir, split='train'):
-  return sources.find_sources(str(manual_dir), SIZE)[split]
+  return discovery.find_sources(str(manual_dir), SIZE)[split]
 
 
 def test_ptransform_yields_the_generator_examples(manual_dir):

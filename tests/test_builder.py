@@ -7,8 +7,11 @@ import pytest
 import tensorflow_datasets as tfds
 
 import imagenet_resized
-from imagenet_resized import fake, resources, sources
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized.tools import fake
+from imagenet_resized import resources
+from imagenet_resized.authors import publication
+from imagenet_resized import common
+from imagenet_resized.common import SourceError
 
 from conftest import DUMMY_DATA, build, read_split
 from conftest import source_examples as read_sources
@@ -29,7 +32,7 @@ def _builder_test_case(size: int):
     DATASET_CLASS = imagenet_resized.Builder
     BUILDER_CONFIG_NAMES_TO_TEST = [f'{size}x{size}']
     SPLITS = {'train': NUM_TRAIN, 'validation': NUM_VAL}
-    DL_DOWNLOAD_RESULT = sources.download_names(size)
+    DL_DOWNLOAD_RESULT = publication.download_names(size)
     EXAMPLE_DIR = str(DUMMY_DATA)
 
   _Test.__name__ = _Test.__qualname__ = f'BuilderTest{size}'
@@ -51,7 +54,7 @@ def source_examples(size: int):
   """{(split, key): (HWC image, 0-based label)} of the dummy zips."""
   return {
       (split, key): (image, label)
-      for split in sources.SPLITS
+      for split in common.SPLITS
       for key, image, label in read_sources(DUMMY_DATA, size, split)
   }
 
@@ -71,7 +74,7 @@ def _sorted(examples):
 @pytest.mark.parametrize('size', [32, 64])
 def test_decoded_pixels_and_labels_equal_sources(built, size):
   expected = source_examples(size)
-  for split in sources.SPLITS:
+  for split in common.SPLITS:
     got = read_split(built[size], split)
     want = [v for (s, _), v in expected.items() if s == split]
     assert len(got) == len(want)
@@ -166,7 +169,7 @@ def test_labels_txt_matches_tfds_copy():
 
 def test_checksums_cover_all_nine_archives():
   records = {r.filename: r for r in resources.checksums()}
-  names = {n for s in sources.SIZES for n in sources.download_names(s)}
+  names = {n for s in common.SIZES for n in publication.download_names(s)}
   assert set(records) == names and len(names) == 9
   for name, r in records.items():
     assert r.url == 'http://www.image-net.org/data/downsample/' + name
@@ -179,8 +182,8 @@ def test_checksums_cover_all_nine_archives():
 
 def test_manual_instructions_name_every_archive():
   text = imagenet_resized.Builder.MANUAL_DOWNLOAD_INSTRUCTIONS
-  for size in sources.SIZES:
-    for name in sources.download_names(size):
+  for size in common.SIZES:
+    for name in publication.download_names(size):
       assert name in text
   assert 'manual_dir' in text
 
@@ -219,7 +222,7 @@ def test_nothing_found_names_files_and_folder(tmp_path, no_network, monkeypatch)
     build('64x64', manual, tmp_path / 'data')
   msg = str(e.value)
   assert '\n' not in msg
-  for name in sources.download_names(64):
+  for name in publication.download_names(64):
     assert name in msg
   assert str(manual) in msg
   assert not tfds.builder('imagenet_resized/64x64', data_dir=str(tmp_path / 'data')).is_prepared()

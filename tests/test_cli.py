@@ -19,7 +19,10 @@ from PIL import Image
 import imagenet_resized
 import fake_helpers
 from conftest import REPO, build, read_split
-from imagenet_resized import fake, labels, picture_grid, sources
+from imagenet_resized.tools import fake, picture_grid
+from imagenet_resized import labels
+from imagenet_resized.authors import discovery, publication
+from imagenet_resized import common
 
 # Subprocesses import the package this test imports (checkout or installed).
 PACKAGE_ROOT = pathlib.Path(imagenet_resized.__file__).resolve().parent.parent
@@ -103,8 +106,8 @@ def fake_sources(tmp_path_factory) -> pathlib.Path:
   assert result.returncode == 0, result.stderr
   assert result.stdout.split() == [
       str(out / name) for name in
-      sources.archive_names(SIZE, sources.TRAIN, npz=False)
-      + sources.archive_names(SIZE, sources.VALIDATION, npz=False)
+      publication.archive_names(SIZE, common.TRAIN, npz=False)
+      + publication.archive_names(SIZE, common.VALIDATION, npz=False)
   ]
   return out
 
@@ -128,7 +131,7 @@ def test_fake_dummy_data_reproduces_the_bundled_dummy_data(dummy_data, tmp_path)
 
 def _expected_split(source_dir: pathlib.Path, split: str) -> list[tuple[bytes, int]]:
   """(pixels, 0-based label) of every example of a split of fake sources."""
-  found = sources.find_sources(str(source_dir), SIZE)[split]
+  found = discovery.find_sources(str(source_dir), SIZE)[split]
   expected = []
   for batch in found.batches:
     for chunk in batch.chunks(SIZE):
@@ -145,7 +148,7 @@ def built(fake_sources, tmp_path_factory):
 
 @pytest.mark.slow
 def test_fake_sources_build_into_their_examples(fake_sources, built):
-  for split in sources.SPLITS:
+  for split in common.SPLITS:
     got = read_split(built, split)
     expected = _expected_split(fake_sources, split)
     # TFDS orders examples by key hash: compare as sorted lists.

@@ -31,7 +31,8 @@ import sys
 import pytest
 
 from conftest import REPO
-from imagenet_resized import fake, labels
+from imagenet_resized.tools import fake
+from imagenet_resized import labels
 
 PAGES = [REPO / 'README.md'] + sorted((REPO / 'docs').glob('*.md'))
 _MARKER = re.compile(r'<!-- test: (.+?) -->')

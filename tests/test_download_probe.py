@@ -19,8 +19,10 @@ from tensorflow_datasets.core.download import checksums
 
 import imagenet_resized
 from conftest import DUMMY_DATA, build, read_split, source_examples
-from imagenet_resized import download_probe, sources
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized.authors import download_probe
+from imagenet_resized.authors import publication
+from imagenet_resized import common
+from imagenet_resized.common import SourceError
 from test_bad_input import assert_nothing_built
 
 LOGIN_PAGE = b'<html><body><form action="/login">Log in</form></body></html>'
@@ -136,7 +138,7 @@ def test_unusable_site_fails_at_once_with_the_manual_message(
     server, base, why, tmp_path, monkeypatch, download_calls
 ):
   base = base.format(server=server)
-  monkeypatch.setattr(sources, 'URL_BASE', base)
+  monkeypatch.setattr(publication, 'URL_BASE', base)
   manual = tmp_path / 'manual'
   with pytest.raises(SourceError) as e:
     build('8x8', manual, tmp_path / 'data')
@@ -161,10 +163,10 @@ def test_unusable_site_fails_at_once_with_the_manual_message(
 def _serve(server, kind, monkeypatch):
   """Points the builder at the local server, checksums registered for it."""
   base = f'{server}/{kind}/'
-  monkeypatch.setattr(sources, 'URL_BASE', base)
+  monkeypatch.setattr(publication, 'URL_BASE', base)
   infos = {
       base + name: checksums.compute_url_info(DUMMY_DATA / name)
-      for size in sources.SIZES for name in sources.download_names(size)
+      for size in common.SIZES for name in publication.download_names(size)
   }
   for url, info in infos.items():
     info.filename = url.rsplit('/', 1)[1]
@@ -178,7 +180,7 @@ def test_a_site_serving_the_archives_downloads_through_tfds(
 ):
   base = _serve(server, 'files', monkeypatch)
   builder = build('16x16', tmp_path / 'manual', tmp_path / 'data')
-  assert download_calls == [[base + n for n in sources.download_names(16)]]
+  assert download_calls == [[base + n for n in publication.download_names(16)]]
   got = read_split(builder, 'validation')
   want = source_examples(DUMMY_DATA, 16, 'validation')
   assert sorted(label for _, label in got) == sorted(label for _, _, label in want)

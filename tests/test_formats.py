@@ -13,7 +13,9 @@ import tensorflow_datasets as tfds
 
 import imagenet_resized
 from conftest import build, read_split, source_examples
-from imagenet_resized import fake, labels, sources
+from imagenet_resized.tools import fake
+from imagenet_resized import labels
+from imagenet_resized import common
 
 matplotlib.use('Agg')  # No display in tests.
 
@@ -90,7 +92,7 @@ def test_array_record_build_writes_array_record_files(array_record_dir, fake_sou
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('split', sources.SPLITS)
+@pytest.mark.parametrize('split', common.SPLITS)
 def test_random_access_equals_the_sequential_read(
     array_record_dir, tfrecord_builder, fake_sources, split
 ):

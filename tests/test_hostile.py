@@ -2,7 +2,7 @@
 
 Each case crafts a file byte by byte (`crafted`: pickle opcodes, .npy, zip
 and tar headers written from their specifications), then reads it in a fresh
-Python process with the package's own readers (`sources.Batch` for batches,
+Python process with the package's own readers (`batch_files.Batch` for batches,
 `ilsvrc` for ImageNet's tars), and checks that the process:
 
   * ends normally (no death by signal: the first case crashed numpy),
@@ -34,7 +34,7 @@ import pytest
 import crafted
 from crafted import OP, Member, Zeros
 from conftest import REPO
-from imagenet_resized import fake
+from imagenet_resized.tools import fake
 
 READERS = os.environ.get('IMAGENET_RESIZED_READERS', str(REPO))
 PUBLISHED_ROWS = 128_123  # The largest published batch.
@@ -46,8 +46,9 @@ import json, resource, sys
 sys.path.insert(0, {readers!r})
 limit = 64 << 20
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-from imagenet_resized import ilsvrc, sources
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized.ilsvrc import finding, layout, resizing, split_examples
+from imagenet_resized.authors import batch_files
+from imagenet_resized.common import SourceError
 
 def peak_kib():
   with open('/proc/self/status') as f:
@@ -57,16 +58,16 @@ kind, path, member = {kind!r}, {path!r}, {member!r}
 result = {{'error': None, 'message': None, 'rows': 0}}
 try:
   if kind in ('npz', 'pickle'):
-    batch = sources.Batch(path, member, member or path, kind == 'npz')
+    batch = batch_files.Batch(path, member, member or path, kind == 'npz')
     for chunk in batch.chunks({size}):
       result['rows'] += len(chunk.images)
   elif kind == 'val tar':
-    for item in ilsvrc.SplitSource('validation', ilsvrc.FORM_TARBALL, (path,)).images():
-      ilsvrc.resize_image(item.data, item.where, {size})
+    for item in finding.SplitSource('validation', layout.FORM_TARBALL, (path,)).images():
+      resizing.resize_image(item.data, item.where, {size})
       result['rows'] += 1
   elif kind == 'beam val tar':
-    source = ilsvrc.SplitSource('validation', ilsvrc.FORM_TARBALL, (path,))
-    for unit in ilsvrc.work_units(source):
+    source = finding.SplitSource('validation', layout.FORM_TARBALL, (path,))
+    for unit in split_examples.work_units(source):
       result['rows'] += sum(1 for _ in unit.images())
 except Exception as e:
   result['error'] = type(e).__name__
@@ -485,7 +486,8 @@ def test_sizes_too_large_to_print_are_given_by_magnitude():
   """A shape of 32 sizes of 600 digits: its product has 19,000 digits, more
   than Python prints (a raw ValueError); the message gives magnitudes."""
   import io  # pylint: disable=g-import-not-at-top
-  from imagenet_resized import batch_format  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.readers import pickle_batches  # pylint: disable=g-import-not-at-top
+  from imagenet_resized import common  # pylint: disable=g-import-not-at-top
 
   def long_int(n: int) -> bytes:
     body = n.to_bytes((n.bit_length() + 8) // 8, 'little', signed=True)
@@ -501,8 +503,8 @@ def test_sizes_too_large_to_print_are_given_by_magnitude():
       OP['NEWFALSE'], crafted.raw(bytes(ROW)),
   ) + OP['BUILD']
   pickled = crafted.batch_pickle(data, GOOD_LABELS)
-  with pytest.raises(batch_format.SourceError) as e:
-    list(batch_format.iter_pickle_chunks(io.BytesIO(pickled), 'b', SIZE))
+  with pytest.raises(common.SourceError) as e:
+    list(pickle_batches.iter_pickle_chunks(io.BytesIO(pickled), 'b', SIZE))
   magnitude = f'over 2**{huge.bit_length() - 1}'
   assert str(e.value) == (
       f'b: `data` declares shape ({", ".join([magnitude] * 8)}, ... (32'

@@ -19,12 +19,15 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 import imagenet_resized
-from imagenet_resized import download_probe, ilsvrc, resources
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized.ilsvrc import resizing
+from imagenet_resized.authors import download_probe
+from imagenet_resized import resources
+from imagenet_resized.ilsvrc import class_labels, finding, layout, split_examples
+from imagenet_resized.common import SourceError
 
 import fake_helpers
 from conftest import TFDS_CLI, build, read_split, run
-from test_download_probe import download_calls  # pylint: disable=unused-import
+from test_download_probe import download_calls  # noqa: F401 (a fixture)
 
 NUM_CLASSES = 3
 VAL_PER_CLASS = 2
@@ -65,7 +68,7 @@ class TinyImagenet:
 
   def __init__(self, seed: int = 0):
     rng = np.random.default_rng(seed)
-    truth = ilsvrc.validation_wnids()
+    truth = class_labels.validation_wnids()
     # The classes of the first validation images; then that many images each.
     self.wnids = list(dict.fromkeys(truth))[:NUM_CLASSES]
     self.train = {}
@@ -98,9 +101,9 @@ class TinyImagenet:
   def write_tarballs(self, folder: str) -> str:
     os.makedirs(folder, exist_ok=True)
     class_tars = [(f'{w}.tar', fake_helpers.tar_bytes(files)) for w, files in self.train.items()]
-    with open(os.path.join(folder, ilsvrc.TRAIN_TAR), 'wb') as f:
+    with open(os.path.join(folder, layout.TRAIN_TAR), 'wb') as f:
       f.write(fake_helpers.tar_bytes(class_tars))
-    with open(os.path.join(folder, ilsvrc.VAL_TAR), 'wb') as f:
+    with open(os.path.join(folder, layout.VAL_TAR), 'wb') as f:
       f.write(fake_helpers.tar_bytes(self.val))
     return folder
 
@@ -147,10 +150,10 @@ def folders(tiny, tmp_path_factory) -> str:
 
 def test_kaggle_layout_finds_the_image_folders(folders):
   data = os.path.join(folders, 'ILSVRC', 'Data', 'CLS-LOC')
-  found = ilsvrc.find_sources(folders)
+  found = finding.find_sources(folders)
   assert {s: (v.form, v.files) for s, v in found.items()} == {
-      'train': (ilsvrc.FORM_FOLDERS, (os.path.join(data, 'train'),)),
-      'validation': (ilsvrc.FORM_FOLDERS, (os.path.join(data, 'val'),)),
+      'train': (layout.FORM_FOLDERS, (os.path.join(data, 'train'),)),
+      'validation': (layout.FORM_FOLDERS, (os.path.join(data, 'val'),)),
   }
 
 
@@ -204,28 +207,28 @@ def assert_same(got: dict, want: dict) -> None:
 
 @pytest.mark.parametrize('workers', [0, 2])
 def test_tarball_examples_are_box_resized_originals(tiny, tarballs, workers):
-  found = ilsvrc.find_sources(tarballs)
+  found = finding.find_sources(tarballs)
   assert {s: (v.form, v.files) for s, v in found.items()} == {
-      'train': (ilsvrc.FORM_TARBALL, (os.path.join(tarballs, ilsvrc.TRAIN_TAR),)),
-      'validation': (ilsvrc.FORM_TARBALL, (os.path.join(tarballs, ilsvrc.VAL_TAR),)),
+      'train': (layout.FORM_TARBALL, (os.path.join(tarballs, layout.TRAIN_TAR),)),
+      'validation': (layout.FORM_TARBALL, (os.path.join(tarballs, layout.VAL_TAR),)),
   }
   got = {}
   for source in found.values():
-    got.update(decoded(ilsvrc.iter_examples(source, 20, workers=workers)))
+    got.update(decoded(split_examples.iter_examples(source, 20, workers=workers)))
   assert_same(got, tiny.expected(20))
 
 
 @pytest.mark.parametrize('val_by_class', [False, True])
 def test_folder_examples_have_the_tarball_keys(tiny, tmp_path, val_by_class):
   root = tiny.write_folders(str(tmp_path / 'imagenet'), val_by_class)
-  found = ilsvrc.find_sources(str(tmp_path))
+  found = finding.find_sources(str(tmp_path))
   assert {s: (v.form, v.files) for s, v in found.items()} == {
-      'train': (ilsvrc.FORM_FOLDERS, (os.path.join(root, 'train'),)),
-      'validation': (ilsvrc.FORM_FOLDERS, (os.path.join(root, 'val'),)),
+      'train': (layout.FORM_FOLDERS, (os.path.join(root, 'train'),)),
+      'validation': (layout.FORM_FOLDERS, (os.path.join(root, 'val'),)),
   }
   got = {}
   for source in found.values():
-    got.update(decoded(ilsvrc.iter_examples(source, 20)))
+    got.update(decoded(split_examples.iter_examples(source, 20)))
   assert_same(got, tiny.expected(20))
 
 
@@ -234,19 +237,19 @@ def test_work_units_cover_the_split_once(tiny, tarballs, folders):
   want = tiny.expected(16)
   for root in (tarballs, folders):
     got = {}
-    for source in ilsvrc.find_sources(root).values():
-      units = ilsvrc.work_units(source)
+    for source in finding.find_sources(root).values():
+      units = split_examples.work_units(source)
       if source.split == 'train':
         assert len(units) == NUM_CLASSES
       for unit in units:
-        got.update(decoded(ilsvrc.unit_examples(unit, 16)))
+        got.update(decoded(split_examples.unit_examples(unit, 16)))
     assert_same(got, want)
 
 
 def test_jpeg_draft_is_close_and_exact_when_no_reduction(tiny, tarballs):
-  source = ilsvrc.find_sources(tarballs)['train']
-  exact = decoded(ilsvrc.iter_examples(source, 16))
-  draft = decoded(ilsvrc.iter_examples(source, 16, draft=True))
+  source = finding.find_sources(tarballs)['train']
+  exact = decoded(split_examples.iter_examples(source, 16))
+  draft = decoded(split_examples.iter_examples(source, 16, draft=True))
   assert sorted(draft) == sorted(exact)
   for key, (image, label) in exact.items():
     assert draft[key][1] == label
@@ -263,8 +266,8 @@ def test_jpeg_draft_is_close_and_exact_when_no_reduction(tiny, tarballs):
 
 
 def test_validation_ground_truth_is_tfds_file():
-  truth = ilsvrc.validation_wnids()
-  path = ilsvrc.validation_labels_path()
+  truth = class_labels.validation_wnids()
+  path = class_labels.validation_labels_path()
   with open(path) as f:
     lines = f.read().split()
   assert truth == tuple(lines) and len(truth) == 50_000
@@ -273,17 +276,17 @@ def test_validation_ground_truth_is_tfds_file():
 
 def test_no_imagenet_gives_none(tmp_path):
   (tmp_path / 'other.tar').write_bytes(b'')
-  assert ilsvrc.find_sources(str(tmp_path)) is None
+  assert finding.find_sources(str(tmp_path)) is None
 
 
 def test_only_one_split_is_an_error(tiny, tmp_path):
   tiny.write_tarballs(str(tmp_path))
-  os.remove(tmp_path / ilsvrc.VAL_TAR)
+  os.remove(tmp_path / layout.VAL_TAR)
   with pytest.raises(SourceError) as e:
-    ilsvrc.find_sources(str(tmp_path))
+    finding.find_sources(str(tmp_path))
   assert str(e.value) == (
       f'{tmp_path}: found the ILSVRC2012 train split but not validation;'
-      f' expected {ilsvrc.VAL_TAR} or its extracted folder (val/)'
+      f' expected {layout.VAL_TAR} or its extracted folder (val/)'
   )
 
 
@@ -293,13 +296,13 @@ def test_only_one_split_is_an_error(tiny, tmp_path):
 
 def write_train_tar(folder, classes: dict[str, list[tuple[str, bytes]]], val) -> str:
   os.makedirs(folder, exist_ok=True)
-  with open(os.path.join(folder, ilsvrc.TRAIN_TAR), 'wb') as f:
+  with open(os.path.join(folder, layout.TRAIN_TAR), 'wb') as f:
     f.write(fake_helpers.tar_bytes([
         (f'{w}.tar', fake_helpers.tar_bytes(files)) for w, files in classes.items()
     ]))
-  with open(os.path.join(folder, ilsvrc.VAL_TAR), 'wb') as f:
+  with open(os.path.join(folder, layout.VAL_TAR), 'wb') as f:
     f.write(fake_helpers.tar_bytes(val))
-  return os.path.join(folder, ilsvrc.TRAIN_TAR)
+  return os.path.join(folder, layout.TRAIN_TAR)
 
 
 @pytest.mark.parametrize('workers', [0, 2])
@@ -310,9 +313,9 @@ def test_corrupt_image_names_the_member(tiny, tmp_path, workers, corrupt):
   bad = good[: len(good) // 2] if corrupt == 'truncated' else b'hello, not a picture'
   files = [*tiny.train[wnid], (f'{wnid}_99.JPEG', bad)]
   train_tar = write_train_tar(str(tmp_path), {wnid: files}, tiny.val)
-  source = ilsvrc.find_sources(str(tmp_path))['train']
+  source = finding.find_sources(str(tmp_path))['train']
   with pytest.raises(SourceError) as e:
-    list(ilsvrc.iter_examples(source, 8, workers=workers))
+    list(split_examples.iter_examples(source, 8, workers=workers))
   message = str(e.value)
   assert message.startswith(f'{train_tar}:{wnid}.tar/{wnid}_99.JPEG: not a readable image (')
   assert message.endswith('); expected a JPEG (or PNG) image')
@@ -321,9 +324,9 @@ def test_corrupt_image_names_the_member(tiny, tmp_path, workers, corrupt):
 
 def test_unknown_class_tar(tiny, tmp_path):
   train_tar = write_train_tar(str(tmp_path), {'n00000001': tiny.train[tiny.wnids[0]]}, tiny.val)
-  source = ilsvrc.find_sources(str(tmp_path))['train']
+  source = finding.find_sources(str(tmp_path))['train']
   with pytest.raises(SourceError) as e:
-    list(ilsvrc.iter_examples(source, 8))
+    list(split_examples.iter_examples(source, 8))
   assert str(e.value) == (
       f'{train_tar}:n00000001.tar: n00000001 is not one of the 1000 ILSVRC2012'
       ' classes of labels.txt; expected a class tar or folder named by one of them'
@@ -332,11 +335,11 @@ def test_unknown_class_tar(tiny, tmp_path):
 
 def test_bad_validation_name(tiny, tmp_path):
   write_train_tar(str(tmp_path), tiny.train, [('holiday.JPEG', tiny.val[0][1])])
-  source = ilsvrc.find_sources(str(tmp_path))['validation']
+  source = finding.find_sources(str(tmp_path))['validation']
   with pytest.raises(SourceError) as e:
-    list(ilsvrc.iter_examples(source, 8))
+    list(split_examples.iter_examples(source, 8))
   assert str(e.value) == (
-      f'{tmp_path / ilsvrc.VAL_TAR}:holiday.JPEG: not a validation image name;'
+      f'{tmp_path / layout.VAL_TAR}:holiday.JPEG: not a validation image name;'
       ' expected ILSVRC2012_val_NNNNNNNN.JPEG with NNNNNNNN in 1..50000'
   )
 
@@ -345,9 +348,9 @@ def test_truncated_train_tar(tiny, tmp_path):
   train_tar = write_train_tar(str(tmp_path), tiny.train, tiny.val)
   with open(train_tar, 'r+b') as f:
     f.truncate(os.path.getsize(train_tar) // 2)
-  source = ilsvrc.find_sources(str(tmp_path))['train']
+  source = finding.find_sources(str(tmp_path))['train']
   with pytest.raises(SourceError) as e:
-    list(ilsvrc.iter_examples(source, 8))
+    list(split_examples.iter_examples(source, 8))
   assert 'not a readable tar (corrupt or truncated: ' in str(e.value)
   assert str(e.value).endswith('expected the ILSVRC2012 tarball as downloaded')
   assert str(e.value).startswith(train_tar)
@@ -358,9 +361,9 @@ def test_misfiled_validation_image(tiny, tmp_path):
   name = tiny.val[0][0]
   right, wrong = tiny.val_wnid[name], tiny.wnids[-1]
   os.rename(os.path.join(root, 'val', right, name), os.path.join(root, 'val', wrong, name))
-  source = ilsvrc.find_sources(root)['validation']
+  source = finding.find_sources(root)['validation']
   with pytest.raises(SourceError) as e:
-    list(ilsvrc.iter_examples(source, 8))
+    list(split_examples.iter_examples(source, 8))
   assert str(e.value) == (
       f'{os.path.join(root, "val", wrong, name)}: sits in class folder {wrong} but'
       f' the ILSVRC2012 ground truth says {right}; expected the validation'
@@ -391,10 +394,10 @@ def test_build_32x32_ilsvrc2012_from_tarballs(tiny, tarballs, tmp_path):
       f' with Pillow {PIL.__version__})'
   )
   assert metadata['train'] == {
-      'form': ilsvrc.FORM_TARBALL, 'files': [ilsvrc.TRAIN_TAR], 'method': method,
+      'form': layout.FORM_TARBALL, 'files': [layout.TRAIN_TAR], 'method': method,
   }
   assert metadata['validation'] == {
-      'form': ilsvrc.FORM_TARBALL, 'files': [ilsvrc.VAL_TAR], 'method': method,
+      'form': layout.FORM_TARBALL, 'files': [layout.VAL_TAR], 'method': method,
   }
   description = ' '.join(builder.info.config_description.split())
   assert 'not compared with the authors\' files' in description
@@ -415,7 +418,7 @@ def test_published_config_never_reads_imagenet(
       lambda url: 'cannot reach www.image-net.org (test)',
   )
   read = []
-  monkeypatch.setattr(ilsvrc, 'resize_image', lambda *a, **k: read.append(a))
+  monkeypatch.setattr(resizing, 'resize_image', lambda *a, **k: read.append(a))
   with pytest.raises(SourceError) as e:
     build('32x32', tarballs, tmp_path / 'data')
   message = str(e.value)
@@ -444,14 +447,14 @@ def test_build_unpublished_size_from_tarballs(tiny, built_24):
     assert_split_matches(built_24, expected, split)
   # The metadata survives a reload from disk.
   reloaded = builder_for(24, built_24.data_dir.rsplit('/imagenet_resized', 1)[0])
-  assert reloaded.info.metadata['sources']['train']['form'] == ilsvrc.FORM_TARBALL
-  assert reloaded.info.metadata['sources']['train']['method'] == ilsvrc.method()
+  assert reloaded.info.metadata['sources']['train']['form'] == layout.FORM_TARBALL
+  assert reloaded.info.metadata['sources']['train']['method'] == layout.method()
 
 
 @pytest.mark.slow
 def test_folders_build_the_same_dataset_in_the_same_order(built_24, folders, tmp_path):
   builder = prepare(builder_for(24, tmp_path), folders)
-  assert builder.info.metadata['sources']['validation']['form'] == ilsvrc.FORM_FOLDERS
+  assert builder.info.metadata['sources']['validation']['form'] == layout.FORM_FOLDERS
   for split in ('train', 'validation'):
     got, want = read_split(builder, split), read_split(built_24, split)
     assert [label for _, label in got] == [label for _, label in want]
@@ -462,13 +465,13 @@ def test_folders_build_the_same_dataset_in_the_same_order(built_24, folders, tmp
 @pytest.mark.slow
 def test_beam_build_matches(built_24, tarballs, tmp_path, monkeypatch):
   beam_splits = []
-  beam_examples = ilsvrc.beam_examples
+  beam_examples = split_examples.beam_examples
 
   def spy(source, *args, **kwargs):
     beam_splits.append(source.split)
     return beam_examples(source, *args, **kwargs)
 
-  monkeypatch.setattr(ilsvrc, 'beam_examples', spy)
+  monkeypatch.setattr(split_examples, 'beam_examples', spy)
   builder = prepare(builder_for(24, tmp_path), tarballs, beam_runner='DirectRunner')
   assert sorted(beam_splits) == ['train', 'validation']
   for split in ('train', 'validation'):
@@ -479,7 +482,7 @@ def test_beam_build_matches(built_24, tarballs, tmp_path, monkeypatch):
 def test_draft_config(tiny, tarballs, tmp_path):
   builder = prepare(builder_for(24, tmp_path, jpeg_draft=True), tarballs)
   assert builder.info.config_name == '24x24_ilsvrc2012_draft'
-  assert builder.info.metadata['sources']['train']['method'] == ilsvrc.method(draft=True)
+  assert builder.info.metadata['sources']['train']['method'] == layout.method(draft=True)
   # Validation images (under 48 pixels high) are decoded at full scale.
   assert all(Image.open(io.BytesIO(data)).size[1] < 48 for _, data in tiny.val)
   assert_split_matches(builder, tiny.expected(24), 'validation')
@@ -493,7 +496,7 @@ def test_unpublished_size_without_imagenet(tmp_path):
     prepare(builder_for(24, tmp_path / 'data'), tmp_path / 'manual')
   assert str(e.value) == (
       'No ILSVRC2012 images for imagenet_resized/24x24_ilsvrc2012: expected'
-      f' {ilsvrc.expected_sources()} in the manual_dir; looked in:'
+      f' {finding.expected_sources()} in the manual_dir; looked in:'
       f' {tmp_path / "manual"}'
   )
 

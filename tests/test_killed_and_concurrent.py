@@ -22,7 +22,7 @@ import time
 import pytest
 
 from conftest import REPO
-from imagenet_resized import fake
+from imagenet_resized.tools import fake
 
 pytestmark = pytest.mark.slow
 
@@ -202,7 +202,7 @@ def test_the_lock_file_is_not_taken_for_a_version(manual, tmp_path):
 @pytest.mark.slow  # Not a build, but the module's mark covers every test.
 def test_remote_data_dirs_have_no_lock_and_nothing_is_removed(caplog):
   import logging  # pylint: disable=g-import-not-at-top
-  from imagenet_resized import build_lock  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tfds_glue import build_lock  # pylint: disable=g-import-not-at-top
   with caplog.at_level(logging.INFO):
     with build_lock.preparing('gs://bucket/imagenet_resized/8x8/0.1.0', 'x') as locked:
       assert locked is False
@@ -213,7 +213,7 @@ def test_remote_data_dirs_have_no_lock_and_nothing_is_removed(caplog):
 
 
 def test_only_folders_named_as_tfds_names_them_are_leftovers(tmp_path):
-  from imagenet_resized import build_lock  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tfds_glue import build_lock  # pylint: disable=g-import-not-at-top
   config = tmp_path / 'imagenet_resized' / '8x8'
   for name in ('incomplete.AB12CD_0.1.0', 'incomplete.AB12CD_0.1.1',
                'incomplete.ab12cd_0.1.0', 'incomplete.AB12CD_0.1.0x', '0.1.0'):

@@ -19,8 +19,11 @@ import tempfile
 import pytest
 
 from conftest import REPO
-from imagenet_resized import fake, ilsvrc, regular_files, sources
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized.tools import fake
+from imagenet_resized.ilsvrc import layout
+from imagenet_resized.readers import regular_files
+from imagenet_resized.authors import discovery
+from imagenet_resized.common import SourceError
 
 READERS = os.environ.get('IMAGENET_RESIZED_READERS', str(REPO))
 SIZE = 8
@@ -37,8 +40,8 @@ if kind == 'build':
   from conftest import build
   build({config!r}, root, {data_dir!r})
 else:  # Reads every ILSVRC image of the validation split, as a build would.
-  from imagenet_resized import ilsvrc
-  for item in ilsvrc.find_sources(root)['validation'].images():
+  from imagenet_resized.ilsvrc import finding, layout
+  for item in finding.find_sources(root)['validation'].images():
     pass
 print('done')
 '''
@@ -64,7 +67,7 @@ def _run(kind: str, root, data_dir=None, config=f'{SIZE}x{SIZE}') -> str:
 
 def _refusal(path, what: str, expected: str = EXPECTED) -> str:
   return (
-      f'imagenet_resized.source_error.SourceError: {path}: is {what}, not a'
+      f'imagenet_resized.common.SourceError: {path}: is {what}, not a'
       f' regular file; {expected}'
   )
 
@@ -128,7 +131,7 @@ def test_a_socket_named_like_a_batch_is_refused():
     with socket.socket(socket.AF_UNIX) as s:
       s.bind(path)
       with pytest.raises(SourceError) as e:
-        sources.find_sources(folder, SIZE)
+        discovery.find_sources(folder, SIZE)
     assert str(e.value) == f'{path}: is a socket, not a regular file; {EXPECTED}'
 
 
@@ -138,7 +141,7 @@ def test_a_pipe_named_like_the_ilsvrc_tarball_is_refused(tmp_path):
   (manual / 'train' / 'n01440764').mkdir(parents=True)
   (manual / 'train' / 'n01440764' / 'x.JPEG').write_bytes(b'')
   manual.mkdir(exist_ok=True)
-  pipe = manual / ilsvrc.VAL_TAR
+  pipe = manual / layout.VAL_TAR
   os.mkfifo(pipe)
   assert _run('ilsvrc', manual) == _refusal(
       pipe, 'a named pipe (FIFO)',

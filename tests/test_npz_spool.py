@@ -12,8 +12,10 @@ import pytest
 
 import crafted
 from conftest import REPO
-from imagenet_resized import batch_format, fake, npz_spool
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized.readers import npz_spool
+from imagenet_resized.readers import npz_batches
+from imagenet_resized.tools import fake
+from imagenet_resized.common import SourceError
 
 sys.path.insert(0, str(REPO / 'tests' / 'fuzzing'))
 import fuzz_readers  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -46,7 +48,7 @@ def test_numpy_npz_files_are_copied_whole(write):
   npz_spool.copy_npz(io.BytesIO(npz), copy, 'b', len(npz))
   assert copy.getvalue() == npz
   copy.seek(0)
-  chunks = list(batch_format.iter_npz_chunks(copy, 'b', 8))
+  chunks = list(npz_batches.iter_npz_chunks(copy, 'b', 8))
   np.testing.assert_array_equal(np.concatenate([c.labels for c in chunks]), batch['labels'] - 1)
 
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import build
-from imagenet_resized import fake, sources
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized.tools import fake
+from imagenet_resized.authors import batch_files, completeness, publication
+from imagenet_resized.common import SourceError
 from test_bad_input import assert_nothing_built
 
 # Every test here builds a dataset or runs processes.
@@ -30,7 +31,7 @@ def drop_member(zip_path: str, basename: str) -> None:
 
 def _zips(manual, size, fmt):
   fake.write_sources(str(manual), size, fmt=fmt, **LAYOUT)
-  train = sources.archive_names(size, 'train', npz=fmt == 'npz')
+  train = publication.archive_names(size, 'train', npz=fmt == 'npz')
   ext = '.npz' if fmt == 'npz' else ''
   # 64x64: batches 1 and 2 in part1, 3 in part2; batch 2 goes missing.
   drop_member(str(manual / train[0]), f'train_data_batch_2{ext}')
@@ -40,7 +41,7 @@ def _zips(manual, size, fmt):
 def _files(manual, size, fmt):
   fake.write_sources(str(manual), size, fmt=fmt, zipped=False, **LAYOUT)
   ext = '.npz' if fmt == 'npz' else ''
-  folder = sources.archive_names(size, 'train', npz=fmt == 'npz')[0].removesuffix('.zip')
+  folder = publication.archive_names(size, 'train', npz=fmt == 'npz')[0].removesuffix('.zip')
   os.remove(manual / folder / f'train_data_batch_2{ext}')
   return str(manual), ext
 
@@ -81,7 +82,7 @@ def test_a_batch_twice_in_an_archive_stops_the_build(tmp_path):
 
 def published_sized_batch(name: str, size: int = 8) -> dict:
   """A batch with as many rows as the published batch `name` (cheap content)."""
-  rows = sources.PUBLISHED_BATCH_ROWS[name]
+  rows = publication.PUBLISHED_BATCH_ROWS[name]
   rng = np.random.default_rng(0)
   return {
       'data': rng.integers(0, 256, (rows, 3 * size * size), dtype=np.uint8),
@@ -113,19 +114,19 @@ def test_a_published_batch_needs_the_whole_published_split(fmt, tmp_path):
   assert_nothing_built('8x8', tmp_path / 'data')
 
 
-def _source(split: str, names) -> sources.SplitSource:
-  batches = tuple(sources.Batch('/m', None, f'{n}.npz', True) for n in names)
-  return sources.SplitSource(split, 'npz files', ('/m/a', '/m/b'), batches)
+def _source(split: str, names) -> batch_files.SplitSource:
+  batches = tuple(batch_files.Batch('/m', None, f'{n}.npz', True) for n in names)
+  return batch_files.SplitSource(split, 'npz files', ('/m/a', '/m/b'), batches)
 
 
 def test_published_batches_must_add_up_to_the_published_split():
-  names = sources.published_batch_names('train')
-  rows = dict(sources.PUBLISHED_BATCH_ROWS)
+  names = publication.published_batch_names('train')
+  rows = dict(publication.PUBLISHED_BATCH_ROWS)
   del rows['val_data']
-  sources.check_split_rows(_source('train', names), rows)  # The real split.
+  completeness.check_split_rows(_source('train', names), rows)  # The real split.
   rows['train_data_batch_7'] = 1000  # One batch cut short.
   with pytest.raises(SourceError) as e:
-    sources.check_split_rows(_source('train', names), rows)
+    completeness.check_split_rows(_source('train', names), rows)
   assert str(e.value) == (
       '/m/a, /m/b: the train split holds 1,154,051 examples, though'
       ' train_data_batch_1 is of the published size; expected the published'
@@ -144,6 +145,6 @@ def test_subsets_numbered_without_a_gap_still_build(tmp_path):
 
 
 def test_published_rows_add_up_to_the_split_sizes():
-  rows = sources.PUBLISHED_BATCH_ROWS
-  assert sum(rows[n] for n in sources.published_batch_names('train')) == 1_281_167
+  rows = publication.PUBLISHED_BATCH_ROWS
+  assert sum(rows[n] for n in publication.published_batch_names('train')) == 1_281_167
   assert rows['val_data'] == 50_000

@@ -19,7 +19,9 @@ from hypothesis import given, settings, strategies as st
 
 import crafted
 from crafted import OP
-from imagenet_resized import batch_format, fake, pickle_strings
+from imagenet_resized.readers import pickle_strings
+from imagenet_resized.readers import pickle_batches
+from imagenet_resized.tools import fake
 
 SIZE = 8
 ROWS = 5
@@ -42,8 +44,8 @@ def expected_images(data: np.ndarray) -> np.ndarray:
   )
 
 
-def read(data: bytes, eager_bytes: int = batch_format.PICKLE_EAGER_BYTES):
-  chunks = list(batch_format.iter_pickle_chunks(
+def read(data: bytes, eager_bytes: int = pickle_batches.PICKLE_EAGER_BYTES):
+  chunks = list(pickle_batches.iter_pickle_chunks(
       io.BytesIO(data), 'b', SIZE, chunk_rows=2, eager_bytes=eager_bytes
   ))
   return (np.concatenate([c.images for c in chunks]),
@@ -83,7 +85,7 @@ FORMS = {
 }
 
 
-@pytest.mark.parametrize('eager_bytes', [batch_format.PICKLE_EAGER_BYTES, 0])
+@pytest.mark.parametrize('eager_bytes', [pickle_batches.PICKLE_EAGER_BYTES, 0])
 @pytest.mark.parametrize('form', FORMS)
 def test_every_form_reads_the_same_rows(batch, form, eager_bytes):
   """Read with the strings in memory, and with the arrays left in the file."""

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagenet_resized import fake, png_codec
+from imagenet_resized.tools import fake
+from imagenet_resized.writing import png_codec
 
 from conftest import REPO
 

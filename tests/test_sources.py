@@ -2,7 +2,7 @@
 
 Forms: the npz zips, the authors' pickle zips, their extracted batch files
 (npz or pickle) at any folder depth, and mixtures. Expectations come from the
-batches `imagenet_resized.fake` writes, read back with plain numpy.
+batches `imagenet_resized.tools.fake` writes, read back with plain numpy.
 """
 
 import logging
@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from conftest import build, read_split, source_examples
-from imagenet_resized import fake, sources
+from imagenet_resized.tools import fake
+from imagenet_resized.authors import discovery, publication
+from imagenet_resized import common
 
 SIZE = 8
 CONFIG = f'{SIZE}x{SIZE}'
@@ -35,7 +37,7 @@ def expected_examples(folder, size: int = SIZE, **layout) -> dict[str, list]:
   """
   out = {}
   write(folder, 'npz', zipped=True, size=size, **layout)
-  for split in sources.SPLITS:
+  for split in common.SPLITS:
     out[split] = sorted(
         (label, image.tobytes())
         for _, image, label in source_examples(folder, size, split)
@@ -114,7 +116,7 @@ def reference(tmp_path_factory):
   root = tmp_path_factory.mktemp('reference')
   write(root / 'manual', 'npz', zipped=True)
   builder = build(CONFIG, root / 'manual', root / 'data')
-  return {split: decoded(builder, split) for split in sources.SPLITS}
+  return {split: decoded(builder, split) for split in common.SPLITS}
 
 
 @pytest.mark.slow
@@ -125,14 +127,14 @@ def test_every_form_builds_the_same_examples(form, expected, tmp_path):
   manual.mkdir()
   writer(manual, fmt)
   builder = build(CONFIG, manual, tmp_path / 'data')
-  for split in sources.SPLITS:
+  for split in common.SPLITS:
     assert sorted(decoded(builder, split)) == expected[split], split
     assert builder.info.metadata['sources'][split]['form'] == forms[split]
 
 
 @pytest.mark.slow
 def test_reference_holds_the_fake_examples(reference, expected):
-  for split in sources.SPLITS:
+  for split in common.SPLITS:
     assert sorted(reference[split]) == expected[split]
     assert len(reference[split]) == len(expected[split])
 
@@ -142,7 +144,7 @@ def test_pickle_zips_keep_the_npz_order_of_each_batch(tmp_path):
   manual = tmp_path / 'manual'
   write(manual, 'pickle', zipped=True)
   keys = [
-      b.key for s in sources.find_sources(str(manual), SIZE).values() for b in s.batches
+      b.key for s in discovery.find_sources(str(manual), SIZE).values() for b in s.batches
   ]
   assert keys == [
       'Imagenet8_train/train_data_batch_1', 'Imagenet8_train/train_data_batch_2',
@@ -159,15 +161,15 @@ def test_archives_extracted_in_place_keep_keys_and_order(fmt, reference, tmp_pat
   manual = tmp_path / 'manual'
   for path in paths:
     extract_in_place(path, str(manual))
-  found = sources.find_sources(str(manual), SIZE)
-  zipped_found = sources.find_sources(str(zipped), SIZE)
-  for split in sources.SPLITS:
+  found = discovery.find_sources(str(manual), SIZE)
+  zipped_found = discovery.find_sources(str(zipped), SIZE)
+  for split in common.SPLITS:
     assert [b.key for b in found[split].batches] == [
         b.key for b in zipped_found[split].batches
     ]
   if fmt == 'npz':  # Same keys as the npz zips: the very same file order.
     builder = build(CONFIG, manual, tmp_path / 'data')
-    for split in sources.SPLITS:
+    for split in common.SPLITS:
       assert decoded(builder, split) == reference[split]
 
 
@@ -179,11 +181,11 @@ def test_npz_zips_are_preferred_and_logged(reference, tmp_path, caplog):
   write(manual / 'p', 'pickle', zipped=True)
   write(manual / 'x', 'npz', zipped=False)
   write(manual / 'y', 'pickle', zipped=False)
-  with caplog.at_level(logging.INFO, logger='imagenet_resized.sources'):
+  with caplog.at_level(logging.INFO, logger='imagenet_resized.authors.discovery'):
     builder = build(CONFIG, manual, tmp_path / 'data')
-  for split in sources.SPLITS:
+  for split in common.SPLITS:
     assert decoded(builder, split) == reference[split]
-  used = [r.getMessage() for r in caplog.records if r.name == 'imagenet_resized.sources']
+  used = [r.getMessage() for r in caplog.records if r.name == 'imagenet_resized.authors.discovery']
   assert used == [
       f'imagenet_resized/{CONFIG} train: using npz zip: {manual}/Imagenet8_train_npz.zip',
       f'imagenet_resized/{CONFIG} validation: using npz zip: {manual}/Imagenet8_val_npz.zip',
@@ -198,7 +200,7 @@ def test_pickle_zips_win_over_extracted_files(tmp_path):
   manual = tmp_path / 'manual'
   write(manual, 'pickle', zipped=True)
   write(manual / 'x', 'npz', zipped=False)
-  found = sources.find_sources(str(manual), SIZE)
+  found = discovery.find_sources(str(manual), SIZE)
   assert {s: f.form for s, f in found.items()} == {
       'train': 'pickle zip', 'validation': 'pickle zip'
   }
@@ -214,10 +216,10 @@ def test_64x64_two_part_pickle_zips_equal_npz_zips(tmp_path):
     paths = write(manual, fmt, zipped=True, size=64, **layout)
     assert sorted(map(os.path.basename, paths)) == sorted(
         n.replace('_npz', '') if fmt == 'pickle' else n
-        for n in sources.download_names(64)
+        for n in publication.download_names(64)
     )
     builder = build('64x64', manual, tmp_path / f'data_{fmt}')
-    for split in sources.SPLITS:
+    for split in common.SPLITS:
       assert sorted(decoded(builder, split)) == expected64[split]
 
 
@@ -228,7 +230,7 @@ def test_extracted_files_of_several_sizes_pick_the_right_one(tmp_path):
     write(manual / 'npz', 'npz', zipped=False, size=size)
     write(manual / 'pickle', 'pickle', zipped=False, size=size)
   for size in (8, 16):
-    found = sources.find_sources(str(manual), size)
+    found = discovery.find_sources(str(manual), size)
     assert found['train'].form == 'npz files'
     assert [os.path.relpath(f, manual) for f in found['train'].files] == [
         f'npz/Imagenet{size}_train_npz/train_data_batch_{k}.npz' for k in (1, 2, 3)
@@ -236,7 +238,7 @@ def test_extracted_files_of_several_sizes_pick_the_right_one(tmp_path):
   # Pickles only: told apart by their folder names.
   shutil.rmtree(manual / 'npz')
   for size in (8, 16):
-    found = sources.find_sources(str(manual), size)
+    found = discovery.find_sources(str(manual), size)
     assert [os.path.relpath(f, manual) for f in found['validation'].files] == [
         f'pickle/Imagenet{size}_val/val_data'
     ]
@@ -246,7 +248,7 @@ def test_train_batches_are_read_in_number_order(tmp_path):
   """train_data_batch_10 comes after _2, not after _1."""
   manual = tmp_path / 'manual'
   write(manual, 'npz', zipped=False, train_batches=10, examples_per_batch=1)
-  found = sources.find_sources(str(manual), SIZE)
+  found = discovery.find_sources(str(manual), SIZE)
   assert [os.path.basename(f) for f in found['train'].files] == [
       f'train_data_batch_{k}.npz' for k in range(1, 11)
   ]
@@ -269,8 +271,8 @@ def test_bounded_shuffle_memory_keeps_the_order(reference, tmp_path, monkeypatch
   monkeypatch.setattr(shuffle.Shuffler, '_add_to_bucket', counting_add_to_bucket)
   write(tmp_path / 'manual', 'npz', zipped=True)
   builder = build(CONFIG, tmp_path / 'manual', tmp_path / 'data')
-  assert len(spilled) == sum(len(reference[s]) for s in sources.SPLITS)
-  for split in sources.SPLITS:
+  assert len(spilled) == sum(len(reference[s]) for s in common.SPLITS)
+  for split in common.SPLITS:
     assert decoded(builder, split) == reference[split]
   assert shuffle.MAX_MEM_BUFFER_SIZE == default  # Restored after the build.
 
@@ -284,9 +286,9 @@ def test_search_skips_imagenet_class_folders(tmp_path):
   (class_dir / 'n01440764_1.JPEG').write_bytes(b'jpeg')
   # A batch-named file inside a class folder would be found if it were walked.
   (class_dir / 'val_data.npz').write_bytes(b'not a batch')
-  found = sources.find_sources(str(tmp_path), 8)
+  found = discovery.find_sources(str(tmp_path), 8)
   assert found['validation'].form == 'npz zip'
-  walked = sources._walk(str(tmp_path))  # pylint: disable=protected-access
+  walked = discovery._walk(str(tmp_path))  # pylint: disable=protected-access
   assert not any('n01440764' in p for p in walked)
 
 
@@ -294,13 +296,13 @@ def test_search_skips_imagenet_class_folders(tmp_path):
 def test_batches_are_reported_in_order_when_a_later_one_is_read_first(tmp_path):
   """With two workers, a small batch 2 is read before a large batch 1, yet the
   per-batch checks run for batch 1 first, as in a one-process build."""
-  from imagenet_resized import examples  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.pipeline import examples  # pylint: disable=g-import-not-at-top
   fake.write_sources(str(tmp_path), 8, train_batches=2, examples_per_batch=4,
                      val_examples=2)
   large = fake.make_batch(np.random.default_rng(0), 20_000, 8)
   fake.replace_batch(str(tmp_path), 8, 'npz', True, 'train_data_batch_1',
                      fake.batch_bytes(large, 'npz'))
-  source = sources.find_sources(str(tmp_path), 8)[sources.TRAIN]
+  source = discovery.find_sources(str(tmp_path), 8)[common.TRAIN]
   reported, keys = [], []
   for key, _ in examples.iter_examples(
       source.batches, 8, workers=2,

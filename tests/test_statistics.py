@@ -16,7 +16,8 @@ import tensorflow_datasets as tfds
 
 import imagenet_resized
 from conftest import build, read_split
-from imagenet_resized import fake, pixel_statistics
+from imagenet_resized.tools import fake
+from imagenet_resized.pipeline import pixel_statistics
 
 
 def numpy_statistics(examples) -> dict[str, list[float]]:

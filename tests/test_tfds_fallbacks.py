@@ -21,8 +21,11 @@ from tensorflow_datasets.core import shuffle
 import imagenet_resized
 
 from conftest import DUMMY_DATA, build, read_split
-from imagenet_resized import download_probe, sources, tfds_internals
-from test_download_probe import _serve, download_calls, server  # pylint: disable=unused-import
+from imagenet_resized.authors import download_probe
+from imagenet_resized.authors import publication
+from imagenet_resized import common
+from imagenet_resized.tfds_glue import tfds_internals
+from test_download_probe import _serve, download_calls, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 CONFIG = '16x16'
@@ -32,7 +35,7 @@ def _examples(builder) -> list:
   """Every (split, label, pixels) of a build, in a canonical order."""
   return sorted(
       (split, int(label), image.tobytes())
-      for split in sources.SPLITS
+      for split in common.SPLITS
       for image, label in read_split(builder, split)
   )
 
@@ -116,7 +119,7 @@ def test_a_changed_download_cache_lookup(
       pytest.fail, 'probed without touch 4'))
   base = _serve(server, 'files', monkeypatch)
   _build_falls_back(4, tmp_path, caplog, normal, manual=tmp_path / 'manual')
-  assert download_calls == [[base + n for n in sources.download_names(16)]]
+  assert download_calls == [[base + n for n in publication.download_names(16)]]
 
 
 def test_a_shard_writer_writing_other_bytes(tmp_path, monkeypatch, caplog, normal):

@@ -24,7 +24,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import imagenet_resized
-from imagenet_resized import fake
+from imagenet_resized.tools import fake
 
 from conftest import DUMMY_DATA
 from test_ilsvrc import NUM_CLASSES, VAL_PER_CLASS, TinyImagenet

@@ -9,7 +9,9 @@ import tensorflow as tf
 from tensorflow_datasets.core import file_adapters, shuffle
 
 import imagenet_resized
-from imagenet_resized import fake, tfds_internals, tfrecord_writer
+from imagenet_resized.tools import fake
+from imagenet_resized.tfds_glue import tfds_internals
+from imagenet_resized.writing import tfrecord_writer
 
 from conftest import build, build_in_subprocess, source_examples
 

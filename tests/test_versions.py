@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 from packaging.specifiers import SpecifierSet
 
 from conftest import REPO, build
-from imagenet_resized import tfds_internals
+from imagenet_resized.tfds_glue import tfds_internals
 
 
 def _requirement(name: str) -> SpecifierSet:

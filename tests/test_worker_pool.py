@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from imagenet_resized import worker_pool
-from imagenet_resized.batch_format import SourceError
+from imagenet_resized.pipeline import worker_pool
+from imagenet_resized.common import SourceError
 
 
 def _square(x: int) -> int:

@@ -13,7 +13,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from imagenet_resized import fake, sources
+from imagenet_resized.tools import fake
+from imagenet_resized.authors import batch_files
 
 SIZE = 8
 METHODS = {
@@ -44,7 +45,7 @@ def test_npz_in_a_zip_reads_alike_whatever_the_methods(outer, inner, tmp_path):
   path = tmp_path / 'Imagenet8_val_npz.zip'
   with zipfile.ZipFile(path, 'w', METHODS[outer]) as zf:
     zf.writestr('val_data.npz', _npz(batch, METHODS[inner]))
-  b = sources.Batch(str(path), 'val_data.npz', 'val_data.npz', True)
+  b = batch_files.Batch(str(path), 'val_data.npz', 'val_data.npz', True)
   chunks = list(b.chunks(SIZE, chunk_rows=7))
   np.testing.assert_array_equal(np.concatenate([c.images for c in chunks]), _hwc(batch))
   np.testing.assert_array_equal(
@@ -58,7 +59,7 @@ def test_pickle_in_a_zip_reads_alike_whatever_the_method(outer, tmp_path):
   path = tmp_path / 'Imagenet8_val.zip'
   with zipfile.ZipFile(path, 'w', METHODS[outer]) as zf:
     zf.writestr('val_data', fake.py2_pickle_bytes(batch))
-  b = sources.Batch(str(path), 'val_data', 'val_data', False)
+  b = batch_files.Batch(str(path), 'val_data', 'val_data', False)
   chunks = list(b.chunks(SIZE, chunk_rows=7))
   np.testing.assert_array_equal(np.concatenate([c.images for c in chunks]), _hwc(batch))
   np.testing.assert_array_equal(

@@ -6,10 +6,10 @@ message of several lines, a legitimate file refused or read wrong, a death by
 signal, a hang (libFuzzer's -timeout), memory past libFuzzer's -rss_limit_mb.
 
 Readers (targets), each run on the bytes as the build would run it:
-  pickle   batch_format.iter_pickle_chunks on the bytes as an extracted batch,
+  pickle   pickle_batches.iter_pickle_chunks on the bytes as an extracted batch,
            twice: strings read while parsing, and the arrays' bytes left in
            the file (read later in blocks, as a large batch's pixels are);
-  npz      batch_format.iter_npz_chunks on the bytes as an extracted npz, and
+  npz      npz_batches.iter_npz_chunks on the bytes as an extracted npz, and
            the bounded copy out of a deflated member (npz_spool.copy_npz)
            followed by the same read of the copy; seeds with stored,
            deflated, bzip2 and LZMA members, and hostile ones (bzip2 and
@@ -21,7 +21,7 @@ Readers (targets), each run on the bytes as the build would run it:
 
 Engines:
   atheris     coverage-guided byte mutation (libFuzzer), seeded with valid
-              files written by imagenet_resized.fake; needs `pip install
+              files written by imagenet_resized.tools.fake; needs `pip install
               -e '.[fuzz]'`. Exceptions are caught and tallied, so one run
               counts every distinct finding; a signal or a hang ends the run.
   hypothesis  structured: well-formed pickles (every protocol, Python 2 and
@@ -88,7 +88,7 @@ EAGER_BYTES = (16 << 20, 0)
 
 
 def _batch(rows: int, seed: int = 0) -> dict:
-  from imagenet_resized import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
   batch = fake.make_batch(np.random.default_rng(seed), rows, SIZE)
   batch['mean'] = batch['data'].mean(axis=0)
   return batch
@@ -96,7 +96,7 @@ def _batch(rows: int, seed: int = 0) -> dict:
 
 def pickle_seeds() -> list[bytes]:
   """Python 2 pickles (protocols 0-2) and Python 3 ones (2-5), lists and arrays."""
-  from imagenet_resized import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
   batch = _batch(3)
   seeds = [fake.py2_pickle_bytes(batch, protocol) for protocol in (0, 1, 2)]
   for protocol in (2, 3, 4, 5):
@@ -121,7 +121,7 @@ class UnseekableStream(io.RawIOBase):
 
 def npz_seeds() -> list[bytes]:
   """np.savez (to a file, and to a stream), np.savez_compressed."""
-  from imagenet_resized import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
   batch = _batch(3)
   compressed, stream = io.BytesIO(), UnseekableStream()
   np.savez_compressed(compressed, **batch)
@@ -174,7 +174,7 @@ def npz_hostile_seeds() -> list[bytes]:
   inflating 16 MiB past their declared size, a deflate64 member (a method
   zipfile cannot read)."""
   import zipfile  # pylint: disable=g-import-not-at-top
-  from imagenet_resized import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
   batch = _batch(3)
   return [
       _npz_of(batch, zipfile.ZIP_BZIP2, 16 << 20),
@@ -193,7 +193,8 @@ def _jpeg(image: np.ndarray, mode: str = 'RGB', fmt: str = 'JPEG') -> bytes:
 def tar_seeds() -> list[bytes]:
   """A validation tar of three images and a train tar of two class tars."""
   import fake_helpers  # pylint: disable=g-import-not-at-top
-  from imagenet_resized import fake, labels  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized import labels  # pylint: disable=g-import-not-at-top
   images = fake.make_images(np.random.default_rng(1), 4, 16)
   val = fake_helpers.tar_bytes([
       ('ILSVRC2012_val_00000001.JPEG', _jpeg(images[0])),
@@ -236,43 +237,44 @@ def read_pickle(data: bytes) -> Iterator[Callable[[], int]]:
   """Read twice: with the build's budget of string bytes read while parsing
   (every string of a small file is read then), and with one that leaves the
   arrays' bytes in the file, read later and decoded in blocks."""
-  from imagenet_resized import batch_format  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.readers import pickle_batches  # pylint: disable=g-import-not-at-top
   for eager_bytes in EAGER_BYTES:
-    yield lambda eager_bytes=eager_bytes: _consume(batch_format.iter_pickle_chunks(
+    yield lambda eager_bytes=eager_bytes: _consume(pickle_batches.iter_pickle_chunks(
         io.BytesIO(data), 'fuzz', SIZE, CHUNK_ROWS, eager_bytes=eager_bytes))
 
 
 def read_npz(data: bytes) -> Iterator[Callable[[], int]]:
-  from imagenet_resized import batch_format, npz_spool  # pylint: disable=g-import-not-at-top
-  yield lambda: _consume(batch_format.iter_npz_chunks(io.BytesIO(data), 'fuzz', SIZE, CHUNK_ROWS))
+  from imagenet_resized.readers import npz_spool  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.readers import npz_batches  # pylint: disable=g-import-not-at-top
+  yield lambda: _consume(npz_batches.iter_npz_chunks(io.BytesIO(data), 'fuzz', SIZE, CHUNK_ROWS))
 
   def through_copy() -> int:
     copy = io.BytesIO()
     npz_spool.copy_npz(io.BytesIO(data), copy, 'fuzz', len(data))
     copy.seek(0)
-    return _consume(batch_format.iter_npz_chunks(copy, 'fuzz', SIZE, CHUNK_ROWS))
+    return _consume(npz_batches.iter_npz_chunks(copy, 'fuzz', SIZE, CHUNK_ROWS))
   yield through_copy
 
 
 def read_tar(data: bytes) -> Iterator[Callable[[], int]]:
-  from imagenet_resized import ilsvrc  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.ilsvrc import finding, layout, resizing, split_examples  # pylint: disable=g-import-not-at-top
   folder = tempfile.mkdtemp(dir='/dev/shm' if os.path.isdir('/dev/shm') else None)
   try:
-    for split, name in (('validation', ilsvrc.VAL_TAR), ('train', ilsvrc.TRAIN_TAR)):
+    for split, name in (('validation', layout.VAL_TAR), ('train', layout.TRAIN_TAR)):
       path = os.path.join(folder, name)
       with open(path, 'wb') as f:
         f.write(data)
-      source = ilsvrc.SplitSource(split, ilsvrc.FORM_TARBALL, (path,))
+      source = finding.SplitSource(split, layout.FORM_TARBALL, (path,))
 
       def stream(source=source) -> int:
         n = 0
         for item in source.images():
-          ilsvrc.resize_image(item.data, item.where, SIZE)
+          resizing.resize_image(item.data, item.where, SIZE)
           n += 1
         return n
 
       def units(source=source) -> int:
-        return sum(sum(1 for _ in unit.images()) for unit in ilsvrc.work_units(source))
+        return sum(sum(1 for _ in unit.images()) for unit in split_examples.work_units(source))
 
       yield stream
       yield units
@@ -373,7 +375,7 @@ class Tally:
 
 def run_one(tally: Tally, data: bytes) -> None:
   """Runs the reader's steps on `data`; tallies each outcome."""
-  from imagenet_resized.batch_format import SourceError  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.readers.batch_format import SourceError  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   tally.executions += 1
   with _quiet_warnings():
@@ -529,7 +531,7 @@ def _expected_rows(batch: dict) -> tuple[np.ndarray, np.ndarray] | None:
 
 def serialize(batch: dict, form: str) -> bytes:
   """A batch dict as a pickle (form 'pickle P' or 'py2 P') or an npz."""
-  from imagenet_resized import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
   kind, _, protocol = form.partition(' ')
   if kind == 'npz':
     buf = io.BytesIO()
@@ -552,8 +554,8 @@ FORMS = {
 def check_structured(tally: Tally, batch: dict, form: str) -> None:
   """Reads a well-formed file of `batch`: refused with SourceError, or read
   as exactly the rows it was written from; a legitimate batch is read."""
-  from imagenet_resized import batch_format  # pylint: disable=g-import-not-at-top
-  from imagenet_resized.batch_format import SourceError  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.readers import npz_batches, pickle_batches  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.readers.batch_format import SourceError  # pylint: disable=g-import-not-at-top
   try:
     data = serialize(batch, form)
   except Exception:  # pylint: disable=broad-except
@@ -562,10 +564,10 @@ def check_structured(tally: Tally, batch: dict, form: str) -> None:
   tally.executions += 1
   start = time.perf_counter()
   if form == 'npz':
-    reader = batch_format.iter_npz_chunks
+    reader = npz_batches.iter_npz_chunks
   else:  # Strings read while parsing, or left in the file: by turns.
     reader = functools.partial(
-        batch_format.iter_pickle_chunks, eager_bytes=EAGER_BYTES[tally.executions % 2]
+        pickle_batches.iter_pickle_chunks, eager_bytes=EAGER_BYTES[tally.executions % 2]
     )
   try:
     chunks = list(reader(io.BytesIO(data), 'fuzz', SIZE, CHUNK_ROWS))
@@ -626,7 +628,9 @@ def run_atheris(tally: Tally, seconds: int, corpus: str, extra: list[str]) -> No
       'tar': ['imagenet_resized', 'tarfile', 'PIL'],
   }[tally.reader]
   with atheris.instrument_imports(include=instrumented):
-    from imagenet_resized import batch_format, ilsvrc, npz_spool  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+    from imagenet_resized.readers import npz_spool  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+    from imagenet_resized.readers import npz_batches, pickle_batches  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+    from imagenet_resized.ilsvrc import finding, layout, resizing, split_examples  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   os.makedirs(corpus, exist_ok=True)
   if not os.listdir(corpus):
     for i, data in enumerate(all_seeds(tally.reader)):

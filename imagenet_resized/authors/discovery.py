@@ -1,0 +1,269 @@
+"""Finding a split's batches in a manual folder, in any form the authors published, or in TFDS's downloads.
+
+Forms, in order of preference (one form per split):
+  1. npz zips      `Imagenet{S}_train_npz.zip`, `Imagenet{S}_val_npz.zip`
+                   (64x64 train: `Imagenet64_train_part{1,2}_npz.zip`);
+  2. pickle zips   the same names without `_npz`;
+  3. npz files     extracted `train_data_batch_K.npz`, `val_data.npz`;
+  4. pickle files  extracted `train_data_batch_K`, `val_data`.
+Archives and files may sit at any folder depth under the searched folder, and
+members may sit inside a folder of a zip.
+
+Each batch is described by a `Batch`, whose `key` is the prefix of its
+examples' keys: the zip member path for zips (exactly as TFDS's own builder
+forms it, so both builders order examples alike), the path relative to the
+searched folder for extracted files (so an archive extracted in place keeps
+its keys). This module knows nothing about TFDS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from typing import Sequence
+from imagenet_resized.readers import regular_files
+from imagenet_resized.readers import npz_batches
+from imagenet_resized import resources
+from imagenet_resized.common import SourceError
+from imagenet_resized import common
+from imagenet_resized.authors import batch_files
+from imagenet_resized.authors import completeness
+from imagenet_resized.authors import publication
+
+log = logging.getLogger(__name__)
+
+_EXPECTED_SOURCE = (
+    'expected a regular file: one of the authors\' archives or batch files'
+)
+
+
+def open_source(path: str) -> regular_files.RegularFile:
+  """A source file opened for reading, if it is a regular file; reads stop
+  at its size when opened. SourceError (one line) for a pipe, a device, a
+  socket, a folder, or a path that cannot be opened."""
+  return regular_files.open_regular(path, _EXPECTED_SOURCE)
+
+
+# Class folders of an extracted ImageNet (train/n01440764/...) hold JPEGs, never
+# the authors' batches; skipping them keeps the search fast when ImageNet
+# itself (1.28M files) sits in the same manual folder.
+_CLASS_FOLDER_RE = re.compile(r'^n\d{8}$')
+
+
+def _walk(root: str) -> list[str]:
+  """All files under root, in a stable order (ImageNet class folders skipped)."""
+  found = []
+  for dirpath, dirnames, filenames in os.walk(root):
+    dirnames[:] = sorted(d for d in dirnames if not _CLASS_FOLDER_RE.match(d))
+    found.extend(os.path.join(dirpath, f) for f in sorted(filenames))
+  return found
+
+
+def _registered() -> dict[str, resources.UrlRecord]:
+  """The registered archives (checksums.tsv) by file name."""
+  return {r.filename: r for r in resources.checksums()}
+
+
+def sha256_of(path: str) -> str:
+  with open_source(path) as f:
+    return _sha256(f)
+
+
+def _sha256(f) -> str:
+  # hashlib.file_digest needs Python 3.11; this reads 8 MiB at a time.
+  digest = hashlib.sha256()
+  for block in iter(lambda: f.read(8 << 20), b''):
+    digest.update(block)
+  return digest.hexdigest()
+
+
+def _is_published(path: str, name: str, verify: bool) -> bool:
+  """Whether `path` is the published archive `name` (its registered size).
+
+  An archive of the registered size claims to be the published one, so its
+  SHA-256 must match too (`verify`: not needed after TFDS's own download,
+  which checked it). Archives of other sizes (fakes, subsets) are not.
+  """
+  record = _registered().get(name)
+  if record is None:
+    return False
+  with open_source(path) as f:
+    if f.size != record.size:  # The size of the opened file (fstat).
+      return False
+    got = _sha256(f) if verify else record.sha256
+    if got != record.sha256:
+      raise SourceError(
+          f'{path}: SHA-256 {got} does not match the registered {record.sha256}'
+          f' of the published {name} ({record.size} bytes); expected the'
+          ' unchanged archive (download it again)'
+      )
+  return True
+
+
+def _from_zips(
+    paths: Sequence[str], names: Sequence[str], split: str, form: str,
+    verify: bool = True,
+) -> batch_files.SplitSource:
+  """`paths` hold the archives registered as `names` (same order)."""
+  batches = [b for p in paths for b in batch_files.batches_in_zip(p, split)]
+  completeness.check_numbering(split, batches, ' and '.join(paths))
+  expected = None
+  if form == 'npz zip' and all(
+      _is_published(p, n, verify) for p, n in zip(paths, names)
+  ):
+    # The published archives must give the published split sizes.
+    expected = publication.PUBLISHED_SPLIT_SIZES[split]
+  return batch_files.SplitSource(split, form, tuple(paths), tuple(batches), expected)
+
+
+def _batch_order(path: str) -> tuple[int, str]:
+  """Sorts batch files by batch number (1, 2, ..., 10), val_data last."""
+  m = re.search(r'_(\d+)(\.npz)?$', os.path.basename(path))
+  return (int(m.group(1)) if m else publication.NUM_TRAIN_BATCHES + 1, path)
+
+
+def _npz_fits(path: str, size: int) -> bool:
+  """False if the extracted npz at `path` plainly holds rows of another size.
+
+  An npz whose header cannot be read counts as fitting, so that reading it
+  later reports what is wrong with it.
+  """
+  with open_source(path) as f:
+    shape = npz_batches.read_npz_header(f)
+  return not (shape is not None and len(shape) == 2 and shape[1] != 3 * size * size)
+
+
+def _pick_extracted(
+    root: str, by_name: dict[str, list[str]], size: int,
+    npz_fitting: set[str] | None,
+) -> list[str]:
+  """Chooses, per batch name, the one extracted file that holds SxS rows.
+
+  npz files are sized from their headers (`npz_fitting`: those that fit);
+  pickles (`npz_fitting` None) cannot be sized without loading them, so copies
+  of a pickle are told apart by folder names (e.g. `Imagenet32_train/`). When
+  no copy fits the size, the first is kept, and reading it reports the size
+  its rows do fit.
+  """
+  chosen = []
+  for name, paths in by_name.items():
+    if npz_fitting is not None:
+      paths = [p for p in paths if p in npz_fitting] or paths[:1]
+    if len(paths) > 1:
+      hinted = [
+          p for p in paths
+          if f'imagenet{size}_' in os.path.relpath(p, root).lower()
+          or f'{size}x{size}' in os.path.relpath(p, root).lower()
+      ]
+      if len(hinted) != 1:
+        raise SourceError(
+            f'several files named {name} could hold {size}x{size} batches:'
+            f' {", ".join(paths)}; expected one (keep one copy, or put each'
+            f' size in a folder named like Imagenet{size}_train)'
+        )
+      paths = hinted
+    chosen.append(paths[0])
+  return sorted(chosen, key=_batch_order)
+
+
+def _extracted_by_name(
+    files: Sequence[str], split: str, is_npz: bool
+) -> dict[str, list[str]]:
+  """Extracted batch files of `split` in one form, grouped by file name."""
+  by_name: dict[str, list[str]] = {}
+  for path in files:
+    name = os.path.basename(path)
+    if publication.batch_split(name) == split and name.endswith('.npz') == is_npz:
+      by_name.setdefault(name, []).append(path)
+  return by_name
+
+
+def find_split_source(
+    root: str, files: Sequence[str], size: int, split: str
+) -> batch_files.SplitSource | None:
+  """The preferred form of `split` among `files` (all files under `root`)."""
+  by_base: dict[str, list[str]] = {}
+  for path in files:
+    by_base.setdefault(os.path.basename(path), []).append(path)
+  for npz, form in ((True, 'npz zip'), (False, 'pickle zip')):
+    names = publication.archive_names(size, split, npz)
+    if all(name in by_base for name in names):
+      paths = [by_base[name][0] for name in names]
+      return _from_zips(paths, names, split, form)
+  npz_files = _extracted_by_name(files, split, is_npz=True)
+  pickle_files = _extracted_by_name(files, split, is_npz=False)
+  npz_fitting = {
+      p for paths in npz_files.values() for p in paths if _npz_fits(p, size)
+  }
+  # npz files of this size first, then pickle files, then npz files of another
+  # size (so that the build fails saying which size they are).
+  if npz_files and (npz_fitting or not pickle_files):
+    by_name, is_npz, form = npz_files, True, 'npz files'
+  elif pickle_files:
+    by_name, is_npz, form = pickle_files, False, 'pickle files'
+    npz_fitting = None
+  else:
+    return None
+  chosen = _pick_extracted(root, by_name, size, npz_fitting)
+  batches = tuple(
+      batch_files.Batch(p, None, os.path.normpath(os.path.relpath(p, root)), is_npz)
+      for p in chosen
+  )
+  completeness.check_numbering(split, batches, root)
+  return batch_files.SplitSource(split, form, tuple(chosen), batches)
+
+
+def missing_sources_message(size: int, places: Sequence[str]) -> str:
+  """One line: what a config needs, and where it looked."""
+  npz = ', '.join(publication.download_names(size))
+  pkl = ', '.join(
+      publication.archive_names(size, common.TRAIN, npz=False) + publication.archive_names(size, common.VALIDATION, npz=False)
+  )
+  return (
+      f'No source archives for imagenet_resized/{size}x{size}: expected {npz}'
+      f' (or the pickle zips {pkl}, or their extracted train_data_batch_K /'
+      f' val_data files); looked in: {"; ".join(places)}'
+  )
+
+
+def find_sources(root: str, size: int) -> dict[str, batch_files.SplitSource] | None:
+  """Sources for both splits under `root`; None if neither is there.
+
+  Raises SourceError if only one split is found.
+  """
+  if not root or not os.path.isdir(root):
+    return None
+  files = _walk(root)  # Once for both splits.
+  found = {split: find_split_source(root, files, size, split) for split in common.SPLITS}
+  if all(v is None for v in found.values()):
+    return None
+  missing = [s for s, v in found.items() if v is None]
+  if missing:
+    raise SourceError(
+        f'{root}: found the {size}x{size} {", ".join(s for s in common.SPLITS if s not in missing)}'
+        f' split but not {", ".join(missing)}; expected'
+        f' {", ".join(publication.archive_names(size, missing[0]))} or its extracted batches'
+    )
+  for source in found.values():
+    log.info(
+        'imagenet_resized/%dx%d %s: using %s: %s',
+        size, size, source.split, source.form, ', '.join(source.files),
+    )
+  return found
+
+
+def sources_from_downloads(
+    paths: Sequence[str], size: int
+) -> dict[str, batch_files.SplitSource]:
+  """Sources from the downloaded npz zips, given in `download_names` order."""
+  named = dict(zip(publication.download_names(size), paths))
+  return {
+      split: _from_zips(
+          [named[n] for n in publication.archive_names(size, split)],
+          publication.archive_names(size, split), split, 'npz zip',
+          verify=False,  # TFDS's download manager has checked them.
+      )
+      for split in common.SPLITS
+  }

@@ -1,0 +1,153 @@
+"""Finding ILSVRC2012's two splits in a manual folder: tarballs or extracted folders.
+
+The authors made their batches from the ILSVRC2012 training and validation
+images: each image opened with Pillow, `convert('RGB')`, `resize((S, S),
+Image.BOX)` (no crop, aspect ratio squashed). This module applies the same
+method, at any size S, to the files TFDS's `imagenet2012` asks for:
+
+  tarballs  `ILSVRC2012_img_train.tar` (a tar of 1000 class tars
+            `nXXXXXXXX.tar` of JPEGs) and `ILSVRC2012_img_val.tar` (flat
+            `ILSVRC2012_val_%08d.JPEG`);
+  folders   their extracted form: `train/nXXXXXXXX/*.JPEG`, and
+            `val/*.JPEG` or `val/nXXXXXXXX/*.JPEG` (`ILSVRC2012_img_train` /
+            `ILSVRC2012_img_val` / `validation` name the folders too).
+
+Tars are read with `tarfile` in stream mode, nested class tars included:
+nothing is extracted and nothing is written to disk. Training labels come
+from the class (tar or folder) WordNet ID; validation labels from the
+ILSVRC2012 ground truth that tensorflow-datasets ships
+(`datasets/imagenet2012/validation_labels.txt`, line k = WNID of image k+1).
+Labels are indices in the authors' `labels.txt`.
+
+Example keys are the image paths in the extracted layout
+(`train/n01440764/n01440764_10026.JPEG`, `val/ILSVRC2012_val_00000001.JPEG`),
+whichever form the images come from, so tarballs and folders give the same
+dataset. Pure Python + Pillow (+ Apache Beam, imported lazily): no TFDS here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Iterator
+from imagenet_resized.common import SourceError
+from imagenet_resized.common import SPLITS, TRAIN
+from imagenet_resized.ilsvrc import folder_images
+from imagenet_resized.ilsvrc import layout
+from imagenet_resized.ilsvrc import resizing
+from imagenet_resized.ilsvrc import tar_images
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------
+# Finding the source.
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSource:
+  """One split of ImageNet: a tarball or an extracted folder."""
+
+  split: str
+  form: str  # FORM_TARBALL or FORM_FOLDERS.
+  files: tuple[str, ...]  # The tarball, or the folder.
+
+  @property
+  def path(self) -> str:
+    return self.files[0]
+
+  def images(self) -> Iterator[resizing.Encoded]:
+    """The split's encoded images, in tar (or sorted folder) order."""
+    if self.form == layout.FORM_TARBALL:
+      return tar_images.iter_train_tar(self.path) if self.split == TRAIN else tar_images.iter_val_tar(self.path)
+    if self.split == TRAIN:
+      return folder_images.iter_train_folder(self.path)
+    return folder_images.iter_val_files(folder_images.val_files(self.path))
+
+
+def _holds_images(folder: str) -> bool:
+  """Whether a class folder holds images (Kaggle's layout also has class
+  folders of XML annotations, under Annotations/CLS-LOC/train)."""
+  return any(
+      e.is_file() and e.name.lower().endswith(layout.IMAGE_SUFFIXES)
+      for e in folder_images.visible_entries(folder)
+  )
+
+
+def _is_train_folder(path: str) -> bool:
+  classes = folder_images.train_class_folders(path)
+  return bool(classes) and _holds_images(classes[0][1])
+
+
+def _is_val_folder(path: str) -> bool:
+  for entry in folder_images.visible_entries(path):
+    if entry.is_file() and layout.VAL_NAME_RE.match(entry.name):
+      return True
+    if entry.is_dir() and layout.WNID_RE.match(entry.name) and _holds_images(entry.path):
+      return True
+  return False
+
+
+def find_split_source(root: str, split: str) -> SplitSource | None:
+  """The split's tarball (preferred) or extracted folder under `root`."""
+  tarballs, folders = [], []
+  root_depth = root.rstrip(os.sep).count(os.sep)
+  for dirpath, dirnames, filenames in os.walk(root):
+    dirnames.sort()
+    if layout.TARBALLS[split] in filenames:
+      tarballs.append(os.path.join(dirpath, layout.TARBALLS[split]))
+    keep = []
+    for name in dirnames:
+      path = os.path.join(dirpath, name)
+      if name.startswith('.') or layout.WNID_RE.match(name):
+        continue  # Class folders hold images only: no need to list them.
+      if name in layout.FOLDER_NAMES[split]:
+        is_split = _is_train_folder(path) if split == TRAIN else _is_val_folder(path)
+        if is_split:
+          folders.append(path)
+          continue
+      keep.append(name)
+    if dirpath.count(os.sep) - root_depth >= layout.MAX_SEARCH_DEPTH:
+      keep = []
+    dirnames[:] = keep
+  for form, paths in ((layout.FORM_TARBALL, tarballs), (layout.FORM_FOLDERS, folders)):
+    if len(paths) > 1:
+      raise SourceError(
+          f'{root}: several ILSVRC2012 {split} {form}: {", ".join(paths)};'
+          ' expected one (remove or move the others)'
+      )
+    if paths:
+      return SplitSource(split, form, (paths[0],))
+  return None
+
+
+def expected_sources() -> str:
+  """One phrase naming what `find_sources` looks for."""
+  return (
+      f'{layout.TRAIN_TAR} and {layout.VAL_TAR} (or their extracted folders train/nXXXXXXXX/*.JPEG'
+      ' and val/*.JPEG)'
+  )
+
+
+def find_sources(root: str | None) -> dict[str, SplitSource] | None:
+  """ImageNet's two splits under `root`; None if neither is there.
+
+  Raises SourceError if only one split is found.
+  """
+  if not root or not os.path.isdir(root):
+    return None
+  found = {split: find_split_source(root, split) for split in SPLITS}
+  if all(v is None for v in found.values()):
+    return None
+  missing = [s for s, v in found.items() if v is None]
+  if missing:
+    present = [s for s in SPLITS if s not in missing]
+    raise SourceError(
+        f'{root}: found the ILSVRC2012 {present[0]} split but not {missing[0]};'
+        f' expected {layout.TARBALLS[missing[0]]} or its extracted folder'
+        f' ({layout.FOLDER_NAMES[missing[0]][0]}/)'
+    )
+  for source in found.values():
+    log.info('imagenet_resized %s: using %s: %s', source.split, source.form, source.path)
+  return found

@@ -1,0 +1,62 @@
+"""The ILSVRC2012 files: tarball, folder and image names, forms, bounds, the method.
+"""
+
+from __future__ import annotations
+
+import re
+import PIL
+from imagenet_resized.common import TRAIN, VALIDATION
+
+TRAIN_TAR = 'ILSVRC2012_img_train.tar'
+VAL_TAR = 'ILSVRC2012_img_val.tar'
+TARBALLS = {TRAIN: TRAIN_TAR, VALIDATION: VAL_TAR}
+# Folder names of the extracted splits.
+FOLDER_NAMES = {
+    TRAIN: ('train', 'ILSVRC2012_img_train'),
+    VALIDATION: ('val', 'validation', 'ILSVRC2012_img_val'),
+}
+FORM_TARBALL = 'ILSVRC2012 tarballs'
+FORM_FOLDERS = 'ILSVRC2012 folders'
+METHOD = (
+    "computed from the ILSVRC2012 JPEGs by the authors' documented method:"
+    " Pillow, convert('RGB'), resize((S, S), Image.BOX); not compared with the"
+    " authors' files, whose exact JPEGs and Pillow version are unknown"
+)
+METHOD_DRAFT = (
+    "computed from the ILSVRC2012 JPEGs decoded at reduced scale (JPEG draft"
+    " mode, not pixel-identical to the full decode), then the authors'"
+    " documented method: Pillow, convert('RGB'), resize((S, S), Image.BOX)"
+)
+NUM_VALIDATION_IMAGES = 50_000
+# The ground truth as tensorflow-datasets ships it, relative to its package.
+VALIDATION_LABELS = 'datasets/imagenet2012/validation_labels.txt'
+
+# Key prefixes: the split folders of the extracted layout.
+_KEY_DIRS = {TRAIN: 'train', VALIDATION: 'val'}
+WNID_RE = re.compile(r'^n\d{8}$')
+CLASS_TAR_RE = re.compile(r'^(n\d{8})\.tar$')
+VAL_NAME_RE = re.compile(r'^ILSVRC2012_val_(\d{8})\.JPEG$')
+# How deep under the searched folder the tarballs / split folders may sit
+# (Kaggle's layout puts them at ILSVRC/Data/CLS-LOC/train).
+MAX_SEARCH_DEPTH = 5
+# Images per work item handed to a decoding worker: enough to amortise the
+# inter-process hop, few enough (about 110 kB each) to keep memory flat.
+DECODE_CHUNK_IMAGES = 64
+# Validation images per Beam work unit.
+BEAM_VAL_IMAGES_PER_UNIT = 1000
+# Image formats accepted under a .JPEG name (ImageNet holds one PNG).
+IMAGE_FORMATS = ('JPEG', 'PNG')
+# Bounds on one image, checked before it is read or decoded. ILSVRC2012's
+# JPEGs average 110 kB and a few megapixels; these are far above any of them
+# and keep a hostile file from costing more than a few hundred MB to decode.
+MAX_IMAGE_BYTES = 64 << 20
+# Checked from the image header, before decoding, whatever Pillow's own
+# process-wide Image.MAX_IMAGE_PIXELS is (which is left as the user set it):
+# 8192 x 8192, 192 MiB decoded as RGB.
+MAX_IMAGE_PIXELS = 8192 * 8192
+IMAGE_SUFFIXES = ('.jpeg', '.jpg', '.png')
+
+
+def method(draft: bool = False) -> str:
+  """How the images were made, for the dataset metadata (Pillow's version too)."""
+  return f'{METHOD_DRAFT if draft else METHOD} (made with Pillow {PIL.__version__})'

@@ -1,0 +1,202 @@
+"""Images read out of the ILSVRC2012 tarballs, in stream mode or by member offsets.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import tarfile
+from typing import Iterator
+from imagenet_resized.readers import one_line
+from imagenet_resized.common import SourceError
+from imagenet_resized.ilsvrc import class_labels
+from imagenet_resized.ilsvrc import layout
+from imagenet_resized.ilsvrc import resizing
+from imagenet_resized.ilsvrc import split_examples
+
+# ---------------------------------------------------------------------------
+# Reading images out of tars and folders.
+
+
+def tar_error(path: str, e: Exception) -> SourceError:
+  reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+  return SourceError(
+      f'{path}: not a readable tar (corrupt or truncated: {reason}); expected'
+      ' the ILSVRC2012 tarball as downloaded'
+  )
+
+
+# What a tar member that is not a regular file is, for messages.
+_SPECIAL_MEMBERS = (
+    (tarfile.TarInfo.issym, 'a symbolic link'),
+    (tarfile.TarInfo.islnk, 'a hard link'),
+    (tarfile.TarInfo.ischr, 'a character device'),
+    (tarfile.TarInfo.isblk, 'a block device'),
+    (tarfile.TarInfo.isfifo, 'a FIFO'),
+    (tarfile.TarInfo.issparse, 'a sparse file'),
+)
+
+
+def _special_kind(member: tarfile.TarInfo) -> str | None:
+  """What a member is if not a plain regular file (sparse counts as special)."""
+  for test, kind in _SPECIAL_MEMBERS:
+    if test(member):
+      return kind
+  return None if member.isreg() else f'a member of type {member.type!r}'
+
+
+def member_path(name: str) -> str | None:
+  """A tar member's normalised relative path, or None to skip it."""
+  path = posixpath.normpath(name.replace('\\', '/'))
+  if path.startswith(('/', '..')) or path == '.':
+    return None
+  if posixpath.basename(path).startswith('.'):  # ._ resource forks and such.
+    return None
+  return path
+
+
+def _iter_tar_files(
+    tar: tarfile.TarFile, where_tar: str
+) -> Iterator[tuple[str, tarfile.TarInfo]]:
+  """(normalised path, member) of the regular files of a tar.
+
+  Folders and hidden members are skipped; links, devices, FIFOs and sparse
+  files are refused (a sparse member's holes read as gigabytes of zeros).
+  """
+  for member in tar:
+    if member.isdir():
+      continue
+    path = member_path(member.name)
+    if path is None:
+      continue
+    kind = _special_kind(member)
+    if kind is not None:
+      raise SourceError(
+          f'{where_tar}:{one_line.shown(member.name)}: {kind}; expected'
+          ' regular files only (JPEG images, or class tars of them)'
+      )
+    yield path, member
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> bytes:
+  """An image member's bytes, its declared size bounded first."""
+  resizing.check_image_bytes(where, member.size)
+  return tar.extractfile(member).read()
+
+
+def iter_class_tar(
+    fileobj, train_tar: str, class_member: str, wnid: str, label: int
+) -> Iterator[resizing.Encoded]:
+  """The images of one class tar, read from `fileobj` in stream mode."""
+  where_tar = f'{train_tar}:{class_member}'
+  try:
+    with tarfile.open(fileobj=fileobj, mode='r|') as inner:
+      for path, member in _iter_tar_files(inner, where_tar):
+        where = f'{where_tar}/{one_line.shown(member.name)}'
+        data = _read_member(inner, member, where)
+        yield resizing.Encoded(f'train/{wnid}/{path}', where, data, label)
+  except (tarfile.TarError, EOFError, OSError) as e:
+    raise tar_error(where_tar, e) from None
+
+
+def class_tar_wnid(path: str, name: str, member: tarfile.TarInfo) -> str:
+  """The WNID a member of the train tarball names; it must be a class tar."""
+  m = layout.CLASS_TAR_RE.fullmatch(name)
+  if not m:
+    raise SourceError(
+        f'{path}:{one_line.shown(member.name)}: unexpected member;'
+        ' expected only the class tars nXXXXXXXX.tar'
+    )
+  return m.group(1)
+
+
+def iter_train_tar(path: str) -> Iterator[resizing.Encoded]:
+  labels = class_labels.label_of_wnid()
+  try:
+    with split_examples.open_tar(path) as f, tarfile.open(fileobj=f, mode='r|') as outer:
+      for name, member in _iter_tar_files(outer, path):
+        wnid = class_tar_wnid(path, name, member)
+        label = class_labels.train_label(wnid, f'{path}:{one_line.shown(member.name)}', labels)
+        yield from iter_class_tar(
+            outer.extractfile(member), path, member.name, wnid, label
+        )
+  except (tarfile.TarError, EOFError, OSError) as e:
+    raise tar_error(path, e) from None
+
+
+def iter_val_tar(path: str) -> Iterator[resizing.Encoded]:
+  labels = class_labels.label_of_wnid()
+  truth = class_labels.validation_wnids()
+  try:
+    with split_examples.open_tar(path) as f, tarfile.open(fileobj=f, mode='r|') as tar:
+      for name, member in _iter_tar_files(tar, path):
+        where = f'{path}:{one_line.shown(member.name)}'
+        base = posixpath.basename(name)
+        label = class_labels.validation_label(base, where, truth, labels)
+        data = _read_member(tar, member, where)
+        yield resizing.Encoded(f'val/{base}', where, data, label)
+  except (tarfile.TarError, EOFError, OSError) as e:
+    raise tar_error(path, e) from None
+
+
+class MemberSlice(io.RawIOBase):
+  """`length` bytes of a file from its current position, read-only.
+
+  tarfile needs a file object for a class tar inside the train tarball;
+  this bounds reads to that member without copying it into memory.
+  """
+
+  def __init__(self, f, length: int):
+    super().__init__()
+    self._f = f
+    self._left = length
+
+  def readable(self) -> bool:
+    return True
+
+  def readinto(self, buffer) -> int:
+    n = min(len(buffer), self._left)
+    if n <= 0:
+      return 0
+    data = self._f.read(n)
+    buffer[: len(data)] = data
+    self._left -= len(data)
+    return len(data)
+
+
+class _PiecewiseReads:
+  """A file whose read(n) reads 1 MiB at a time, up to n or the end.
+
+  tarfile reads a header's declared size in one call (pax and GNU long-name
+  headers), and a buffered file allocates that size before reading: a tar of
+  a few blocks may declare terabytes. Read in pieces, it costs what is there.
+  """
+
+  def __init__(self, f):
+    self._f = f
+
+  def read(self, n: int = -1) -> bytes:
+    if n is None or n < 0:
+      return self._f.read()
+    parts = []
+    while n > 0:
+      piece = self._f.read(min(n, 1 << 20))
+      if not piece:
+        break
+      parts.append(piece)
+      n -= len(piece)
+    return b''.join(parts)
+
+  def __getattr__(self, name):
+    return getattr(self._f, name)
+
+
+def tar_members(path: str) -> list[tuple[str, tarfile.TarInfo]]:
+  """The file members of an uncompressed tar, reading headers only."""
+  try:
+    with split_examples.open_tar(path) as f, tarfile.open(
+        fileobj=_PiecewiseReads(f), mode='r:'
+    ) as tar:
+      return list(_iter_tar_files(tar, path))
+  except (tarfile.TarError, EOFError, OSError) as e:
+    raise tar_error(path, e) from None

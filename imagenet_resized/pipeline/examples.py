@@ -1,0 +1,165 @@
+"""From the batches of a split to TFDS (key, example) pairs.
+
+Each example is `{'image': PNG bytes, 'label': 0-based int}`; its key is the
+batch's key followed by the row index, as TFDS's own builder forms it.
+Pure Python + numpy + zlib: no TFDS here (the worker processes import this
+module without TFDS).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Iterable, Iterator
+
+from imagenet_resized.pipeline import pixel_statistics
+from imagenet_resized.writing import png_codec
+from imagenet_resized.authors import row_selection
+from imagenet_resized.authors import batch_files, completeness
+from imagenet_resized.pipeline import worker_pool
+
+# Rows read, selected and PNG-encoded at a time in a worker, and sent to the
+# main process as one message: about 2.4 MiB of PNGs at 32x32, 8 MiB at 64x64.
+ENCODE_CHUNK_ROWS = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedRows:
+  """Examples of some rows of one batch: their keys, PNGs and labels, and
+  the exact pixel sums of their images (`pixel_statistics`)."""
+
+  keys: list[str]
+  pngs: list[bytes]
+  labels: list[int]
+  sums: pixel_statistics.PixelSums
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchRead:
+  """The end of a batch: how many rows it held (selected or not)."""
+
+  rows: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchTask:
+  """One batch to read and encode, and which of its rows to take."""
+
+  batch: batch_files.Batch
+  size: int
+  selection: object  # A row_selection selection.
+
+
+def encode_batch(task: BatchTask) -> Iterator[EncodedRows | BatchRead]:
+  """The examples of the rows `task.selection` takes from a batch, a chunk of
+  rows at a time, then the batch's number of rows.
+
+  Runs in a worker process (`worker_pool.parallel_streams`): inflating the
+  batch, reading its rows, choosing them and PNG-encoding them all happen
+  there, so that the main process, which runs TFDS's own work for every
+  example, only receives keys, PNG bytes and labels.
+  """
+  batch = task.batch
+  keep = task.selection.for_batch()
+  rows = 0
+  for chunk in batch.chunks(task.size, chunk_rows=ENCODE_CHUNK_ROWS):
+    rows = chunk.start + len(chunk.labels)
+    mask = keep(chunk.labels)
+    if mask.all():
+      images, labels = chunk.images, chunk.labels
+    elif mask.any():
+      images, labels = chunk.images[mask], chunk.labels[mask]
+    else:
+      continue
+    keys = [f'{batch.key}{row}' for row in (chunk.start + mask.nonzero()[0]).tolist()]
+    yield EncodedRows(
+        keys, png_codec.encode_pngs(images), labels.tolist(),
+        pixel_statistics.PixelSums.of_images(images),
+    )
+  yield BatchRead(rows)
+
+
+# Called with each batch and its number of rows once the batch has been read.
+BatchDone = Callable[[batch_files.Batch, int], None]
+# Called with the number of examples a split kept, once it is done, if the
+# split is the published one (e.g. to check a class subset's published size).
+CheckKept = Callable[[int], None]
+
+
+def iter_examples(
+    batches: Iterable[batch_files.Batch], size: int, workers: int = 0,
+    batch_done: BatchDone | None = None,
+    selection=row_selection.EveryRow(),
+    tally: pixel_statistics.Tally | None = None,
+) -> Iterator[tuple[str, dict]]:
+  """Examples of the rows `selection` takes from `batches`.
+
+  With `workers` > 0 each batch is read and encoded whole by one of that
+  many worker processes, and the batches' examples come interleaved as they
+  are ready: the order of the examples then depends on timing, which does not
+  change what TFDS writes (it orders examples by a hash of their keys). With
+  `workers` == 0 everything runs here, batch after batch, in row order.
+  `batch_done` is called in the batches' order all the same (a batch's call
+  waits for those before it), so its checks fail alike whatever the timing.
+  `tally`, if given, receives the pixel sums of the examples' images (summed
+  in the workers, chunk by chunk) before the chunk's examples are yielded.
+  """
+  batches = list(batches)
+  tasks = [BatchTask(batch, size, selection) for batch in batches]
+  read: dict[int, int] = {}  # Rows of the batches read, not yet reported.
+  reported = 0
+  for index, result in worker_pool.parallel_streams(encode_batch, tasks, workers):
+    if isinstance(result, BatchRead):
+      read[index] = result.rows
+      while reported in read:
+        rows = read.pop(reported)
+        if batch_done is not None:
+          batch_done(batches[reported], rows)
+        reported += 1
+      continue
+    if tally is not None:
+      tally.add(result.sums)
+    for key, png, label in zip(result.keys, result.pngs, result.labels):
+      yield key, {'image': png, 'label': label}
+
+
+def check_split(
+    source: batch_files.SplitSource, rows_by_batch: dict[str, int], kept: int,
+    check_kept: CheckKept | None = None,
+) -> None:
+  """Once a split is done: whole where it is published, and what it kept."""
+  completeness.check_split_rows(source, rows_by_batch)
+  if check_kept is not None and completeness.is_published(source, rows_by_batch):
+    check_kept(kept)
+
+
+def iter_split_examples(
+    source: batch_files.SplitSource, size: int, workers: int = 0,
+    selection=row_selection.EveryRow(), check_kept: CheckKept | None = None,
+    tally: pixel_statistics.Tally | None = None,
+) -> Iterator[tuple[str, dict]]:
+  """Examples of a whole split, checked to be whole where it is published;
+  their pixel sums added to `tally` (if given)."""
+  rows_by_batch: dict[str, int] = {}
+
+  def batch_done(batch: batch_files.Batch, rows: int) -> None:
+    rows_by_batch[batch.name] = rows
+    completeness.check_batch_rows(source, batch, rows)
+
+  kept = 0
+  for key_example in iter_examples(
+      source.batches, size, workers, batch_done, selection, tally
+  ):
+    kept += 1
+    yield key_example
+  check_split(source, rows_by_batch, kept, check_kept)
+
+
+def count_rows_of_classes(
+    source: batch_files.SplitSource, size: int, num_classes: int
+) -> int:
+  """Rows of the first `num_classes` classes in a split (read, not encoded)."""
+  return sum(
+      int((chunk.labels < num_classes).sum())
+      for batch in source.batches
+      for chunk in batch.chunks(size, chunk_rows=ENCODE_CHUNK_ROWS)
+  )

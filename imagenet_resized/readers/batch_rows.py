@@ -1,0 +1,120 @@
+"""A batch's rows as images and labels: chunks, limits, and the checks every form shares.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numpy as np
+from imagenet_resized.readers import one_line
+from imagenet_resized.readers.one_line import shown
+from imagenet_resized import common
+
+# Rows per chunk when streaming: 4096 rows of 64x64 are 48 MiB.
+DEFAULT_CHUNK_ROWS = 4096
+# The published batches hold at most 128,123 rows; 8 times that is refused
+# from the header, before anything is read (a file may declare anything).
+MAX_ROWS_PER_BATCH = 1 << 20
+# The pixels of the largest batch allowed (the most rows, 64x64): no array,
+# string or member of a batch file may declare more.
+MAX_BATCH_BYTES = MAX_ROWS_PER_BATCH * 3 * 64 * 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+  """Consecutive rows of one batch, already in TFDS's conventions."""
+
+  start: int  # Index of the first row within its batch.
+  images: np.ndarray  # (n, S, S, 3) uint8, HWC.
+  labels: np.ndarray  # (n,) int64, 0-based.
+
+
+def rows_to_images(rows: np.ndarray, size: int) -> np.ndarray:
+  """(n, 3*S*S) planar CHW rows -> (n, S, S, 3) HWC images (contiguous)."""
+  n = rows.shape[0]
+  return np.ascontiguousarray(rows.reshape(n, 3, size, size).transpose(0, 2, 3, 1))
+
+
+def size_of_width(width: int) -> int | None:
+  """The image size S whose rows are `width` = 3*S*S values wide, if any."""
+  side = math.isqrt(max(width, 0) // 3)  # Exact for any int a header declares.
+  return side if 3 * side * side == width else None
+
+
+def check_rows(
+    where: str, shape: tuple[int, ...], dtype: np.dtype, size: int,
+    fortran: bool = False,
+) -> None:
+  """Raises SourceError unless `data` has the layout of the SxS config:
+  2-D uint8 rows of 3*S*S values, in C order, at most MAX_ROWS_PER_BATCH."""
+  if np.dtype(dtype) != np.uint8:
+    raise common.SourceError(
+        f'{where}: `data` has dtype {np.dtype(dtype)}; expected uint8 pixel values'
+    )
+  if len(shape) != 2:
+    raise common.SourceError(
+        f'{where}: `data` has shape {one_line.shape(shape)}; expected a 2-D array of'
+        f' rows, each 3*{size}*{size} = {3 * size * size} values wide'
+    )
+  if shape[0] > MAX_ROWS_PER_BATCH:
+    raise common.SourceError(
+        f'{where}: `data` declares {one_line.quantity(shape[0])} rows; expected at most'
+        f' {MAX_ROWS_PER_BATCH} (the published batches hold at most 128123)'
+    )
+  width = shape[1]
+  if width != 3 * size * size:
+    fits = size_of_width(width)
+    hint = (
+        f'rows of {width} values are {fits}x{fits} images'
+        if fits
+        else f'rows of {width} values fit no square RGB image'
+    )
+    raise common.SourceError(
+        f'{where}: {hint}; this is the {size}x{size} config, which expects rows'
+        f' of {3 * size * size} values'
+    )
+  if fortran and shape[0] > 1:
+    raise common.SourceError(
+        f'{where}: `data` is stored in Fortran order; expected C order'
+        ' rows as np.savez writes them'
+    )
+
+
+def check_label_count(
+    where: str, shape: tuple[int, ...], dtype: np.dtype, num_rows: int
+) -> None:
+  """Raises SourceError unless `labels` (as declared) fit `num_rows` rows.
+
+  Checked from the declared shape and dtype, before any label is read.
+  """
+  if len(shape) != 1:
+    raise common.SourceError(
+        f'{where}: `labels` has shape {one_line.shape(shape)}; expected a list of'
+        f' {num_rows} labels, one per row of `data`'
+    )
+  if shape[0] != num_rows:
+    raise common.SourceError(
+        f'{where}: `labels` holds {one_line.quantity(shape[0])} labels but `data` holds'
+        f' {num_rows} rows; expected one label per row'
+    )
+  if num_rows and not np.issubdtype(dtype, np.integer):
+    raise common.SourceError(
+        f'{where}: `labels` has dtype {dtype}; expected integers 1..1000'
+    )
+
+
+def zero_based_labels(where: str, labels: np.ndarray) -> np.ndarray:
+  """Checks 1-based integer labels and returns them 0-based as int64."""
+  labels = labels.astype(np.int64)
+  bad = (labels < 1) | (labels > common.NUM_CLASSES)
+  if bad.any():
+    i = int(np.argmax(bad))
+    raise common.SourceError(
+        f'{where}: `labels` holds {labels[i]} at row {i}; expected labels'
+        f' 1..{common.NUM_CLASSES} (the authors\' labels are 1-based)'
+    )
+  return labels - 1
+
+
+def first_line_of(e: BaseException) -> str:
+  return shown(str(e).splitlines()[0] if str(e) else '', 120)

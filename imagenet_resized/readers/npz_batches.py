@@ -1,0 +1,212 @@
+"""The authors' npz batches, streamed: npy headers checked against member sizes, rows read in chunks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import lzma
+import math
+import tokenize
+import zipfile
+import zlib
+from typing import BinaryIO, Iterator
+import numpy as np
+from imagenet_resized.readers import one_line, zip_members
+from imagenet_resized.readers.one_line import listed
+from imagenet_resized import common
+from imagenet_resized.readers import batch_rows
+
+# ----------------------------------------------------------------------------
+# npz, streamed.
+
+# numpy's own limit on a .npy header (a dict literal of a few dozen bytes).
+MAX_NPY_HEADER = 10_000
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+    (3, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def read_npy_header(fp: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+  """Reads a .npy header (numpy's own parser) and leaves fp at the data.
+
+  Refuses dtypes other than plain numbers (objects, fields, subarrays).
+  """
+  read_header = None
+  try:
+    version = np.lib.format.read_magic(fp)
+    read_header = _NPY_HEADER_READERS.get(version)
+    if read_header is not None:
+      shape, fortran, dtype = read_header(fp, max_header_size=MAX_NPY_HEADER)
+  except (
+      ValueError, TypeError, OverflowError, SyntaxError, EOFError,
+      tokenize.TokenError, RecursionError,  # numpy's parser of the header dict.
+  ) as e:
+    raise common.SourceError(
+        f'{where}: not a readable .npy header ({type(e).__name__}:'
+        f' {batch_rows.first_line_of(e)}); expected an array as np.save writes it'
+    ) from None
+  if read_header is None:
+    raise common.SourceError(f'{where}: unsupported .npy format version {version}')
+  if dtype.hasobject:
+    raise common.SourceError(
+        f'{where}: holds Python objects (a pickle); expected plain numbers'
+    )
+  if dtype.names is not None or dtype.subdtype is not None or dtype.kind not in 'biuf':
+    raise common.SourceError(
+        f'{where}: has dtype {dtype}, which is not a plain number type;'
+        ' expected plain numbers'
+    )
+  if any(n < 0 for n in shape):
+    raise common.SourceError(
+        f'{where}: declares shape {one_line.shape(shape)}; expected sizes >= 0'
+    )
+  return tuple(shape), fortran, dtype
+
+
+@dataclasses.dataclass(frozen=True)
+class NpyMember:
+  """An npz member's .npy header, checked against the member's size."""
+
+  name: str
+  shape: tuple[int, ...]
+  fortran: bool
+  dtype: np.dtype
+  offset: int  # Of the data, within the member.
+
+
+def _npy_member(npz: zipfile.ZipFile, name: str, where: str) -> NpyMember:
+  with zip_members.open_member(npz, name, f'{where}:{name}') as fp:
+    shape, fortran, dtype = read_npy_header(fp, f'{where}:{name}')
+    return NpyMember(name, shape, fortran, dtype, fp.tell())
+
+
+def _check_member_size(npz: zipfile.ZipFile, member: NpyMember, where: str) -> None:
+  """The header's shape x itemsize must be what the zip member holds."""
+  declared = math.prod(member.shape) * member.dtype.itemsize
+  held = npz.getinfo(member.name).file_size - member.offset
+  if declared != held:
+    raise common.SourceError(
+        f'{where}:{member.name}: the .npy header declares shape'
+        f' {one_line.shape(member.shape)}'
+        f' of {member.dtype} ({declared} bytes) but the member holds {held}'
+        ' bytes after it; expected the two to agree'
+    )
+
+
+# What reading a corrupt or truncated zip (or a zip inside a zip) can raise:
+# zipfile raises NotImplementedError for compression features it lacks,
+# RuntimeError for encrypted members, UnicodeDecodeError for names flagged
+# UTF-8 that are not; lzma its own error.
+ZIP_ERRORS = (
+    zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+    RuntimeError, UnicodeDecodeError, lzma.LZMAError,
+)
+
+
+def read_exact(fp: BinaryIO, n: int, where: str) -> bytes:
+  buf = fp.read(n)
+  if len(buf) != n:
+    raise common.SourceError(
+        f'{where}: file ends early (truncated): expected {n} more bytes, got'
+        f' {len(buf)}'
+    )
+  return buf
+
+
+def _npz_member(npz: zipfile.ZipFile, key: str, where: str) -> str:
+  names = {n: n for n in npz.namelist()}
+  for candidate in (f'{key}.npy', key):
+    if candidate in names:
+      return candidate
+  held = sorted(n.removesuffix('.npy') for n in names)
+  raise common.SourceError(
+      f'{where}: no `{key}` array in the npz (it holds {listed(held)});'
+      ' expected `data` and `labels`'
+  )
+
+
+def iter_rows(
+    read, num_rows: int, size: int, labels: np.ndarray, chunk_rows: int
+) -> Iterator[batch_rows.Chunk]:
+  """Chunks of rows, `read(n)` giving the next n bytes of rows."""
+  row_bytes = 3 * size * size
+  for start in range(0, num_rows, chunk_rows):
+    n = min(chunk_rows, num_rows - start)
+    rows = np.frombuffer(read(n * row_bytes), dtype=np.uint8).reshape(n, row_bytes)
+    yield batch_rows.Chunk(start, batch_rows.rows_to_images(rows, size), labels[start : start + n])
+
+
+def iter_npz_chunks(
+    fileobj: BinaryIO, where: str, size: int, chunk_rows: int = batch_rows.DEFAULT_CHUNK_ROWS
+) -> Iterator[batch_rows.Chunk]:
+  """Streams a batch in npz form from a seekable binary file object.
+
+  Peak memory is about one chunk of rows, whatever the batch size. Every
+  size in the .npy headers is checked against the others and against the
+  zip members before anything is read past the headers; pickled objects are
+  never loaded.
+  """
+  try:
+    npz = zipfile.ZipFile(fileobj)
+  except ZIP_ERRORS as e:
+    raise common.SourceError(
+        f'{where}: not a readable npz (corrupt or truncated zip: {e}); expected'
+        ' an np.savez file with `data` and `labels`'
+    ) from None
+  try:
+    with npz:
+      labels_member = _npy_member(npz, _npz_member(npz, 'labels', where), where)
+      data_member = _npy_member(npz, _npz_member(npz, 'data', where), where)
+      batch_rows.check_rows(
+          where, data_member.shape, data_member.dtype, size, data_member.fortran
+      )
+      num_rows = data_member.shape[0]
+      batch_rows.check_label_count(where, labels_member.shape, labels_member.dtype, num_rows)
+      _check_member_size(npz, labels_member, where)
+      _check_member_size(npz, data_member, where)
+      with zip_members.open_member(
+          npz, labels_member.name, f'{where}:{labels_member.name}'
+      ) as fp:
+        fp.seek(labels_member.offset)
+        raw = read_exact(
+            fp, num_rows * labels_member.dtype.itemsize,
+            f'{where}:{labels_member.name}',
+        )
+      labels = batch_rows.zero_based_labels(where, np.frombuffer(raw, labels_member.dtype))
+      with zip_members.open_member(
+          npz, data_member.name, f'{where}:{data_member.name}'
+      ) as fp:
+        fp.seek(data_member.offset)
+        where_data = f'{where}:{data_member.name}'
+        yield from iter_rows(
+            lambda n: read_exact(fp, n, where_data), num_rows, size, labels,
+            chunk_rows,
+        )
+  except common.SourceError:
+    raise
+  except (*ZIP_ERRORS, ValueError) as e:
+    raise common.SourceError(
+        f'{where}: corrupt or truncated npz ({type(e).__name__}: {e}); expected'
+        ' an np.savez file with `data` and `labels`'
+    ) from None
+
+
+def read_npz_header(fileobj: BinaryIO) -> tuple[int, ...] | None:
+  """Shape of `data` in an npz, or None if it is not a readable npz."""
+  try:
+    with zipfile.ZipFile(fileobj) as npz:
+      name = _npz_member(npz, 'data', '')
+      with zip_members.open_member(npz, name, '') as fp:
+        return read_npy_header(fp, '')[0]
+  except (common.SourceError, *ZIP_ERRORS, ValueError):
+    return None
+
+
+def as_seekable(fileobj: BinaryIO) -> BinaryIO:
+  """Zip members are seekable in Python >= 3.7; other streams are buffered."""
+  if fileobj.seekable():
+    return fileobj
+  return io.BytesIO(fileobj.read())

@@ -1,0 +1,171 @@
+"""The authors' pickled batches, read by the inert parser: rows streamed, labels checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import BinaryIO, Iterator
+import numpy as np
+from imagenet_resized.readers import inert_pickle, pickle_strings, pickled_numpy
+from imagenet_resized.readers.one_line import listed, shown
+from imagenet_resized import common
+from imagenet_resized.readers import batch_rows
+from imagenet_resized.readers import npz_batches
+
+# ----------------------------------------------------------------------------
+# pickle, parsed into inert records (never unpickled).
+
+# Values a batch pickle may push: one per label, and a few hundred for the
+# dict, the arrays and their dtypes.
+MAX_PICKLE_VALUES = batch_rows.MAX_ROWS_PER_BATCH + 4096
+# String bytes read into memory while parsing; larger strings (the pixels)
+# stay in the file until their array is checked, then are read in chunks.
+PICKLE_EAGER_BYTES = 16 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class PickledBatch:
+  """A batch pickle, checked: `data` rows, and `labels` as the file has them."""
+
+  data: pickled_numpy.PickledArray  # 2-D uint8, C order.
+  labels: list[int] | pickled_numpy.PickledArray  # One per row.
+
+
+def _batch_value(batch: dict, key: str, where: str):
+  for candidate in (key, key.encode('latin-1')):
+    if candidate in batch:
+      return batch[candidate]
+  keys = sorted(k.decode('latin-1') if isinstance(k, bytes) else k for k in batch)
+  raise common.SourceError(
+      f'{where}: no `{key}` in the pickled dict (it holds {listed(keys)});'
+      ' expected `data` and `labels`'
+  )
+
+
+def read_pickle_batch(
+    fileobj: BinaryIO, where: str, eager_bytes: int = PICKLE_EAGER_BYTES
+) -> PickledBatch:
+  """Parses and checks a batch pickle; nothing from the file is executed.
+
+  Reads the pickle's opcodes into inert records (`inert_pickle`), checks
+  them against the forms numpy pickles arrays in (`pickled_numpy`); the
+  pixels stay in the file (strings past `eager_bytes` in all). `data` is
+  checked for being 2-D uint8 rows here, their width against the config by
+  the caller.
+  """
+  try:
+    batch = inert_pickle.parse(
+        fileobj, pickled_numpy.GLOBALS, MAX_PICKLE_VALUES, eager_bytes,
+        batch_rows.MAX_BATCH_BYTES,
+    )
+  except inert_pickle.Malformed as e:
+    raise common.SourceError(
+        f'{where}: corrupt or truncated pickle (UnpicklingError: {e});'
+        ' expected a pickled dict with `data` and `labels`'
+    ) from None
+  except inert_pickle.Forbidden as e:
+    raise common.SourceError(
+        f'{where}: {e}; a batch pickle may only hold numpy arrays, dicts,'
+        ' lists and numbers'
+    ) from None
+  if not isinstance(batch, dict):
+    raise common.SourceError(
+        f'{where}: the pickle holds a {inert_pickle.describe(batch)}; expected'
+        ' a dict with `data` and `labels`'
+    )
+  data = _batch_value(batch, 'data', where)
+  labels = _batch_value(batch, 'labels', where)
+  if not pickled_numpy.is_array(data):
+    raise common.SourceError(
+        f'{where}: `data` is a {inert_pickle.describe(data)}; expected a uint8'
+        ' numpy array'
+    )
+  try:
+    data = pickled_numpy.read_array(data, '`data`', 'uint8 pixel values')
+    if isinstance(labels, list):
+      _check_flat_ints(labels, where)
+    else:
+      labels = pickled_numpy.read_array(labels, '`labels`', 'integers 1..1000')
+  except pickled_numpy.NotAnArray as e:
+    raise common.SourceError(f'{where}: {e}') from None
+  return PickledBatch(data, labels)
+
+
+def _check_flat_ints(labels: list, where: str) -> None:
+  """A pickled list of labels holds ints only (no nested lists, no objects)."""
+  for i, label in enumerate(labels):
+    if type(label) is not int:  # pylint: disable=unidiomatic-typecheck
+      raise common.SourceError(
+          f'{where}: `labels` holds a {inert_pickle.describe(label)} at row'
+          f' {i}; expected a flat list of integers 1..{common.NUM_CLASSES}'
+      )
+
+
+def _pickled_labels(
+    batch: PickledBatch, fileobj: BinaryIO, where: str, num_rows: int
+) -> np.ndarray:
+  """The labels of a checked batch, 0-based, read and checked."""
+  labels = batch.labels
+  if isinstance(labels, list):
+    batch_rows.check_label_count(where, (len(labels),), np.dtype(np.int64), num_rows)
+    values = labels
+    out_of_range = next(
+        (i for i, v in enumerate(values) if not 1 <= v <= common.NUM_CLASSES), None
+    )
+    if out_of_range is not None:
+      raise common.SourceError(
+          f'{where}: `labels` holds'
+          f' {shown(str(values[out_of_range]), 30)} at row'
+          f' {out_of_range}; expected labels 1..{common.NUM_CLASSES} (the authors\''
+          ' labels are 1-based)'
+      )
+    return np.array(values, dtype=np.int64) - 1
+  batch_rows.check_label_count(where, labels.shape, labels.dtype, num_rows)
+  return batch_rows.zero_based_labels(where, np.frombuffer(_all_bytes(fileobj, labels.raw), labels.dtype))
+
+
+def _all_bytes(fileobj: BinaryIO, raw: pickled_numpy.Raw) -> bytes:
+  if isinstance(raw, bytes):
+    return raw
+  return b''.join(pickle_strings.iter_bytes(fileobj, raw))
+
+
+def _rows_reader(fileobj: BinaryIO, raw: pickled_numpy.Raw, where: str):
+  """read(n): the next n bytes of the pixels, from memory or the file."""
+  if isinstance(raw, bytes):
+    view = memoryview(raw)
+    position = [0]
+
+    def read(n: int) -> bytes:
+      start = position[0]
+      position[0] += n
+      return view[start : start + n]
+
+    return read
+  reader = pickle_strings.StringReader(fileobj, raw)
+  return lambda n: npz_batches.read_exact(reader, n, where)
+
+
+def iter_pickle_chunks(
+    fileobj: BinaryIO, where: str, size: int, chunk_rows: int = batch_rows.DEFAULT_CHUNK_ROWS,
+    eager_bytes: int = PICKLE_EAGER_BYTES,
+) -> Iterator[batch_rows.Chunk]:
+  """Reads a batch in pickle form: parsed, checked, then its rows in chunks.
+
+  Memory: the labels and one chunk of rows, whatever the batch size: the
+  pixels stay in the file until read (decoded block by block if the pickle
+  holds them as text), unless they fit in `eager_bytes`.
+  """
+  batch = read_pickle_batch(fileobj, where, eager_bytes)
+  data = batch.data
+  batch_rows.check_rows(where, data.shape, data.dtype, size, data.fortran)
+  num_rows = data.shape[0]
+  try:
+    labels = _pickled_labels(batch, fileobj, where, num_rows)
+    read = _rows_reader(fileobj, data.raw, where)
+    yield from npz_batches.iter_rows(read, num_rows, size, labels, chunk_rows)
+  except pickle_strings.DecodeError as e:
+    raise common.SourceError(
+        f'{where}: corrupt or truncated pickle (UnpicklingError: {e});'
+        ' expected a pickled dict with `data` and `labels`'
+    ) from None

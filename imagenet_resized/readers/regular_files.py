@@ -1,0 +1,165 @@
+"""Opening a source file only if it is a regular file, and reading no further
+than the size it had when it was opened.
+
+Every path under `manual_dir` is untrusted: a name like `train_data_batch_1`
+may be a named pipe (opening it blocks until a writer comes, forever), a link
+to `/dev/zero` (endless), a socket or a directory. The kind is checked on the
+opened descriptor, not on the name, so that a swap between a check and the
+open changes nothing: the file is opened with O_NONBLOCK (opening a FIFO then
+returns at once), `fstat`ed, refused unless S_ISREG, and only then put back
+in blocking mode. Its size is the `fstat` size, and reads stop there (a file
+that grows while it is read does not feed the reader more than that).
+
+Standard library only (no numpy, no TFDS).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import stat
+
+from imagenet_resized.common import SourceError
+
+
+_KINDS = (
+    (stat.S_ISDIR, 'a directory'),
+    (stat.S_ISFIFO, 'a named pipe (FIFO)'),
+    (stat.S_ISCHR, 'a character device'),
+    (stat.S_ISBLK, 'a block device'),
+    (stat.S_ISSOCK, 'a socket'),
+)
+
+
+def kind_of(mode: int) -> str:
+  """What a file of `st_mode` `mode` is, in words ('a named pipe (FIFO)')."""
+  for test, kind in _KINDS:
+    if test(mode):
+      return kind
+  return f'not a regular file (mode {stat.filemode(mode)})'
+
+
+def _shown(path: str) -> str:
+  # Names under manual_dir may hold newlines: one line, always.
+  return path if path.isprintable() else repr(path)[1:-1]
+
+
+def _kind_by_name(path: str) -> str | None:
+  try:
+    mode = os.stat(path).st_mode
+  except (OSError, ValueError):
+    return None
+  return None if stat.S_ISREG(mode) else kind_of(mode)
+
+
+def _link_target(path: str) -> str:
+  """' (a link to /dev/zero)' if `path` is a symbolic link (for the message
+  only: the kind was taken from the opened descriptor)."""
+  try:
+    return f' (a link to {_shown(os.readlink(path))})'
+  except (OSError, ValueError):
+    return ''
+
+
+class _UpToSize(io.RawIOBase):
+  """A raw file object that reads its descriptor up to `size` bytes only.
+
+  SEEK_END is relative to `size` too, so a reader that seeks to the end (a
+  zip's directory) sees the file as it was opened.
+  """
+
+  def __init__(self, raw: io.FileIO, size: int):
+    super().__init__()
+    self._raw = raw
+    self._size = size
+
+  @property
+  def name(self):
+    return self._raw.name
+
+  def readable(self) -> bool:
+    return True
+
+  def seekable(self) -> bool:
+    return True
+
+  def fileno(self) -> int:
+    return self._raw.fileno()
+
+  def tell(self) -> int:
+    return self._raw.tell()
+
+  def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+    if whence == os.SEEK_END:
+      return self._raw.seek(self._size + offset, os.SEEK_SET)
+    return self._raw.seek(offset, whence)
+
+  def readinto(self, buffer) -> int:
+    left = self._size - self._raw.tell()
+    if left <= 0:
+      return 0
+    with memoryview(buffer) as view:
+      return self._raw.readinto(view[: min(len(view), left)])
+
+  def close(self) -> None:
+    try:
+      self._raw.close()
+    finally:
+      super().close()
+
+
+class RegularFile(io.BufferedReader):
+  """A regular file opened for reading; `size` is its size when opened."""
+
+  size: int
+
+
+def open_regular(path: str, expected: str) -> RegularFile:
+  """Opens `path` for binary reading if it is a regular file.
+
+  Raises SourceError (one line: the path, what it is, then `expected`,
+  e.g. "expected a file holding one of the authors' batches") if it is
+  anything else, or cannot be opened. Never blocks on a FIFO.
+  """
+  shown = _shown(os.fspath(path))
+  try:
+    fd = os.open(
+        path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    )
+  except OSError as e:
+    # A socket cannot be opened at all (ENXIO): say what it is, from its
+    # name since there is no descriptor (for the message only).
+    kind = _kind_by_name(path)
+    if kind is not None:
+      raise SourceError(
+          f'{shown}: is {kind}{_link_target(path)}, not a regular file;'
+          f' {expected}'
+      ) from None
+    raise SourceError(
+        f'{shown}: cannot be opened ({e.strerror or type(e).__name__});'
+        f' {expected}'
+    ) from None
+  try:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+      raise SourceError(
+          f'{shown}: is {kind_of(st.st_mode)}{_link_target(path)}, not a'
+          f' regular file; {expected}'
+      )
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+    raw = io.FileIO(fd, 'rb', closefd=True)
+  except BaseException:
+    os.close(fd)
+    raise
+  raw.name = os.fspath(path)
+  f = RegularFile(_UpToSize(raw, st.st_size), buffer_size=1 << 16)
+  f.size = st.st_size
+  return f
+
+
+def size_of(path: str, expected: str) -> int:
+  """The size of the regular file `path` (opened and fstat'ed, not by name)."""
+  with open_regular(path, expected) as f:
+    return f.size

@@ -1,0 +1,182 @@
+"""Opening a zip member so that no compression method can inflate past what
+the zip declares, nor make its decompressor's memory grow without bound.
+
+`zipfile` bounds deflate: each read inflates at most what was asked
+(`zlib.decompressobj().decompress(data, max_length)`). For bzip2 and LZMA it
+does not: `ZipExtFile` hands each block of compressed bytes it reads (at
+least 4 KiB) to the decompressor without `max_length`, and keeps all it
+gives. bzip2 packs a run of 45 MB of zeros into a block of about 40 bytes, so
+a 4 KiB read inflates to gigabytes: reading the 8-byte .npy magic of a bzip2
+member whose header declares one row peaked at 2.9 GiB (docs/reliability.md).
+So bzip2 and LZMA members are decompressed here, from their raw bytes, with
+`bz2.BZ2Decompressor` / `lzma.LZMADecompressor` and `max_length`: a read of
+n bytes inflates at most n, and never past the member's declared size.
+
+Methods zipfile cannot read at all (deflate64, implode, PPMd, ...) are
+refused in one line naming the method. Standard library only.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import os
+import struct
+import zipfile
+import zlib
+from typing import BinaryIO
+
+from imagenet_resized.common import SourceError
+
+STORED, DEFLATED, BZIP2, LZMA = 0, 8, 12, 14
+# What zipfile reads itself, bounded (deflate inflates at most what is asked).
+_ZIPFILE_BOUNDED = (STORED, DEFLATED)
+_RAW_BLOCK = 64 << 10  # Compressed bytes handed to a decompressor at once.
+_LOCAL_HEADER = struct.Struct('<4s22xHH')  # Signature ... name, extra lengths.
+# A zip's LZMA member starts with 2 bytes of version, 2 of properties size,
+# then LZMA1's 5 bytes of properties: lc/lp/pb, dictionary size.
+_LZMA_PROPERTIES = 5
+
+
+def method_name(method: int) -> str:
+  """'bzip2', 'deflate64', ... or 'unknown' for a method number."""
+  return zipfile.compressor_names.get(method, 'unknown')
+
+
+def open_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo | str, where: str
+) -> BinaryIO:
+  """A seekable binary file object for the member `info` of `zf`.
+
+  `where` names the member in messages. Reads never give more than the
+  member's declared size, and each read inflates at most what it asks for.
+  """
+  if isinstance(info, str):
+    info = zf.getinfo(info)
+  method = info.compress_type
+  if method in _ZIPFILE_BOUNDED:
+    return zf.open(info)
+  if method not in (BZIP2, LZMA):
+    raise SourceError(
+        f'{where}: is compressed with method {method}'
+        f' ({method_name(method)}), which cannot be read here; expected a'
+        ' member stored or compressed with deflate, bzip2 or LZMA'
+    )
+  if info.flag_bits & 0x1:
+    raise SourceError(f'{where}: is encrypted; expected a plain member')
+  zf.open(info).close()  # zipfile's checks of the local header (name, flags).
+  return io.BufferedReader(_Inflating(zf.fp, info, method))
+
+
+def _data_start(fp, info: zipfile.ZipInfo) -> int:
+  fp.seek(info.header_offset)
+  header = fp.read(_LOCAL_HEADER.size)
+  if len(header) != _LOCAL_HEADER.size:
+    raise zipfile.BadZipFile(f'truncated local header of {info.filename!r}')
+  signature, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+  if signature != b'PK\x03\x04':
+    raise zipfile.BadZipFile(f'bad local header of {info.filename!r}')
+  return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+
+
+class _Inflating(io.RawIOBase):
+  """A bzip2 or LZMA member, decompressed as it is read, `max_length` bound.
+
+  Seeking back starts over from the member's first byte (as zipfile does for
+  every compressed member); seeking forward reads on.
+  """
+
+  def __init__(self, fp, info: zipfile.ZipInfo, method: int):
+    super().__init__()
+    self._fp = fp
+    self._info = info
+    self._method = method
+    self._start = _data_start(fp, info)
+    self._restart()
+
+  def _restart(self) -> None:
+    self._read = 0  # Compressed bytes handed to the decompressor.
+    self._out = 0  # Inflated bytes given out.
+    self._crc = 0
+    self._decompressor = (
+        bz2.BZ2Decompressor() if self._method == BZIP2 else self._lzma()
+    )
+
+  def _raw(self, n: int) -> bytes:
+    n = min(n, self._info.compress_size - self._read)
+    if n <= 0:
+      return b''
+    self._fp.seek(self._start + self._read)
+    data = self._fp.read(n)
+    self._read += len(data)
+    return data
+
+  def _lzma(self) -> lzma.LZMADecompressor:
+    head = self._raw(4)
+    if len(head) != 4:
+      raise EOFError(f'{self._info.filename!r}: truncated LZMA header')
+    (size,) = struct.unpack('<H', head[2:4])
+    properties = self._raw(size)
+    if size != _LZMA_PROPERTIES or len(properties) != size:
+      raise zipfile.BadZipFile(
+          f'LZMA properties of {size} bytes in {self._info.filename!r}'
+          f' (LZMA1 has {_LZMA_PROPERTIES})'
+      )
+    lclppb = properties[0]
+    if lclppb >= 9 * 5 * 5:
+      raise zipfile.BadZipFile(f'bad LZMA properties in {self._info.filename!r}')
+    pb, rest = divmod(lclppb, 9 * 5)
+    lp, lc = divmod(rest, 9)
+    # A dictionary larger than the whole member is never used (LZMA refers
+    # back only into what it has written), so it is capped at the member's
+    # declared size: the same bytes out, and a declared 4 GiB dictionary
+    # costs what the member is.
+    declared = int.from_bytes(properties[1:5], 'little')
+    dict_size = max(4096, min(declared, self._info.file_size))
+    return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[{
+        'id': lzma.FILTER_LZMA1, 'dict_size': dict_size,
+        'lc': lc, 'lp': lp, 'pb': pb,
+    }])
+
+  def readable(self) -> bool:
+    return True
+
+  def seekable(self) -> bool:
+    return True
+
+  def tell(self) -> int:
+    return self._out
+
+  def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+    base = {os.SEEK_SET: 0, os.SEEK_CUR: self._out, os.SEEK_END: self._info.file_size}
+    target = max(0, min(base[whence] + offset, self._info.file_size))
+    if target < self._out:
+      self._restart()
+    while self._out < target:
+      if not self.read(min(target - self._out, 1 << 20)):
+        break
+    return self._out
+
+  def readinto(self, buffer) -> int:
+    n = min(len(buffer), self._info.file_size - self._out)
+    if n <= 0:
+      return 0
+    data = b''
+    while not data:
+      if self._decompressor.eof:
+        raise EOFError(
+            f'{self._info.filename!r}: the compressed stream ends after'
+            f' {self._out} of the {self._info.file_size} bytes declared'
+        )
+      chunk = self._raw(_RAW_BLOCK) if self._decompressor.needs_input else b''
+      if self._decompressor.needs_input and not chunk:
+        raise EOFError(f'{self._info.filename!r}: truncated compressed data')
+      data = self._decompressor.decompress(chunk, max_length=n)
+    with memoryview(buffer) as view:
+      view[: len(data)] = data
+    self._out += len(data)
+    self._crc = zlib.crc32(data, self._crc)
+    if self._out == self._info.file_size and self._crc != self._info.CRC:
+      raise zipfile.BadZipFile(f'Bad CRC-32 for file {self._info.filename!r}')
+    return len(data)

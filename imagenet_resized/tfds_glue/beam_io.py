@@ -1,0 +1,109 @@
+"""The examples of a split as an Apache Beam PTransform, one batch per task.
+
+Used only when the user gives Beam options (`tfds build
+--beam_pipeline_options=...`, `DownloadConfig(beam_options=...)`); the
+generator path never imports this module (apache-beam is installed anyway,
+as TFDS's command line needs it).
+
+Each batch file of the split becomes one element; `Reshuffle` spreads them
+over the workers, and a worker streams its batch through the same reader and
+PNG writer as the generator path (`examples.iter_examples`), so a worker's
+memory stays that of the streaming reader and the examples are the same,
+byte for byte, under the same keys. TFDS's Beam writer orders examples by a
+hash of their keys, as its generator writer does, so both paths write the
+same examples in the same order.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import apache_beam as beam
+
+from imagenet_resized.pipeline import examples, pixel_statistics
+from imagenet_resized.authors import row_selection
+from imagenet_resized.authors import batch_files, completeness
+
+
+_COUNTS = 'counts'
+
+
+def _batch_examples(
+    batch: batch_files.Batch, size: int, source: batch_files.SplitSource, selection
+) -> Iterator:
+  """The (key, example) pairs of one batch, encoded in this worker; then, on
+  the `counts` output, (batch name, (rows read, examples kept, pixel sums of
+  the kept images))."""
+  rows = []
+  tally = pixel_statistics.Tally()
+
+  def batch_done(done: batch_files.Batch, count: int) -> None:
+    completeness.check_batch_rows(source, done, count)
+    rows.append(count)
+
+  kept = 0
+  # No encoding pool inside a Beam worker: the runner supplies the parallelism.
+  for key_example in examples.iter_examples(
+      [batch], size, workers=0, batch_done=batch_done, selection=selection,
+      tally=tally,
+  ):
+    kept += 1
+    yield key_example
+  yield beam.pvalue.TaggedOutput(
+      _COUNTS, (batch.name, (rows[0], kept, tally.sums))
+  )
+
+
+def _check_counts(
+    counts: dict[str, tuple], source: batch_files.SplitSource, check_kept
+) -> None:
+  rows_by_batch = {name: rows for name, (rows, _, _) in counts.items()}
+  kept = sum(k for _, k, _ in counts.values())
+  examples.check_split(source, rows_by_batch, kept, check_kept)
+
+
+def _split_sums(counts: dict[str, tuple]) -> pixel_statistics.PixelSums:
+  """The pixel sums of a split, from its batches' counts (added in the
+  batches' name order: integers, so the order does not change the sum)."""
+  return pixel_statistics.total(counts[name][2] for name in sorted(counts))
+
+
+# Receives a PCollection holding the split's one PixelSums.
+StatisticsSink = Callable[[beam.PCollection], None]
+
+
+class ExamplesFromBatches(beam.PTransform):
+  """PBegin -> PCollection of (key, {'image': PNG bytes, 'label': int})."""
+
+  def __init__(
+      self, source: batch_files.SplitSource, size: int,
+      selection=row_selection.EveryRow(), check_kept=None,
+      statistics: StatisticsSink | None = None,
+  ):
+    super().__init__()
+    self._statistics = statistics
+    self._source = source
+    self._size = size
+    self._selection = selection
+    self._check_kept = check_kept
+
+  def expand(self, pipeline):
+    outputs = (
+        pipeline
+        | 'Batches' >> beam.Create(list(self._source.batches))
+        # Breaks fusion with Create so that batches go to different workers.
+        | 'SpreadBatches' >> beam.Reshuffle()
+        | 'Examples' >> beam.FlatMap(
+            _batch_examples, size=self._size, source=self._source,
+            selection=self._selection,
+        ).with_outputs(_COUNTS, main='examples')
+    )
+    # A split that claims to be the published one must be whole; a wrong
+    # count fails the pipeline with the same message as the generator path.
+    by_batch = outputs[_COUNTS] | 'CountsByBatch' >> beam.combiners.ToDict()
+    _ = by_batch | 'CheckCounts' >> beam.Map(
+        _check_counts, source=self._source, check_kept=self._check_kept
+    )
+    if self._statistics is not None:
+      self._statistics(by_batch | 'PixelSums' >> beam.Map(_split_sums))
+    return outputs['examples']
