@@ -375,7 +375,7 @@ class Tally:
 
 def run_one(tally: Tally, data: bytes) -> None:
   """Runs the reader's steps on `data`; tallies each outcome."""
-  from imagenet_resized.readers.batch_format import SourceError  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.common import SourceError  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   tally.executions += 1
   with _quiet_warnings():
@@ -555,7 +555,7 @@ def check_structured(tally: Tally, batch: dict, form: str) -> None:
   """Reads a well-formed file of `batch`: refused with SourceError, or read
   as exactly the rows it was written from; a legitimate batch is read."""
   from imagenet_resized.readers import npz_batches, pickle_batches  # pylint: disable=g-import-not-at-top
-  from imagenet_resized.readers.batch_format import SourceError  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.common import SourceError  # pylint: disable=g-import-not-at-top
   try:
     data = serialize(batch, form)
   except Exception:  # pylint: disable=broad-except
