@@ -146,6 +146,7 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith('tensorflow'))))
 """
 
 
+@pytest.mark.slow  # It starts a process.
 def test_readers_and_authors_load_no_tensorflow():
   import imagenet_resized  # pylint: disable=g-import-not-at-top
   folder = pathlib.Path(imagenet_resized.__file__).parent
