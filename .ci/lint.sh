@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# CI step: the linter configured in pyproject.toml ([tool.ruff]) on the
-# package, the tests and the benchmarks. Needs ruff (the test extra has it).
+# CI step: the formatter (pyink, on the package) and the linter (ruff, on the
+# package, the tests and the benchmarks), both configured in pyproject.toml.
+# Needs both (the test extra has them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ruff=${RUFF:-ruff}
-if [ -x .venv/bin/ruff ]; then ruff=.venv/bin/ruff; fi
-"$ruff" check imagenet_resized tests benchmarks
+bin=${LINT_BIN:-.venv/bin}
+"$bin/pyink" --check imagenet_resized
+"$bin/ruff" check imagenet_resized tests benchmarks

@@ -162,8 +162,8 @@ def run_child(task: str, size: int, data_dir: str, **kwargs) -> dict:
   for key, value in kwargs.items():
     cmd += [f'--{key}', str(value)]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=common.REPO)
-  proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, text=True, check=False)
+  proc = subprocess.run(cmd, env=env, capture_output=True,
+                        text=True, check=False)
   if proc.returncode:
     raise RuntimeError(f'{task} failed: {proc.stderr[-2000:]}')
   return json.loads(proc.stdout.strip().splitlines()[-1])

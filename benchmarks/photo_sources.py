@@ -212,7 +212,10 @@ def write_sources(
       for i, name in enumerate(train_zips)
   ]
   groups.append(
-      (publication.archive_names(size, common.VALIDATION)[0], [('val_data', layout.val_rows)], False)
+      (
+          publication.archive_names(size, common.VALIDATION)[0],
+          [('val_data', layout.val_rows)], False,
+      )
   )
   written = []
   batch_index = 0

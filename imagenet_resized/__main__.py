@@ -17,7 +17,8 @@ import csv
 import logging
 import os
 import sys
-from typing import NoReturn, Sequence
+from typing import NoReturn
+from collections.abc import Sequence
 
 import tensorflow_datasets as tfds
 
@@ -51,22 +52,29 @@ def _add_verbose(parser: argparse.ArgumentParser) -> None:
   # Acted on when the package is imported (quiet_start reads the command
   # line), before argparse runs; declared here so that it is accepted anywhere.
   parser.add_argument(
-      '-v', '--verbose', action='store_true', default=argparse.SUPPRESS,
-      help='show TensorFlow\'s start-up logging and TFDS\'s warnings',
+      '-v',
+      '--verbose',
+      action='store_true',
+      default=argparse.SUPPRESS,
+      help="show TensorFlow's start-up logging and TFDS's warnings",
   )
 
 
 def _int_at_least(low: int, high: int | None = None):
   """An argparse type: an int in low..high."""
+
   def parse(text: str) -> int:
     try:
       value = int(text)
     except ValueError:
-      raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
+      raise argparse.ArgumentTypeError(
+          f'{text!r} is not a whole number'
+      ) from None
     if value < low or (high is not None and value > high):
       allowed = f'{low}..{high}' if high is not None else f'>= {low}'
       raise argparse.ArgumentTypeError(f'{value} is not in {allowed}')
     return value
+
   return parse
 
 
@@ -104,7 +112,8 @@ def read_examples(config: str, split: str, data_dir: str | None, count: int):
         f'imagenet_resized/{config} is not prepared in {builder.data_dir}:'
         ' build it first (tfds build imagenet_resized --imports'
         f' imagenet_resized --config {config} --manual_dir DIR'
-        + (f' --data_dir {data_dir}' if data_dir else '') + ')'
+        + (f' --data_dir {data_dir}' if data_dir else '')
+        + ')'
     )
   try:  # Checked here, before TensorFlow is started for the reading.
     builder.info.splits[split]  # pylint: disable=pointless-statement
@@ -124,7 +133,9 @@ def read_examples(config: str, split: str, data_dir: str | None, count: int):
 def _show(args: argparse.Namespace) -> None:
   folder = os.path.dirname(os.path.abspath(args.output))
   if not os.path.isdir(folder):  # Known before the data is read.
-    raise CliError(f'{args.output}: cannot write the picture (no folder {folder})')
+    raise CliError(
+        f'{args.output}: cannot write the picture (no folder {folder})'
+    )
   examples = read_examples(args.config, args.split, args.data_dir, args.n)
   if not examples:
     raise CliError(f'imagenet_resized/{args.config} {args.split}: no examples')
@@ -135,9 +146,13 @@ def _show(args: argparse.Namespace) -> None:
   try:
     grid.save(args.output, format='PNG')
   except OSError as e:
-    raise CliError(f'{args.output}: cannot write the picture ({e.strerror or e})') from None
-  print(f'{args.output}: {len(examples)} examples of imagenet_resized/'
-        f'{args.config} {args.split}, {grid.width}x{grid.height} pixels')
+    raise CliError(
+        f'{args.output}: cannot write the picture ({e.strerror or e})'
+    ) from None
+  print(
+      f'{args.output}: {len(examples)} examples of imagenet_resized/'
+      f'{args.config} {args.split}, {grid.width}x{grid.height} pixels'
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -170,20 +185,31 @@ def _fake(args: argparse.Namespace) -> None:
 
 def _arrays(args: argparse.Namespace) -> None:
   from imagenet_resized import arrays  # pylint: disable=g-import-not-at-top
+
   try:
     found = arrays.load(
-        args.config, args.split, data_dir=args.data_dir,
-        cache_dir=args.cache_dir, refresh=args.refresh, verify=args.verify,
+        args.config,
+        args.split,
+        data_dir=args.data_dir,
+        cache_dir=args.cache_dir,
+        refresh=args.refresh,
+        verify=args.verify,
     )
   except arrays.ArraysError as e:
     raise CliError(str(e)) from None
   stats = ''
   if found.mean is not None:
-    stats = (' train mean ' + ', '.join(f'{v:.3f}' for v in found.mean)
-             + ' std ' + ', '.join(f'{v:.3f}' for v in found.std))
-  print(f'{found.folder}: {len(found)} examples of imagenet_resized/'
-        f'{args.config} {args.split}, images {found.images.shape} uint8,'
-        f' labels int64;{stats}')
+    stats = (
+        ' train mean '
+        + ', '.join(f'{v:.3f}' for v in found.mean)
+        + ' std '
+        + ', '.join(f'{v:.3f}' for v in found.std)
+    )
+  print(
+      f'{found.folder}: {len(found)} examples of imagenet_resized/'
+      f'{args.config} {args.split}, images {found.images.shape} uint8,'
+      f' labels int64;{stats}'
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -208,7 +234,7 @@ def make_parser() -> argparse.ArgumentParser:
       description=(
           'Writes the 1000 classes in label order as CSV on stdout, with the'
           ' header label,wnid,name,imagenet2012_label: our label (the'
-          ' authors\' order), its WordNet ID, its name (first WordNet lemma)'
+          " authors' order), its WordNet ID, its name (first WordNet lemma)"
           ' and the label of the same class in imagenet2012 (sorted WordNet'
           ' IDs, the order of most pretrained models).'
       ),
@@ -227,16 +253,30 @@ def make_parser() -> argparse.ArgumentParser:
           ' class name.'
       ),
   )
-  show.add_argument('--config', required=True, choices=SHOW_CONFIGS,
-                    help='the image size, e.g. 32x32')
-  show.add_argument('--split', required=True,
-                    help='train or validation (TFDS slices such as'
-                    ' "validation[100:]" work too)')
-  show.add_argument('--data-dir', default=None,
-                    help='where the dataset was built (default: TFDS\'s,'
-                    ' ~/tensorflow_datasets or $TFDS_DATA_DIR)')
-  show.add_argument('-n', type=_int_at_least(1), default=DEFAULT_SHOW_EXAMPLES,
-                    help=f'how many examples (default {DEFAULT_SHOW_EXAMPLES})')
+  show.add_argument(
+      '--config',
+      required=True,
+      choices=SHOW_CONFIGS,
+      help='the image size, e.g. 32x32',
+  )
+  show.add_argument(
+      '--split',
+      required=True,
+      help='train or validation (TFDS slices such as'
+      ' "validation[100:]" work too)',
+  )
+  show.add_argument(
+      '--data-dir',
+      default=None,
+      help="where the dataset was built (default: TFDS's,"
+      ' ~/tensorflow_datasets or $TFDS_DATA_DIR)',
+  )
+  show.add_argument(
+      '-n',
+      type=_int_at_least(1),
+      default=DEFAULT_SHOW_EXAMPLES,
+      help=f'how many examples (default {DEFAULT_SHOW_EXAMPLES})',
+  )
   show.add_argument('-o', '--output', required=True, help='the PNG to write')
   _add_verbose(show)
   show.set_defaults(run=_show)
@@ -245,34 +285,61 @@ def make_parser() -> argparse.ArgumentParser:
       'fake',
       help='fake source archives, ready for --manual_dir',
       description=(
-          'Writes fake sources for one config in the authors\' exact archive'
+          "Writes fake sources for one config in the authors' exact archive"
           ' names and layout (npz or pickle zips), with image-like content and'
           ' labels 1..1000, deterministic for a seed; or, with --dummy-data,'
-          ' the repository\'s dummy_data/ (all four sizes). Build from them'
+          " the repository's dummy_data/ (all four sizes). Build from them"
           ' with --manual_dir OUT.'
       ),
   )
   which = fake_parser.add_mutually_exclusive_group(required=True)
-  which.add_argument('--config', choices=CONFIGS,
-                     help='the image size, e.g. 32x32')
-  which.add_argument('--dummy-data', action='store_true',
-                     help='write the repository\'s dummy_data/ (ignores the'
-                     ' options below)')
-  fake_parser.add_argument('--out', required=True, help='the folder to write into')
-  fake_parser.add_argument('--format', choices=('npz', 'pickle'), default='npz',
-                           help='npz zips (as downloaded) or the original'
-                           ' pickle zips (default npz)')
-  fake_parser.add_argument('--train-batches', type=_int_at_least(1, publication.NUM_TRAIN_BATCHES),
-                           default=3, help='train batches, 1..10 (default 3)')
-  fake_parser.add_argument('--examples-per-batch', type=_int_at_least(1), default=10,
-                           help='examples in each train batch (default 10)')
-  fake_parser.add_argument('--val-examples', type=_int_at_least(1), default=10,
-                           help='validation examples (default 10)')
-  fake_parser.add_argument('--seed', type=_int_at_least(0), default=0,
-                           help='random seed of the content (default 0)')
-  fake_parser.add_argument('--extracted', action='store_true',
-                           help='write the extracted batch files instead of'
-                           ' the zips')
+  which.add_argument(
+      '--config', choices=CONFIGS, help='the image size, e.g. 32x32'
+  )
+  which.add_argument(
+      '--dummy-data',
+      action='store_true',
+      help="write the repository's dummy_data/ (ignores the" ' options below)',
+  )
+  fake_parser.add_argument(
+      '--out', required=True, help='the folder to write into'
+  )
+  fake_parser.add_argument(
+      '--format',
+      choices=('npz', 'pickle'),
+      default='npz',
+      help='npz zips (as downloaded) or the original'
+      ' pickle zips (default npz)',
+  )
+  fake_parser.add_argument(
+      '--train-batches',
+      type=_int_at_least(1, publication.NUM_TRAIN_BATCHES),
+      default=3,
+      help='train batches, 1..10 (default 3)',
+  )
+  fake_parser.add_argument(
+      '--examples-per-batch',
+      type=_int_at_least(1),
+      default=10,
+      help='examples in each train batch (default 10)',
+  )
+  fake_parser.add_argument(
+      '--val-examples',
+      type=_int_at_least(1),
+      default=10,
+      help='validation examples (default 10)',
+  )
+  fake_parser.add_argument(
+      '--seed',
+      type=_int_at_least(0),
+      default=0,
+      help='random seed of the content (default 0)',
+  )
+  fake_parser.add_argument(
+      '--extracted',
+      action='store_true',
+      help='write the extracted batch files instead of' ' the zips',
+  )
   _add_verbose(fake_parser)
   fake_parser.set_defaults(run=_fake)
 
@@ -288,22 +355,37 @@ def make_parser() -> argparse.ArgumentParser:
           ' imagenet_resized.arrays.load (docs/arrays.md).'
       ),
   )
-  arrays_parser.add_argument('--config', required=True,
-                             help='e.g. 32x32, 16x16_120, 32x32_ilsvrc2012,'
-                             ' 32x32_100')
-  arrays_parser.add_argument('--split', required=True,
-                             help='a split of the prepared dataset, e.g. train')
-  arrays_parser.add_argument('--data-dir', default=None,
-                             help='where the dataset was built (default:'
-                             ' TFDS\'s, ~/tensorflow_datasets or'
-                             ' $TFDS_DATA_DIR)')
-  arrays_parser.add_argument('--cache-dir', default=None,
-                             help='a local folder for the arrays (needed for'
-                             ' a data_dir that is not local, e.g. gs://)')
-  arrays_parser.add_argument('--refresh', action='store_true',
-                             help='export again, over anything there')
-  arrays_parser.add_argument('--verify', action='store_true',
-                             help='verify the full checksums of the files')
+  arrays_parser.add_argument(
+      '--config',
+      required=True,
+      help='e.g. 32x32, 16x16_120, 32x32_ilsvrc2012,' ' 32x32_100',
+  )
+  arrays_parser.add_argument(
+      '--split',
+      required=True,
+      help='a split of the prepared dataset, e.g. train',
+  )
+  arrays_parser.add_argument(
+      '--data-dir',
+      default=None,
+      help='where the dataset was built (default:'
+      " TFDS's, ~/tensorflow_datasets or"
+      ' $TFDS_DATA_DIR)',
+  )
+  arrays_parser.add_argument(
+      '--cache-dir',
+      default=None,
+      help='a local folder for the arrays (needed for'
+      ' a data_dir that is not local, e.g. gs://)',
+  )
+  arrays_parser.add_argument(
+      '--refresh', action='store_true', help='export again, over anything there'
+  )
+  arrays_parser.add_argument(
+      '--verify',
+      action='store_true',
+      help='verify the full checksums of the files',
+  )
   _add_verbose(arrays_parser)
   arrays_parser.set_defaults(run=_arrays)
   return parser
@@ -324,11 +406,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
   except (CliError, SourceError, OSError) as e:
-    message = str(e) if not isinstance(e, OSError) or not e.filename else (
-        f'{e.filename}: {e.strerror}'
+    message = (
+        str(e)
+        if not isinstance(e, OSError) or not e.filename
+        else (f'{e.filename}: {e.strerror}')
     )
-    print(f'{PROG}: error: {message.splitlines()[0] if message else type(e).__name__}',
-          file=sys.stderr)
+    print(
+        f'{PROG}: error: {message.splitlines()[0] if message else type(e).__name__}',
+        file=sys.stderr,
+    )
     return 1
   finally:
     absl_logger.setLevel(absl_level)

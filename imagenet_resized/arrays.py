@@ -83,9 +83,11 @@ def _builder(config, data_dir):
 
 def _train_statistics(builder, fingerprint: dict, split: str):
   """(mean, std) of the train split: the build's, else the export's own."""
-  stats = builder.info.metadata.get(pixel_statistics.METADATA_KEY, {}) if (
-      builder.info.metadata is not None
-  ) else {}
+  stats = (
+      builder.info.metadata.get(pixel_statistics.METADATA_KEY, {})
+      if (builder.info.metadata is not None)
+      else {}
+  )
   train = stats.get('train')
   if train and train.get('mean'):
     return tuple(train['mean']), tuple(train['std'])
@@ -97,7 +99,9 @@ def _train_statistics(builder, fingerprint: dict, split: str):
 
 
 def _open(folder: str, builder, fingerprint: dict, split: str) -> SplitArrays:
-  images = np.load(os.path.join(folder, array_fingerprint.IMAGES), mmap_mode='r')
+  images = np.load(
+      os.path.join(folder, array_fingerprint.IMAGES), mmap_mode='r'
+  )
   labels = np.load(os.path.join(folder, array_fingerprint.LABELS))
   mean, std = _train_statistics(builder, fingerprint, split)
   return SplitArrays(images, labels, mean, std, folder)
@@ -116,13 +120,20 @@ def _checked(folder, expected, verify, refresh) -> dict | None:
       return None
     raise
   if verified and not verify:
-    log.info('Checksums of %s verified (their mtime changed)', ', '.join(verified))
+    log.info(
+        'Checksums of %s verified (their mtime changed)', ', '.join(verified)
+    )
   return None if refresh else fingerprint
 
 
 def load(
-    config, split: str, *, data_dir: str | None = None,
-    cache_dir: str | None = None, refresh: bool = False, verify: bool = False,
+    config,
+    split: str,
+    *,
+    data_dir: str | None = None,
+    cache_dir: str | None = None,
+    refresh: bool = False,
+    verify: bool = False,
     workers: int | None = None,
 ) -> SplitArrays:
   """The examples of a prepared split as arrays (exported on first use).
@@ -163,8 +174,10 @@ def load(
   fingerprint = _checked(folder, expected, verify, refresh)
   if fingerprint is not None:
     return _open(folder, builder, fingerprint, split)
-  what = (f'export of imagenet_resized/{builder.builder_config.name}'
-          f' {builder.version} {split} to arrays')
+  what = (
+      f'export of imagenet_resized/{builder.builder_config.name}'
+      f' {builder.version} {split} to arrays'
+  )
   os.makedirs(os.path.dirname(folder), exist_ok=True)
   with file_lock.held(folder + '.lock', what):
     # Another process may have exported it while this one waited.
@@ -172,9 +185,14 @@ def load(
     if fingerprint is None:
       split_info = builder.info.splits[split]
       fingerprint = array_export.export(
-          folder, expected,
-          list(zip((os.fspath(p) for p in split_info.filepaths),
-                   split_info.shard_lengths)),
+          folder,
+          expected,
+          list(
+              zip(
+                  (os.fspath(p) for p in split_info.filepaths),
+                  split_info.shard_lengths,
+              )
+          ),
           builder.builder_config.size,
           worker_pool.default_workers() if workers is None else workers,
           f'{builder.builder_config.name} {split}',

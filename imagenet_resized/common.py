@@ -1,9 +1,12 @@
-"""The names every wing shares: the error a bad source raises, sizes, splits.
+"""What every wing shares: the error a bad source raises, sizes, splits.
 
 A leaf: it imports nothing of the package, and every module may import it.
 """
 
 from __future__ import annotations
+
+from typing import Protocol, TypeVar
+from collections.abc import Callable
 
 # The image sizes the authors published.
 SIZES = (8, 16, 32, 64)
@@ -21,3 +24,43 @@ class SourceError(ValueError):
   Its message is one line naming the file (and member), what was wrong and
   what was expected.
   """
+
+
+class SplitSource(Protocol):
+  """What one split is built from, whichever kind of source it is.
+
+  Met by the authors' batches (`authors.batch_files.SplitSource`) and by the
+  ILSVRC2012 JPEGs (`ilsvrc.finding.SplitSource`); the builder needs no more
+  than this of either.
+  """
+
+  split: str
+  form: str  # How the files are laid out ('npz zip', 'ILSVRC2012 tarballs').
+  files: tuple[str, ...]  # The archives, batch files, tarball or folder.
+
+
+S = TypeVar('S', bound=SplitSource)
+
+
+def both_splits(
+    found: dict[str, S | None],
+    root: str,
+    what: str,
+    expected_for: Callable[[str], str],
+) -> dict[str, S] | None:
+  """`found` when it holds every split, None when it holds none.
+
+  Only some splits is a SourceError naming `root`, the splits found and the
+  one missing, and `expected_for(missing)`: what would have been that split.
+  `what` names the data ('32x32', 'ILSVRC2012').
+  """
+  missing = [split for split in SPLITS if found.get(split) is None]
+  if len(missing) == len(SPLITS):
+    return None
+  if missing:
+    present = ', '.join(split for split in SPLITS if split not in missing)
+    raise SourceError(
+        f'{root}: found the {what} {present} split but not'
+        f' {", ".join(missing)}; expected {expected_for(missing[0])}'
+    )
+  return found

@@ -31,6 +31,7 @@ from imagenet_resized.authors import batch_files, discovery, publication
 from imagenet_resized import common
 from imagenet_resized.authors import row_selection
 from imagenet_resized.pipeline import worker_pool
+from imagenet_resized.readers import one_line
 from imagenet_resized.tfds_glue import tfds_internals
 from imagenet_resized.common import NUM_CLASSES, SourceError
 
@@ -51,7 +52,9 @@ class ConfigError(ValueError):
 
 
 def config_name(
-    size: int, source: str = AUTHORS, jpeg_draft: bool = False,
+    size: int,
+    source: str = AUTHORS,
+    jpeg_draft: bool = False,
     num_classes: int | None = None,
 ) -> str:
   """The one name of a config: '32x32', '16x16_120', '32x32_ilsvrc2012',
@@ -64,10 +67,12 @@ def config_name(
   return name + ('_draft' if jpeg_draft else '')
 
 
-def _description(size: int, source: str, jpeg_draft: bool, num_classes: int | None) -> str:
+def _description(
+    size: int, source: str, jpeg_draft: bool, num_classes: int | None
+) -> str:
   if num_classes is not None:
     text = (
-        f'The authors\' {size}x{size} batches restricted to their first'
+        f"The authors' {size}x{size} batches restricted to their first"
         f' {num_classes} classes (1-based labels 1..{num_classes}, here'
         f' 0..{num_classes - 1}), examples keyed as in {size}x{size}.'
     )
@@ -79,17 +84,21 @@ def _description(size: int, source: str, jpeg_draft: bool, num_classes: int | No
     return text
   if source == AUTHORS:
     return (
-        f'ImageNet (ILSVRC2012) box-resized to {size}x{size}: the authors\''
+        f"ImageNet (ILSVRC2012) box-resized to {size}x{size}: the authors'"
         ' published batches.'
     )
   return (
       f'ImageNet (ILSVRC2012) box-resized to {size}x{size}, computed from the'
-      ' ILSVRC2012 JPEGs by the authors\' documented method (Pillow,'
-      ' convert(\'RGB\'), resize BOX); not compared with the authors\' files,'
+      " ILSVRC2012 JPEGs by the authors' documented method (Pillow,"
+      " convert('RGB'), resize BOX); not compared with the authors' files,"
       ' whose exact JPEGs and Pillow version are unknown, so pixels may differ;'
-      ' keys and order differ from the authors\' archives.'
-      + (' JPEG draft decoding: faster, not pixel-identical to the full'
-         ' decode.' if jpeg_draft else '')
+      " keys and order differ from the authors' archives."
+      + (
+          ' JPEG draft decoding: faster, not pixel-identical to the full'
+          ' decode.'
+          if jpeg_draft
+          else ''
+      )
   )
 
 
@@ -99,7 +108,7 @@ def _checked_name(size, source, jpeg_draft, num_classes, name) -> str:
     raise ConfigError(f'size={size!r}: expected a positive int')
   if source not in SOURCE_NAMES:
     raise ConfigError(
-        f'source={source!r}: expected {AUTHORS!r} (the authors\' archives) or'
+        f"source={source!r}: expected {AUTHORS!r} (the authors' archives) or"
         f' {ILSVRC2012!r} (computed from the ILSVRC2012 JPEGs)'
     )
   if source == AUTHORS and size not in common.SIZES:
@@ -115,18 +124,19 @@ def _checked_name(size, source, jpeg_draft, num_classes, name) -> str:
     )
   if num_classes is not None:
     if (
-        isinstance(num_classes, bool) or not isinstance(num_classes, int)
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, int)
         or not 1 <= num_classes < NUM_CLASSES
     ):
       raise ConfigError(
           f'num_classes={num_classes!r}: expected 1..{NUM_CLASSES - 1}, the'
-          f' first classes of the authors\' labels (all {NUM_CLASSES} is'
+          f" first classes of the authors' labels (all {NUM_CLASSES} is"
           f' ImagenetResizedConfig(size={size}))'
       )
     if source != AUTHORS:
       raise ConfigError(
           f'num_classes={num_classes}: class subsets are drawn from the'
-          f' authors\' batches; expected source={AUTHORS!r}'
+          f" authors' batches; expected source={AUTHORS!r}"
       )
   canonical = config_name(size, source, jpeg_draft, num_classes)
   if name is not None and name != canonical:
@@ -138,7 +148,7 @@ def _checked_name(size, source, jpeg_draft, num_classes, name) -> str:
 
 
 # The registered configs by name (see ImagenetResizedConfig.__new__).
-_REGISTERED: dict[str, 'ImagenetResizedConfig'] = {}
+_REGISTERED: dict[str, ImagenetResizedConfig] = {}
 
 
 class ImagenetResizedConfig(tfds.core.BuilderConfig):
@@ -159,11 +169,19 @@ class ImagenetResizedConfig(tfds.core.BuilderConfig):
     # arguments, as when unpickled, a new object.)
     if 'size' in kwargs and not args:
       name = _checked_name(
-          kwargs['size'], kwargs.get('source', AUTHORS),
-          kwargs.get('jpeg_draft', False), kwargs.get('num_classes'),
+          kwargs['size'],
+          kwargs.get('source', AUTHORS),
+          kwargs.get('jpeg_draft', False),
+          kwargs.get('num_classes'),
           kwargs.get('name'),
       )
-      extra = set(kwargs) - {'size', 'source', 'jpeg_draft', 'num_classes', 'name'}
+      extra = set(kwargs) - {
+          'size',
+          'source',
+          'jpeg_draft',
+          'num_classes',
+          'name',
+      }
       if name in _REGISTERED and not extra:
         return _REGISTERED[name]
     return super().__new__(cls)
@@ -182,7 +200,9 @@ class ImagenetResizedConfig(tfds.core.BuilderConfig):
       return  # The registered config, given back by __new__.
     canonical = _checked_name(size, source, jpeg_draft, num_classes, name)
     kwargs.setdefault('version', VERSION)
-    kwargs.setdefault('description', _description(size, source, jpeg_draft, num_classes))
+    kwargs.setdefault(
+        'description', _description(size, source, jpeg_draft, num_classes)
+    )
     super().__init__(name=canonical, **kwargs)
     self.size = size
     self.source = source
@@ -193,11 +213,12 @@ class ImagenetResizedConfig(tfds.core.BuilderConfig):
   def has_x_splits(self) -> bool:
     """Whether this is ImageNet16-120, with NAS-Bench-201's x_valid and x_test."""
     return (self.size, self.num_classes) == (
-        imagenet16_120.SIZE, imagenet16_120.NUM_CLASSES
+        imagenet16_120.SIZE,
+        imagenet16_120.NUM_CLASSES,
     )
 
   @classmethod
-  def registered(cls, **kwargs) -> 'ImagenetResizedConfig':
+  def registered(cls, **kwargs) -> ImagenetResizedConfig:
     """A config that TFDS finds by name (`tfds.builder('imagenet_resized/NAME')`)."""
     config = cls(**kwargs)
     _REGISTERED[config.name] = config
@@ -221,7 +242,7 @@ def _manual_instructions() -> str:
       ' (train_data_batch_1..10[.npz], val_data[.npz]) at any folder depth'
       ' work too.'
       '\nThe configs named SxS_ilsvrc2012 (e.g. 32x32_ilsvrc2012, or any size'
-      ' with ImagenetResizedConfig(size=S, source=\'ilsvrc2012\')) compute the'
+      " with ImagenetResizedConfig(size=S, source='ilsvrc2012')) compute the"
       ' images from ImageNet itself instead: put ILSVRC2012_img_train.tar and'
       ' ILSVRC2012_img_val.tar (as for imagenet2012), or their extracted'
       ' folders train/nXXXXXXXX/*.JPEG and val/*.JPEG, in the manual folder.'
@@ -241,8 +262,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   VERSION = VERSION
   RELEASE_NOTES = {
-      '0.1.0': 'The authors\' npz/pickle archives, any form; ILSVRC2012 builds'
-               ' under names of their own.',
+      '0.1.0': "The authors' npz/pickle archives, any form; ILSVRC2012 builds"
+      ' under names of their own.',
   }
   BUILDER_CONFIGS = [
       ImagenetResizedConfig.registered(size=s, source=source)
@@ -258,20 +279,25 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   # Serialized examples TFDS's shuffler may hold in memory (its default: 1 GB)
   # before spilling to disk; bounds the peak memory of a build (BENCHMARKS.md).
   SHUFFLE_MEMORY_BYTES = 256 << 20
+  # Whether this build runs on Apache Beam: set when a build starts, from the
+  # download config (a runner or pipeline options given).
+  _use_beam = False
 
   def _info(self) -> tfds.core.DatasetInfo:
     size = self.builder_config.size
     num_classes = self.builder_config.num_classes or NUM_CLASSES
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Image(
-                shape=(size, size, 3), dtype=np.uint8, encoding_format='png'
-            ),
-            # The authors' label order; a class subset keeps its first classes.
-            'label': tfds.features.ClassLabel(
-                names=list(resources.wnids()[:num_classes])
-            ),
-        }),
+        features=tfds.features.FeaturesDict(
+            {
+                'image': tfds.features.Image(
+                    shape=(size, size, 3), dtype=np.uint8, encoding_format='png'
+                ),
+                # The authors' label order; a class subset keeps its first classes.
+                'label': tfds.features.ClassLabel(
+                    names=list(resources.wnids()[:num_classes])
+                ),
+            }
+        ),
         supervised_keys=('image', 'label'),
         homepage=HOMEPAGE,
         # Filled in by _split_generators: which files each split came from;
@@ -279,7 +305,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         metadata=build_metadata.BuildMetadata(),
     )
 
-  def download_and_prepare(self, *, download_dir=None, download_config=None, **kwargs):
+  def download_and_prepare(
+      self, *, download_dir=None, download_config=None, **kwargs
+  ):
     """TFDS's download_and_prepare, one build of this dataset at a time.
 
     `tfds build`, `tfds.load(download=True)` and Beam builds (in the
@@ -289,10 +317,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """
     mode = getattr(download_config, 'download_mode', None)
     return build_lock.prepare_once(
-        str(self.data_path), self.info.full_name,
+        str(self.data_path),
+        self.info.full_name,
         prepare=functools.partial(
-            super().download_and_prepare, download_dir=download_dir,
-            download_config=download_config, **kwargs,
+            super().download_and_prepare,
+            download_dir=download_dir,
+            download_config=download_config,
+            **kwargs,
         ),
         # This builder was made before the build it waited for prepared
         # the dataset: it has not read the prepared splits yet.
@@ -313,16 +344,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       # Byte-identical shards from build to build (and faster serialization);
       # local files written without importing TensorFlow.
       if touches.uses(tfds_internals.SERIALIZER):
-        stack.enter_context(tfds_internals.example_serializer_swapped(
-            deterministic_serializer.DeterministicExampleSerializer
-        ))
+        stack.enter_context(
+            tfds_internals.example_serializer_swapped(
+                deterministic_serializer.DeterministicExampleSerializer
+            )
+        )
       if touches.uses(tfds_internals.SHUFFLE_MEMORY):
         stack.enter_context(
-            tfds_internals.shuffle_memory_capped(self.SHUFFLE_MEMORY_BYTES))
-      stack.enter_context(tfds_internals.local_files_without_tensorflow(touches))
+            tfds_internals.shuffle_memory_capped(self.SHUFFLE_MEMORY_BYTES)
+        )
+      stack.enter_context(
+          tfds_internals.local_files_without_tensorflow(touches)
+      )
       return super()._download_and_prepare(dl_manager, download_config)
 
-  def _find_sources(self, dl_manager) -> dict:
+  def _find_sources(self, dl_manager) -> dict[str, common.SplitSource]:
     """{split: source}, from the config's one kind of source."""
     manual_dir = tfds_internals.manual_dir_of(dl_manager)
     if self.builder_config.source == ILSVRC2012:
@@ -330,7 +366,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     found = discovery.find_sources(manual_dir, self.builder_config.size)
     return found or self._download(dl_manager, manual_dir)
 
-  def _find_ilsvrc(self, manual_dir: str | None) -> dict[str, finding.SplitSource]:
+  def _find_ilsvrc(
+      self, manual_dir: str | None
+  ) -> dict[str, finding.SplitSource]:
     found = finding.find_sources(manual_dir)
     if not found:
       raise SourceError(
@@ -340,7 +378,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       )
     return found
 
-  def _download(self, dl_manager, manual_dir: str | None) -> dict[str, batch_files.SplitSource]:
+  def _download(
+      self, dl_manager, manual_dir: str | None
+  ) -> dict[str, batch_files.SplitSource]:
     """The npz zips through TFDS's downloader, if the site can give them."""
     size = self.builder_config.size
     place = manual_dir or 'the manual_dir'
@@ -355,7 +395,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           f' {place}; or {_ilsvrc_hint(size)}'
       )
 
-    urls = [publication.URL_BASE + name for name in publication.download_names(size)]
+    urls = [
+        publication.URL_BASE + name for name in publication.download_names(size)
+    ]
     # Fail in seconds, not after minutes of TFDS's retries: ask the site first,
     # unless TFDS has the file cached (touch 4; without it, TFDS's downloader
     # decides, slower to fail but never refusing a cached file), or the
@@ -363,7 +405,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     # serves EXAMPLE_DIR through it): then only it is asked.
     touches = getattr(self, '_touches', None) or tfds_internals.check_touches()
     if tfds_internals.downloads_through_tfds(dl_manager) and touches.uses(
-        tfds_internals.DOWNLOAD_CACHE):
+        tfds_internals.DOWNLOAD_CACHE
+    ):
       for url in urls:
         if not tfds_internals.is_download_cached(dl_manager, url):
           why = download_probe.why_not_downloadable(url)
@@ -372,25 +415,28 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     try:
       paths = dl_manager.download(urls)
     except Exception as e:  # pylint: disable=broad-except
-      first_line = str(e).splitlines()[0] if str(e) else ''
-      raise cannot(f'download failed: {type(e).__name__}: {first_line}') from e
+      raise cannot(
+          f'download failed: {type(e).__name__}: {one_line.first_line(e)}'
+      ) from e
     return discovery.sources_from_downloads([str(p) for p in paths], size)
 
   def _split_generators(self, dl_manager):
-    found = self._find_sources(dl_manager)
+    found: dict[str, common.SplitSource] = self._find_sources(dl_manager)
     self.info.metadata['sources'] = {
         split: {
             'form': source.form,
             'files': [os.path.basename(f) for f in source.files],
-            **self._ilsvrc_method(source),
+            **self._method(),
         }
         for split, source in found.items()
     }
+    generate = (
+        self._generate_ilsvrc_examples
+        if self.builder_config.source == ILSVRC2012
+        else self._generate_examples
+    )
     generators = {
-        split: self._generate_ilsvrc_examples(found[split], split=split)
-        if isinstance(found[split], finding.SplitSource)
-        else self._generate_examples(source=found[split], split=split)
-        for split in common.SPLITS
+        split: generate(found[split], split=split) for split in common.SPLITS
     }
     if self.builder_config.has_x_splits:
       generators.update(self._x_split_generators(found[common.VALIDATION]))
@@ -401,7 +447,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     rows of classes 1..120, which must be 6,000 (checked before building)."""
     config = self.builder_config
     imagenet16_120.check_validation_rows(
-        examples.count_rows_of_classes(validation, config.size, config.num_classes),
+        examples.count_rows_of_classes(
+            validation, config.size, config.num_classes
+        ),
         ', '.join(b.where for b in validation.batches),
     )
     return {
@@ -413,9 +461,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         for split, positions in imagenet16_120.x_split_positions().items()
     }
 
-  def _ilsvrc_method(self, source) -> dict[str, str]:
-    """{'method': how images were made} for a source of ILSVRC2012 JPEGs."""
-    if not isinstance(source, finding.SplitSource):
+  def _method(self) -> dict[str, str]:
+    """{'method': how images were made} where they are computed here."""
+    if self.builder_config.source != ILSVRC2012:
       return {}
     return {'method': layout.method(self.builder_config.jpeg_draft)}
 
@@ -441,17 +489,25 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """Examples decoded and box-resized from the ILSVRC2012 JPEGs."""
     size = self.builder_config.size
     draft = self.builder_config.jpeg_draft
-    if getattr(self, '_use_beam', False):
+    if self._use_beam:
       return split_examples.beam_examples(
           source, size, draft, statistics=self._beam_statistics(split)
       )
-    return self._tallied(split, lambda tally: split_examples.iter_examples(
-        source, size, workers=worker_pool.default_workers(), draft=draft,
-        tally=tally,
-    ))
+    return self._tallied(
+        split,
+        lambda tally: split_examples.iter_examples(
+            source,
+            size,
+            workers=worker_pool.default_workers(),
+            draft=draft,
+            tally=tally,
+        ),
+    )
 
   def _generate_examples(
-      self, source: batch_files.SplitSource, selection=None,
+      self,
+      source: batch_files.SplitSource,
+      selection=None,
       split: str | None = None,
   ):
     size = self.builder_config.size
@@ -464,19 +520,31 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       if self.builder_config.has_x_splits:
         # The published archives give ImageNet16-120's published sizes.
         check_kept = functools.partial(
-            imagenet16_120.check_published_counts, source.split,
+            imagenet16_120.check_published_counts,
+            source.split,
             where=', '.join(source.files),
         )
-    if getattr(self, '_use_beam', False):
+    if self._use_beam:
       from imagenet_resized.tfds_glue import beam_io  # pylint: disable=g-import-not-at-top
+
       return beam_io.ExamplesFromBatches(
-          source, size, selection, check_kept,
+          source,
+          size,
+          selection,
+          check_kept,
           statistics=self._beam_statistics(split),
       )
-    return self._tallied(split, lambda tally: examples.iter_split_examples(
-        source, size, workers=worker_pool.default_workers(),
-        selection=selection, check_kept=check_kept, tally=tally,
-    ))
+    return self._tallied(
+        split,
+        lambda tally: examples.iter_split_examples(
+            source,
+            size,
+            workers=worker_pool.default_workers(),
+            selection=selection,
+            check_kept=check_kept,
+            tally=tally,
+        ),
+    )
 
 
 # Where TFDS would find its own imagenet_resized by this name first (4.9.4 to

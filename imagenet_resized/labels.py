@@ -90,6 +90,7 @@ def _lookup(table: np.ndarray, labels: LabelsT, what: str) -> LabelsT:
   """`table[labels]`, returned as the same kind (and dtype) as `labels`."""
   if _is_tensor(labels):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
     if not labels.dtype.is_integer:
       raise TypeError(
           f'{what}: expected integer labels, got a {labels.dtype.name} tensor'
@@ -98,12 +99,14 @@ def _lookup(table: np.ndarray, labels: LabelsT, what: str) -> LabelsT:
     # for an out-of-range index instead of failing, so the range is checked.
     index = tf.cast(labels, tf.int64)
     message = f'{what}: labels must be in 0..{NUM_CLASSES - 1}'
-    with tf.control_dependencies([
-        tf.debugging.assert_non_negative(index, message=message),
-        tf.debugging.assert_less(
-            index, tf.constant(NUM_CLASSES, tf.int64), message=message
-        ),
-    ]):
+    with tf.control_dependencies(
+        [
+            tf.debugging.assert_non_negative(index, message=message),
+            tf.debugging.assert_less(
+                index, tf.constant(NUM_CLASSES, tf.int64), message=message
+            ),
+        ]
+    ):
       result_dtype = _result_dtype(labels.dtype.as_numpy_dtype)
       return tf.gather(tf.constant(table.astype(result_dtype)), index)
   if isinstance(labels, (bool, np.bool_)):

@@ -21,7 +21,11 @@ class UrlRecord:
 
 
 def read_text(name: str) -> str:
-  return importlib.resources.files('imagenet_resized').joinpath(name).read_text('utf-8')
+  return (
+      importlib.resources.files('imagenet_resized')
+      .joinpath(name)
+      .read_text('utf-8')
+  )
 
 
 def path(name: str):
@@ -32,9 +36,15 @@ def path(name: str):
 @functools.cache
 def wnids() -> tuple[str, ...]:
   """The 1000 WordNet IDs in the authors' label order (label = line index)."""
-  ids = tuple(line.strip() for line in read_text('labels.txt').splitlines() if line.strip())
+  ids = tuple(
+      line.strip()
+      for line in read_text('labels.txt').splitlines()
+      if line.strip()
+  )
   if len(ids) != 1000:
-    raise RuntimeError(f'labels.txt holds {len(ids)} WordNet IDs; expected 1000')
+    raise RuntimeError(
+        f'labels.txt holds {len(ids)} WordNet IDs; expected 1000'
+    )
   return ids
 
 

@@ -326,8 +326,8 @@ def test_grain_data_loader_reads_every_example_once(built_8, tmp_path):
     assert batch['image'].shape[1:] == (8, 8, 3) and batch['image'].dtype == np.uint8
     seen.extend(zip(batch['image'], batch['label']))
   want = read_split(built_8, 'train')
-  assert sorted((int(l), i.tobytes()) for i, l in seen) == sorted(
-      (l, i.tobytes()) for i, l in want)
+  assert sorted((int(y), i.tobytes()) for i, y in seen) == sorted(
+      (y, i.tobytes()) for i, y in want)
 
 
 @pytest.mark.slow

@@ -142,7 +142,7 @@ def test_killed_build_leaves_nothing_after_the_next_build(manual, tmp_path):
   text = _finish(rebuilt, tmp_path / 'rebuild.log')
 
   assert f'train examples: {TRAIN_ROWS}' in text
-  lines = [l for l in text.splitlines() if 'Removed the leftovers' in l]
+  lines = [x for x in text.splitlines() if 'Removed the leftovers' in x]
   assert len(lines) == 1, text[-3000:]
   assert (
       f'Removed the leftovers of 1 build of imagenet_resized/{SIZE}x{SIZE}/'

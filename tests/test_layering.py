@@ -45,7 +45,7 @@ WING_IMPORTS = {
         {'numpy', 'tensorflow_datasets', 'apache_beam', 'etils', 'google_crc32c'},
     ),
     'array_files': (
-        {'writing', 'pipeline', 'tfds_glue'},
+        {'readers', 'writing', 'pipeline', 'tfds_glue'},
         {'numpy', 'PIL', 'google_crc32c', 'etils', 'array_record', 'tensorflow',
          'tqdm', 'deflate'},
     ),

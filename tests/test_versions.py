@@ -21,7 +21,7 @@ def _requirement(name: str) -> SpecifierSet:
 
 def _oldest() -> dict[str, str]:
   lines = (REPO / '.ci' / 'oldest_versions.txt').read_text().splitlines()
-  return dict(l.split('==') for l in lines if l and not l.startswith('#'))
+  return dict(x.split('==') for x in lines if x and not x.startswith('#'))
 
 
 def test_lower_bounds_are_the_oldest_set_ci_runs():

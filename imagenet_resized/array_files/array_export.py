@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 
 
 def work_ranges(
-    shards: list[tuple[str, int]], file_format: str, size: int,
+    shards: list[tuple[str, int]],
+    file_format: str,
+    size: int,
     range_rows: int = RANGE_ROWS,
 ) -> list[tuple[int, shard_records.ShardRange]]:
   """(first row in the split, ShardRange) covering the shards, in order."""
@@ -52,7 +54,9 @@ def work_ranges(
   for path, count in shards:
     for start in range(0, count, range_rows):
       n = min(range_rows, count - start)
-      out.append((first, shard_records.ShardRange(path, file_format, start, n, size)))
+      out.append(
+          (first, shard_records.ShardRange(path, file_format, start, n, size))
+      )
       first += n
   return out
 
@@ -64,13 +68,21 @@ class _NpyWriter:
     self.path = path
     self.dtype = np.dtype(dtype)
     self.shape = shape
-    self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * self.dtype.itemsize
-    self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    self.row_bytes = (
+        int(np.prod(shape[1:], dtype=np.int64)) * self.dtype.itemsize
+    )
+    self._fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
+    )
     with os.fdopen(os.dup(self._fd), 'wb') as f:
-      np.lib.format.write_array_header_1_0(f, {
-          'descr': np.lib.format.dtype_to_descr(self.dtype),
-          'fortran_order': False, 'shape': shape,
-      })
+      np.lib.format.write_array_header_1_0(
+          f,
+          {
+              'descr': np.lib.format.dtype_to_descr(self.dtype),
+              'fortran_order': False,
+              'shape': shape,
+          },
+      )
       self.offset = f.tell()
     os.ftruncate(self._fd, self.offset + shape[0] * self.row_bytes)
 
@@ -105,13 +117,18 @@ def _progress(total: int, description: str):
     from tqdm import auto as tqdm  # pylint: disable=g-import-not-at-top
   except ImportError:  # pragma: no cover - TFDS depends on tqdm.
     return contextlib.nullcontext(None)
-  return tqdm.tqdm(total=total, unit=' examples', desc=description,
-                   dynamic_ncols=True)
+  return tqdm.tqdm(
+      total=total, unit=' examples', desc=description, dynamic_ncols=True
+  )
 
 
 def export(
-    folder: str, dataset: dict, shards: list[tuple[str, int]], size: int,
-    workers: int, description: str,
+    folder: str,
+    dataset: dict,
+    shards: list[tuple[str, int]],
+    size: int,
+    workers: int,
+    description: str,
 ) -> dict:
   """Writes the split's .npy files and fingerprint into `folder`; returns the
   fingerprint. `dataset` is its `dataset` entry (array_location.identity),
@@ -126,9 +143,12 @@ def export(
   ranges = work_ranges(shards, dataset['file_format'], size)
   suffix = f'{INCOMPLETE}{os.getpid()}'
   paths = {
-      name: os.path.join(folder, name + suffix) for name in array_fingerprint.FILES
+      name: os.path.join(folder, name + suffix)
+      for name in array_fingerprint.FILES
   }
-  images = _NpyWriter(paths[array_fingerprint.IMAGES], (total, size, size, 3), np.uint8)
+  images = _NpyWriter(
+      paths[array_fingerprint.IMAGES], (total, size, size, 3), np.uint8
+  )
   labels = _NpyWriter(paths[array_fingerprint.LABELS], (total,), np.int64)
   crcs = [
       {name: google_crc32c.Checksum() for name in array_fingerprint.FILES}
@@ -145,27 +165,33 @@ def export(
         images.write_rows(first, chunk.images)
         labels.write_rows(first, chunk.labels)
         crcs[index][array_fingerprint.IMAGES].update(
-            np.ascontiguousarray(chunk.images).tobytes())
+            np.ascontiguousarray(chunk.images).tobytes()
+        )
         crcs[index][array_fingerprint.LABELS].update(
-            np.ascontiguousarray(chunk.labels, np.int64).tobytes())
+            np.ascontiguousarray(chunk.labels, np.int64).tobytes()
+        )
         filled[index] += len(chunk.labels)
         tally.add(chunk.sums)
         if bar is not None:
           bar.update(len(chunk.labels))
-    for (first, task), got in zip(ranges, filled):
+    for (_, task), got in zip(ranges, filled):
       if got != task.count:
         raise array_fingerprint.ArraysError(
             f'{task.path}: gave {got} examples from record {task.start};'
-            f' expected {task.count} (the dataset\'s info)'
+            f" expected {task.count} (the dataset's info)"
         )
     images.finish()
     labels.finish()
     files = {}
-    for name, writer in ((array_fingerprint.IMAGES, images),
-                         (array_fingerprint.LABELS, labels)):
+    for name, writer in (
+        (array_fingerprint.IMAGES, images),
+        (array_fingerprint.LABELS, labels),
+    ):
       final = os.path.join(folder, name)
       os.replace(writer.path, final)
-      files[name] = array_fingerprint.file_record(final, writer.shape, writer.dtype)
+      files[name] = array_fingerprint.file_record(
+          final, writer.shape, writer.dtype
+      )
   except BaseException:
     images.close()
     labels.close()
@@ -180,9 +206,14 @@ def export(
       'checksums': {
           'algorithm': 'crc32c',
           'ranges': [
-              [first, task.count, {
-                  name: crc.hexdigest().decode('ascii') for name, crc in c.items()
-              }]
+              [
+                  first,
+                  task.count,
+                  {
+                      name: crc.hexdigest().decode('ascii')
+                      for name, crc in c.items()
+                  },
+              ]
               for (first, task), c in zip(ranges, crcs)
           ],
       },

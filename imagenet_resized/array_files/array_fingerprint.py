@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import google_crc32c
 import numpy as np
@@ -78,7 +78,8 @@ def file_record(path: str, shape: Sequence[int], dtype: np.dtype) -> dict:
   """The `files` entry of a finished .npy file."""
   st = os.stat(path)
   return {
-      'size': st.st_size, 'mtime_ns': st.st_mtime_ns,
+      'size': st.st_size,
+      'mtime_ns': st.st_mtime_ns,
       'dtype': np.lib.format.dtype_to_descr(np.dtype(dtype)),
       'shape': list(shape),
   }
@@ -123,7 +124,10 @@ def _verify_checksums(folder: str, name: str, fingerprint: dict) -> None:
   path = os.path.join(folder, name)
   record = fingerprint['files'][name]
   offset, _, dtype = npy_data_offset(path)
-  row_bytes = int(np.prod(record['shape'][1:], dtype=np.int64)) * np.dtype(dtype).itemsize
+  row_bytes = (
+      int(np.prod(record['shape'][1:], dtype=np.int64))
+      * np.dtype(dtype).itemsize
+  )
   for first, count, crcs in fingerprint['checksums']['ranges']:
     got = range_crc(path, offset + first * row_bytes, count * row_bytes)
     if got != crcs[name]:
@@ -134,8 +138,9 @@ def _verify_checksums(folder: str, name: str, fingerprint: dict) -> None:
       )
 
 
-def check(folder: str, fingerprint: dict, expected_dataset: dict,
-          verify: bool = False) -> list[str]:
+def check(
+    folder: str, fingerprint: dict, expected_dataset: dict, verify: bool = False
+) -> list[str]:
   """Raises ArraysError unless the files in `folder` are the export the
   fingerprint describes, of the dataset described by `expected_dataset`.
 
@@ -145,7 +150,8 @@ def check(folder: str, fingerprint: dict, expected_dataset: dict,
   got = fingerprint.get('dataset')
   if got != expected_dataset:
     differ = sorted(
-        k for k in set(expected_dataset) | set(got or {})
+        k
+        for k in set(expected_dataset) | set(got or {})
         if (got or {}).get(k) != expected_dataset.get(k)
     )
     raise ArraysError(
@@ -175,9 +181,13 @@ def check(folder: str, fingerprint: dict, expected_dataset: dict,
     except (ValueError, OSError) as e:
       raise ArraysError(f'{path}: not a readable .npy header ({e})') from None
     descr = np.lib.format.dtype_to_descr(dtype)
-    expected_size = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if list(shape) != record['shape'] or descr != record['dtype'] or (
-        expected_size != st.st_size
+    expected_size = (
+        offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    )
+    if (
+        list(shape) != record['shape']
+        or descr != record['dtype']
+        or (expected_size != st.st_size)
     ):
       raise ArraysError(
           f'{path}: header says {descr} {list(shape)}; expected'

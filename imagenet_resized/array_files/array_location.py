@@ -29,8 +29,11 @@ def folder_for(builder, split: str, cache_dir: str | None) -> str:
           ' this machine (the arrays are memory-mapped)'
       )
     return os.path.join(
-        os.path.abspath(os.path.expanduser(cache_dir)), builder.name,
-        builder.builder_config.name, str(builder.version), split,
+        os.path.abspath(os.path.expanduser(cache_dir)),
+        builder.name,
+        builder.builder_config.name,
+        str(builder.version),
+        split,
     )
   data_path = os.fspath(builder.data_path)
   if not file_lock.is_local(data_path):
@@ -51,16 +54,19 @@ def identity(builder, split: str) -> dict:
   for path, count in zip(split_info.filepaths, split_info.shard_lengths):
     path = os.fspath(path)
     try:
-      size = os.stat(path).st_size if file_lock.is_local(path) else (
-          _remote_size(path)
+      size = (
+          os.stat(path).st_size
+          if file_lock.is_local(path)
+          else (_remote_size(path))
       )
     except FileNotFoundError:
       raise array_fingerprint.ArraysError(
-          f'{path}: missing; expected the shard the prepared dataset\'s info'
+          f"{path}: missing; expected the shard the prepared dataset's info"
           ' names'
       ) from None
-    shards.append({'name': os.path.basename(path), 'size': size,
-                   'examples': int(count)})
+    shards.append(
+        {'name': os.path.basename(path), 'size': size, 'examples': int(count)}
+    )
   return {
       'name': builder.name,
       'config': builder.builder_config.name,
@@ -74,4 +80,5 @@ def identity(builder, split: str) -> dict:
 
 def _remote_size(path: str) -> int:
   from etils import epath  # pylint: disable=g-import-not-at-top
+
   return epath.Path(path).stat().length

@@ -30,8 +30,10 @@ class RandomAccess:
 
   def __getitem__(self, index) -> dict[str, np.ndarray]:
     index = int(index)
-    return {'image': np.asarray(self._images[index]),
-            'label': self._labels[index]}
+    return {
+        'image': np.asarray(self._images[index]),
+        'label': self._labels[index],
+    }
 
   def __repr__(self) -> str:
     return f'RandomAccess({len(self)} examples, images {self._images.shape})'
@@ -43,12 +45,15 @@ def random_batch(arrays, rng: np.random.Generator, batch_size: int):
   file order (the batch's examples are still a random sample)."""
   index = np.sort(rng.integers(0, len(arrays.labels), batch_size))
   # One pass: converted and scaled by the same ufunc call.
-  images = np.multiply(arrays.images[index], np.float32(1 / 255), dtype=np.float32)
+  images = np.multiply(
+      arrays.images[index], np.float32(1 / 255), dtype=np.float32
+  )
   return images, arrays.labels[index]
 
 
-def tf_random_batches(arrays, batch_size: int = 256, seed: int = 0,
-                      steps: int | None = None):
+def tf_random_batches(
+    arrays, batch_size: int = 256, seed: int = 0, steps: int | None = None
+):
   """A tf.data.Dataset of `steps` random batches (endless if None)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -64,8 +69,10 @@ def tf_random_batches(arrays, batch_size: int = 256, seed: int = 0,
     labels.set_shape((batch_size,))
     return images, labels
 
-  steps_ds = tf.data.Dataset.range(steps) if steps is not None else (
-      tf.data.Dataset.range(2**62)
+  steps_ds = (
+      tf.data.Dataset.range(steps)
+      if steps is not None
+      else (tf.data.Dataset.range(2**62))
   )
   return steps_ds.map(as_tensors, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
       tf.data.AUTOTUNE

@@ -24,13 +24,14 @@ import dataclasses
 import io
 import struct
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import deflate
 import numpy as np
 from PIL import Image
 
 from imagenet_resized.pipeline import pixel_statistics
+from imagenet_resized.readers import one_line
 from imagenet_resized.writing import tfrecord_writer
 
 TFRECORD = 'tfrecord'
@@ -71,6 +72,7 @@ def _tfrecords(path: str, start: int, count: int) -> Iterator[bytes]:
   """Records start..start+count of a TFRecord file, checksums verified."""
   if '://' in path:  # gs://... (not tried here): through etils.
     from etils import epath  # pylint: disable=g-import-not-at-top
+
     opened = epath.Path(path).open('rb')
   else:
     opened = open(path, 'rb')
@@ -110,6 +112,7 @@ def _tfrecords(path: str, start: int, count: int) -> Iterator[bytes]:
 def _array_records(path: str, start: int, count: int) -> Iterator[bytes]:
   """Records start..start+count of an array_record file."""
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+
   reader = array_record_module.ArrayRecordReader(path)
   try:
     total = reader.num_records()
@@ -292,7 +295,9 @@ def _png_scanlines(data: bytes, size: int) -> bytes | None:
       idat.append(body)
     elif tag == b'IEND':
       break
-    elif tag == b'PLTE' or not tag[0] & 0x20:  # Palette or an unknown critical chunk.
+    elif (
+        tag == b'PLTE' or not tag[0] & 0x20
+    ):  # Palette or an unknown critical chunk.
       return None
     pos += 12 + length
   if header != (size, size, 8, 2, 0, 0, 0) or not idat:
@@ -321,7 +326,9 @@ def _unfilter(scanlines: list[bytes], size: int) -> np.ndarray:
   """
   separator = bytes(1 + 3 * size)
   stacked = zlib.compress(b''.join(separator + rows for rows in scanlines), 0)
-  tall = Image.frombytes('RGB', (size, len(scanlines) * (size + 1)), stacked, 'zip', 'RGB')
+  tall = Image.frombytes(
+      'RGB', (size, len(scanlines) * (size + 1)), stacked, 'zip', 'RGB'
+  )
   return np.asarray(tall).reshape(len(scanlines), size + 1, size, 3)[:, 1:]
 
 
@@ -352,8 +359,10 @@ def decode_range(task: ShardRange) -> Iterator[DecodedChunk]:
   elif task.file_format == ARRAY_RECORD:
     records = _array_records(task.path, task.start, task.count)
   else:
-    raise RecordError(f'{task.path}: file format {task.file_format!r}; expected'
-                      f' one of {FORMATS}')
+    raise RecordError(
+        f'{task.path}: file format {task.file_format!r}; expected'
+        f' one of {FORMATS}'
+    )
   pngs, labels = [], []
   index = task.start
   for record in records:
@@ -378,12 +387,13 @@ def _decoded(task: ShardRange, first: int, pngs, labels) -> DecodedChunk:
   try:
     images = decode_pngs(pngs, task.size)
   except (RecordError, OSError, ValueError, SyntaxError) as e:
-    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    reason = one_line.first_line(e) or type(e).__name__
     raise RecordError(
         f'{task.path}: records {first}..{first + len(pngs) - 1}: {reason};'
         ' expected PNGs of imagenet_resized'
     ) from None
   return DecodedChunk(
-      images, np.array(labels, np.int64),
+      images,
+      np.array(labels, np.int64),
       pixel_statistics.PixelSums.of_images(images),
   )

@@ -1,4 +1,7 @@
-"""One batch of the authors' (a zip member or a file) and what a split is built from.
+"""One batch of the authors' data, and what a split is built from.
+
+A `Batch` is a zip member or a file on disk, with the prefix of its
+examples' keys; a `SplitSource` is one split's batches in one form.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ import dataclasses
 import os
 import tempfile
 import zipfile
-from typing import Iterator
+from collections.abc import Iterator
 from imagenet_resized.readers import npz_spool, one_line
 from imagenet_resized.readers import batch_chunks, batch_rows, npz_batches
 from imagenet_resized.readers import zip_members
@@ -16,6 +19,7 @@ from imagenet_resized.common import SourceError
 from imagenet_resized import common
 from imagenet_resized.authors import discovery
 from imagenet_resized.authors import publication
+
 
 @dataclasses.dataclass(frozen=True)
 class Batch:
@@ -30,7 +34,11 @@ class Batch:
   def where(self) -> str:
     """Names the batch in messages: 'zip:member' or the file path."""
     # A member name comes from the file: kept on one line, cut if huge.
-    return f'{self.path}:{one_line.shown(self.member, 200)}' if self.member else self.path
+    return (
+        f'{self.path}:{one_line.shown(self.member, 200)}'
+        if self.member
+        else self.path
+    )
 
   @property
   def name(self) -> str:
@@ -55,7 +63,10 @@ class Batch:
         f = stack.enter_context(
             zip_members.open_member(zf, self.member, self.where)
         )
-        if self.is_npz and zf.getinfo(self.member).compress_type != zipfile.ZIP_STORED:
+        if (
+            self.is_npz
+            and zf.getinfo(self.member).compress_type != zipfile.ZIP_STORED
+        ):
           # An npz is a zip, read by seeking: to its directory at the end,
           # then back to each array; every seek back in a compressed member
           # inflates it again from the start (5-6 passes per batch). Inflate
@@ -63,20 +74,24 @@ class Batch:
           # The copy is bounded by what the npz's headers declare (a
           # deflated member may inflate to anything: a zip bomb).
           spooled = stack.enter_context(tempfile.TemporaryFile())
-          npz_spool.copy_npz(f, spooled, self.where, zf.getinfo(self.member).file_size)
+          npz_spool.copy_npz(
+              f, spooled, self.where, zf.getinfo(self.member).file_size
+          )
           spooled.seek(0)
           f = spooled
       except npz_batches.ZIP_ERRORS as e:
         raise SourceError(
             f'{self.where}: not readable (corrupt or truncated zip: {e});'
-            ' expected one of the authors\' archives'
+            " expected one of the authors' archives"
         ) from None
       yield npz_batches.as_seekable(f)
 
   def chunks(self, size: int, chunk_rows: int = batch_rows.DEFAULT_CHUNK_ROWS):
     """Yields `batch_rows.Chunk`s of this batch, validated for `size`."""
     with self.open() as f:
-      yield from batch_chunks.iter_chunks(f, self.where, size, self.is_npz, chunk_rows)
+      yield from batch_chunks.iter_chunks(
+          f, self.where, size, self.is_npz, chunk_rows
+      )
 
 
 def batches_in_zip(path: str, split: str) -> list[Batch]:
@@ -87,7 +102,7 @@ def batches_in_zip(path: str, split: str) -> list[Batch]:
   except npz_batches.ZIP_ERRORS as e:
     raise SourceError(
         f'{path}: not a readable zip (corrupt or truncated: {e}); expected one'
-        ' of the authors\' archives'
+        " of the authors' archives"
     ) from None
   batches = []
   for info in infos:

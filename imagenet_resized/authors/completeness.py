@@ -1,15 +1,17 @@
-"""Whether a split's batches are all there and hold the rows the authors published.
-"""
+"""Whether a split's batches are all there, with their published rows."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 from imagenet_resized.common import SourceError
 from imagenet_resized import common
 from imagenet_resized.authors import batch_files
 from imagenet_resized.authors import publication
 
-def check_numbering(split: str, batches: Sequence[batch_files.Batch], looked_in: str) -> None:
+
+def check_numbering(
+    split: str, batches: Sequence[batch_files.Batch], looked_in: str
+) -> None:
   """Refuses a split whose batches repeat a name or skip a number.
 
   Train batches must be numbered 1..N without a gap (a missing file would
@@ -38,7 +40,9 @@ def check_numbering(split: str, batches: Sequence[batch_files.Batch], looked_in:
     )
 
 
-def check_batch_rows(source: batch_files.SplitSource, batch: batch_files.Batch, rows: int) -> None:
+def check_batch_rows(
+    source: batch_files.SplitSource, batch: batch_files.Batch, rows: int
+) -> None:
   """Refuses a batch of the published size in a split that lacks batches.
 
   Called as soon as a batch has been read, so that a real split with a
@@ -47,7 +51,11 @@ def check_batch_rows(source: batch_files.SplitSource, batch: batch_files.Batch, 
   if not _has_published_rows(batch.name, rows):
     return
   present = {b.name for b in source.batches}
-  missing = [n for n in publication.published_batch_names(source.split) if n not in present]
+  missing = [
+      n
+      for n in publication.published_batch_names(source.split)
+      if n not in present
+  ]
   if missing:
     raise SourceError(
         f'{batch.where}: holds {rows:,} rows, as the published {batch.name}'
@@ -67,7 +75,9 @@ def _published_size_batches(rows_by_batch: dict[str, int]) -> list[str]:
   return [n for n, r in rows_by_batch.items() if _has_published_rows(n, r)]
 
 
-def is_published(source: batch_files.SplitSource, rows_by_batch: dict[str, int]) -> bool:
+def is_published(
+    source: batch_files.SplitSource, rows_by_batch: dict[str, int]
+) -> bool:
   """Whether a split read whole is the published one: from the registered
   archives, or made of batches of their published row counts."""
   return source.expected_examples is not None or bool(
@@ -75,7 +85,9 @@ def is_published(source: batch_files.SplitSource, rows_by_batch: dict[str, int])
   )
 
 
-def check_split_rows(source: batch_files.SplitSource, rows_by_batch: dict[str, int]) -> None:
+def check_split_rows(
+    source: batch_files.SplitSource, rows_by_batch: dict[str, int]
+) -> None:
   """Refuses a split that claims to be the published one but is not whole.
 
   The published archives (registered size and SHA-256), and any split with a

@@ -1,4 +1,4 @@
-"""Finding a split's batches in a manual folder, in any form the authors published, or in TFDS's downloads.
+"""Finding a split's batches in a manual folder or in TFDS's downloads.
 
 Forms, in order of preference (one form per split):
   1. npz zips      `Imagenet{S}_train_npz.zip`, `Imagenet{S}_val_npz.zip`
@@ -22,7 +22,7 @@ import hashlib
 import logging
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 from imagenet_resized.readers import regular_files
 from imagenet_resized.readers import npz_batches
 from imagenet_resized import resources
@@ -35,7 +35,7 @@ from imagenet_resized.authors import publication
 log = logging.getLogger(__name__)
 
 _EXPECTED_SOURCE = (
-    'expected a regular file: one of the authors\' archives or batch files'
+    "expected a regular file: one of the authors' archives or batch files"
 )
 
 
@@ -103,7 +103,10 @@ def _is_published(path: str, name: str, verify: bool) -> bool:
 
 
 def _from_zips(
-    paths: Sequence[str], names: Sequence[str], split: str, form: str,
+    paths: Sequence[str],
+    names: Sequence[str],
+    split: str,
+    form: str,
     verify: bool = True,
 ) -> batch_files.SplitSource:
   """`paths` hold the archives registered as `names` (same order)."""
@@ -115,7 +118,9 @@ def _from_zips(
   ):
     # The published archives must give the published split sizes.
     expected = publication.PUBLISHED_SPLIT_SIZES[split]
-  return batch_files.SplitSource(split, form, tuple(paths), tuple(batches), expected)
+  return batch_files.SplitSource(
+      split, form, tuple(paths), tuple(batches), expected
+  )
 
 
 def _batch_order(path: str) -> tuple[int, str]:
@@ -132,11 +137,15 @@ def _npz_fits(path: str, size: int) -> bool:
   """
   with open_source(path) as f:
     shape = npz_batches.read_npz_header(f)
-  return not (shape is not None and len(shape) == 2 and shape[1] != 3 * size * size)
+  return not (
+      shape is not None and len(shape) == 2 and shape[1] != 3 * size * size
+  )
 
 
 def _pick_extracted(
-    root: str, by_name: dict[str, list[str]], size: int,
+    root: str,
+    by_name: dict[str, list[str]],
+    size: int,
     npz_fitting: set[str] | None,
 ) -> list[str]:
   """Chooses, per batch name, the one extracted file that holds SxS rows.
@@ -153,7 +162,8 @@ def _pick_extracted(
       paths = [p for p in paths if p in npz_fitting] or paths[:1]
     if len(paths) > 1:
       hinted = [
-          p for p in paths
+          p
+          for p in paths
           if f'imagenet{size}_' in os.path.relpath(p, root).lower()
           or f'{size}x{size}' in os.path.relpath(p, root).lower()
       ]
@@ -175,7 +185,10 @@ def _extracted_by_name(
   by_name: dict[str, list[str]] = {}
   for path in files:
     name = os.path.basename(path)
-    if publication.batch_split(name) == split and name.endswith('.npz') == is_npz:
+    if (
+        publication.batch_split(name) == split
+        and name.endswith('.npz') == is_npz
+    ):
       by_name.setdefault(name, []).append(path)
   return by_name
 
@@ -208,7 +221,9 @@ def find_split_source(
     return None
   chosen = _pick_extracted(root, by_name, size, npz_fitting)
   batches = tuple(
-      batch_files.Batch(p, None, os.path.normpath(os.path.relpath(p, root)), is_npz)
+      batch_files.Batch(
+          p, None, os.path.normpath(os.path.relpath(p, root)), is_npz
+      )
       for p in chosen
   )
   completeness.check_numbering(split, batches, root)
@@ -219,7 +234,8 @@ def missing_sources_message(size: int, places: Sequence[str]) -> str:
   """One line: what a config needs, and where it looked."""
   npz = ', '.join(publication.download_names(size))
   pkl = ', '.join(
-      publication.archive_names(size, common.TRAIN, npz=False) + publication.archive_names(size, common.VALIDATION, npz=False)
+      publication.archive_names(size, common.TRAIN, npz=False)
+      + publication.archive_names(size, common.VALIDATION, npz=False)
   )
   return (
       f'No source archives for imagenet_resized/{size}x{size}: expected {npz}'
@@ -228,7 +244,9 @@ def missing_sources_message(size: int, places: Sequence[str]) -> str:
   )
 
 
-def find_sources(root: str, size: int) -> dict[str, batch_files.SplitSource] | None:
+def find_sources(
+    root: str, size: int
+) -> dict[str, batch_files.SplitSource] | None:
   """Sources for both splits under `root`; None if neither is there.
 
   Raises SourceError if only one split is found.
@@ -236,20 +254,26 @@ def find_sources(root: str, size: int) -> dict[str, batch_files.SplitSource] | N
   if not root or not os.path.isdir(root):
     return None
   files = _walk(root)  # Once for both splits.
-  found = {split: find_split_source(root, files, size, split) for split in common.SPLITS}
-  if all(v is None for v in found.values()):
+  found = common.both_splits(
+      {
+          split: find_split_source(root, files, size, split)
+          for split in common.SPLITS
+      },
+      root,
+      f'{size}x{size}',
+      lambda split: ', '.join(publication.archive_names(size, split))
+      + ' or its extracted batches',
+  )
+  if found is None:
     return None
-  missing = [s for s, v in found.items() if v is None]
-  if missing:
-    raise SourceError(
-        f'{root}: found the {size}x{size} {", ".join(s for s in common.SPLITS if s not in missing)}'
-        f' split but not {", ".join(missing)}; expected'
-        f' {", ".join(publication.archive_names(size, missing[0]))} or its extracted batches'
-    )
   for source in found.values():
     log.info(
         'imagenet_resized/%dx%d %s: using %s: %s',
-        size, size, source.split, source.form, ', '.join(source.files),
+        size,
+        size,
+        source.split,
+        source.form,
+        ', '.join(source.files),
     )
   return found
 
@@ -262,7 +286,9 @@ def sources_from_downloads(
   return {
       split: _from_zips(
           [named[n] for n in publication.archive_names(size, split)],
-          publication.archive_names(size, split), split, 'npz zip',
+          publication.archive_names(size, split),
+          split,
+          'npz zip',
           verify=False,  # TFDS's download manager has checked them.
       )
       for split in common.SPLITS

@@ -29,8 +29,11 @@ TIMEOUT_SECONDS = 10.0
 def _ask(url: str, timeout: float) -> str | None:
   """Why `url` cannot give a zip archive, or None if it starts like one."""
   request = urllib.request.Request(
-      url, headers={'Range': f'bytes=0-{len(ZIP_MAGIC) - 1}',
-                    'User-Agent': 'imagenet_resized download probe'},
+      url,
+      headers={
+          'Range': f'bytes=0-{len(ZIP_MAGIC) - 1}',
+          'User-Agent': 'imagenet_resized download probe',
+      },
   )
   try:
     with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -46,14 +49,18 @@ def _ask(url: str, timeout: float) -> str | None:
     return f'cannot download {url} ({type(e).__name__}: {e})'
   if head == ZIP_MAGIC:
     return None
-  what = 'an HTML page (a login page?)' if content_type == 'text/html' else (
-      f'{content_type} content that is not a zip'
+  what = (
+      'an HTML page (a login page?)'
+      if content_type == 'text/html'
+      else (f'{content_type} content that is not a zip')
   )
   redirected = f' after a redirect to {final_url}' if final_url != url else ''
   return f'{url} answered with {what}{redirected}'
 
 
-def why_not_downloadable(url: str, timeout: float = TIMEOUT_SECONDS) -> str | None:
+def why_not_downloadable(
+    url: str, timeout: float = TIMEOUT_SECONDS
+) -> str | None:
   """One phrase saying why `url` will not give the archive, or None.
 
   Waits at most about `timeout` seconds in all: the question runs in a
@@ -62,7 +69,8 @@ def why_not_downloadable(url: str, timeout: float = TIMEOUT_SECONDS) -> str | No
   answer: list[str | None] = []
   thread = threading.Thread(
       target=lambda: answer.append(_ask(url, timeout)),
-      name='imagenet_resized-download-probe', daemon=True,
+      name='imagenet_resized-download-probe',
+      daemon=True,
   )
   thread.start()
   thread.join(timeout + 1)

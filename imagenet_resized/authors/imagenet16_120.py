@@ -37,7 +37,9 @@ def x_split_positions() -> dict[str, frozenset[int]]:
       continue
     name, _, numbers = line.partition('\t')
     if name not in X_SPLITS or name in found:
-      raise RuntimeError(f'{_FILE} line {number}: split {name!r}; expected x_valid and x_test once each')
+      raise RuntimeError(
+          f'{_FILE} line {number}: split {name!r}; expected x_valid and x_test once each'
+      )
     found[name] = [int(n) for n in numbers.split()]
   positions = {name: frozenset(found.get(name, ())) for name in X_SPLITS}
   every = positions[X_VALID] | positions[X_TEST]
@@ -68,6 +70,6 @@ def check_validation_rows(count: int, where: str) -> None:
   if count != NUM_POSITIONS:
     raise SourceError(
         f'{where}: holds {count:,} validation rows of classes 1..{NUM_CLASSES};'
-        f' expected {NUM_POSITIONS:,}, the images NAS-Bench-201\'s x_valid and'
+        f" expected {NUM_POSITIONS:,}, the images NAS-Bench-201's x_valid and"
         f' x_test positions index (build {SIZE}x{SIZE} for the whole data)'
     )

@@ -1,4 +1,7 @@
-"""What the authors published: archive and batch names, sizes, row counts, the download URL.
+"""What the authors published: names, sizes, row counts, the URL.
+
+Archive and batch names at every size, the published split sizes and batch
+row counts, and the download URL. Facts only: nothing here reads a file.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ def archive_names(size: int, split: str, npz: bool = True) -> list[str]:
 
 def download_names(size: int) -> list[str]:
   """The npz zips a config downloads, train first."""
-  return archive_names(size, common.TRAIN) + archive_names(size, common.VALIDATION)
+  return archive_names(size, common.TRAIN) + archive_names(
+      size, common.VALIDATION
+  )
 
 
 def batch_split(basename: str) -> str | None:

@@ -9,7 +9,7 @@ example key, so a subset comes in the full dataset's order.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -1,8 +1,10 @@
 """Images computed from the ILSVRC2012 JPEGs (configs named SxS_ilsvrc2012).
 
-Split by job: finding the tarballs or folders (`discovery`), reading tars
-piecewise (`tars`), decoding and box-resizing (`images`), labels
-(`labels`), and the work units of the worker-pool and Beam paths (`units`).
+Split by job: the files' names, forms and bounds (`layout`), finding the
+tarballs or folders (`finding`), reading images out of tars (`tar_images`)
+and folders (`folder_images`), labels (`class_labels`), decoding and
+box-resizing (`resizing`), and a split's examples over the worker pool or as
+Beam work units (`split_examples`).
 
 May import: the standard library, numpy, Pillow, apache_beam (lazily, on the
 Beam path), `readers/`, `writing/`, `pipeline/`, and the package's leaves

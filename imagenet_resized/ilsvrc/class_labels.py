@@ -1,4 +1,7 @@
-"""Labels of ILSVRC2012 images: train by class WordNet ID, validation by the ground truth TFDS ships.
+"""Labels of ILSVRC2012 images, in the authors' label order.
+
+Train images by their class's WordNet ID; validation images by the ground
+truth that tensorflow-datasets ships.
 """
 
 from __future__ import annotations
@@ -7,7 +10,7 @@ import functools
 import importlib.util
 import io
 import os
-from typing import Sequence
+from collections.abc import Sequence
 from imagenet_resized.readers import regular_files
 from imagenet_resized import resources
 from imagenet_resized.common import SourceError
@@ -33,7 +36,9 @@ def validation_labels_path() -> str:
         f'tensorflow_datasets is not installed; expected its {layout.VALIDATION_LABELS}'
         ' (the ILSVRC2012 validation ground truth)'
     )
-  return os.path.join(list(spec.submodule_search_locations)[0], layout.VALIDATION_LABELS)
+  return os.path.join(
+      list(spec.submodule_search_locations)[0], layout.VALIDATION_LABELS
+  )
 
 
 @functools.cache  # Read once per process, not once per Beam work unit.
@@ -50,7 +55,9 @@ def validation_wnids(path: str | None = None) -> tuple[str, ...]:
         f'{path}: cannot read the ILSVRC2012 validation ground truth'
         f' ({e.strerror or e}); expected the file tensorflow-datasets ships'
     ) from None
-  if len(wnids) != layout.NUM_VALIDATION_IMAGES or not all(map(layout.WNID_RE.match, wnids)):
+  if len(wnids) != layout.NUM_VALIDATION_IMAGES or not all(
+      map(layout.WNID_RE.match, wnids)
+  ):
     raise SourceError(
         f'{path}: holds {len(wnids)} lines; expected {layout.NUM_VALIDATION_IMAGES}'
         ' WordNet IDs, line k the class of ILSVRC2012_val_{k+1:08d}.JPEG'

@@ -30,7 +30,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Iterator
+from collections.abc import Iterator
+from imagenet_resized import common
 from imagenet_resized.common import SourceError
 from imagenet_resized.common import SPLITS, TRAIN
 from imagenet_resized.ilsvrc import folder_images
@@ -60,7 +61,11 @@ class SplitSource:
   def images(self) -> Iterator[resizing.Encoded]:
     """The split's encoded images, in tar (or sorted folder) order."""
     if self.form == layout.FORM_TARBALL:
-      return tar_images.iter_train_tar(self.path) if self.split == TRAIN else tar_images.iter_val_tar(self.path)
+      return (
+          tar_images.iter_train_tar(self.path)
+          if self.split == TRAIN
+          else tar_images.iter_val_tar(self.path)
+      )
     if self.split == TRAIN:
       return folder_images.iter_train_folder(self.path)
     return folder_images.iter_val_files(folder_images.val_files(self.path))
@@ -84,7 +89,11 @@ def _is_val_folder(path: str) -> bool:
   for entry in folder_images.visible_entries(path):
     if entry.is_file() and layout.VAL_NAME_RE.match(entry.name):
       return True
-    if entry.is_dir() and layout.WNID_RE.match(entry.name) and _holds_images(entry.path):
+    if (
+        entry.is_dir()
+        and layout.WNID_RE.match(entry.name)
+        and _holds_images(entry.path)
+    ):
       return True
   return False
 
@@ -103,7 +112,9 @@ def find_split_source(root: str, split: str) -> SplitSource | None:
       if name.startswith('.') or layout.WNID_RE.match(name):
         continue  # Class folders hold images only: no need to list them.
       if name in layout.FOLDER_NAMES[split]:
-        is_split = _is_train_folder(path) if split == TRAIN else _is_val_folder(path)
+        is_split = (
+            _is_train_folder(path) if split == TRAIN else _is_val_folder(path)
+        )
         if is_split:
           folders.append(path)
           continue
@@ -111,7 +122,10 @@ def find_split_source(root: str, split: str) -> SplitSource | None:
     if dirpath.count(os.sep) - root_depth >= layout.MAX_SEARCH_DEPTH:
       keep = []
     dirnames[:] = keep
-  for form, paths in ((layout.FORM_TARBALL, tarballs), (layout.FORM_FOLDERS, folders)):
+  for form, paths in (
+      (layout.FORM_TARBALL, tarballs),
+      (layout.FORM_FOLDERS, folders),
+  ):
     if len(paths) > 1:
       raise SourceError(
           f'{root}: several ILSVRC2012 {split} {form}: {", ".join(paths)};'
@@ -137,17 +151,20 @@ def find_sources(root: str | None) -> dict[str, SplitSource] | None:
   """
   if not root or not os.path.isdir(root):
     return None
-  found = {split: find_split_source(root, split) for split in SPLITS}
-  if all(v is None for v in found.values()):
+  found = common.both_splits(
+      {split: find_split_source(root, split) for split in SPLITS},
+      root,
+      'ILSVRC2012',
+      lambda split: f'{layout.TARBALLS[split]} or its extracted folder'
+      f' ({layout.FOLDER_NAMES[split][0]}/)',
+  )
+  if found is None:
     return None
-  missing = [s for s, v in found.items() if v is None]
-  if missing:
-    present = [s for s in SPLITS if s not in missing]
-    raise SourceError(
-        f'{root}: found the ILSVRC2012 {present[0]} split but not {missing[0]};'
-        f' expected {layout.TARBALLS[missing[0]]} or its extracted folder'
-        f' ({layout.FOLDER_NAMES[missing[0]][0]}/)'
-    )
   for source in found.values():
-    log.info('imagenet_resized %s: using %s: %s', source.split, source.form, source.path)
+    log.info(
+        'imagenet_resized %s: using %s: %s',
+        source.split,
+        source.form,
+        source.path,
+    )
   return found

@@ -1,10 +1,9 @@
-"""Images read out of the extracted ILSVRC2012 folders.
-"""
+"""Images read out of the extracted ILSVRC2012 folders."""
 
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from imagenet_resized.readers import regular_files
 from imagenet_resized import resources
 from imagenet_resized.common import SourceError
@@ -13,9 +12,12 @@ from imagenet_resized.ilsvrc import layout
 from imagenet_resized.ilsvrc import resizing
 from imagenet_resized.ilsvrc import split_examples
 
+
 def visible_entries(folder: str) -> list[os.DirEntry]:
   with os.scandir(folder) as it:
-    return sorted((e for e in it if not e.name.startswith('.')), key=lambda e: e.name)
+    return sorted(
+        (e for e in it if not e.name.startswith('.')), key=lambda e: e.name
+    )
 
 
 def read_image_file(path: str) -> bytes:
@@ -38,18 +40,27 @@ def train_class_folders(folder: str) -> list[tuple[str, str]]:
   ]
 
 
-def iter_class_folder(wnid: str, folder: str, label: int) -> Iterator[resizing.Encoded]:
+def iter_class_folder(
+    wnid: str, folder: str, label: int
+) -> Iterator[resizing.Encoded]:
   for entry in visible_entries(folder):
     # Anything but a folder is read as an image: a pipe or a device is
     # refused by the opener, not silently left out of the split.
     if not entry.is_dir():
-      yield resizing.Encoded(f'train/{wnid}/{entry.name}', entry.path, read_image_file(entry.path), label)
+      yield resizing.Encoded(
+          f'train/{wnid}/{entry.name}',
+          entry.path,
+          read_image_file(entry.path),
+          label,
+      )
 
 
 def iter_train_folder(folder: str) -> Iterator[resizing.Encoded]:
   labels = class_labels.label_of_wnid()
   for wnid, path in train_class_folders(folder):
-    yield from iter_class_folder(wnid, path, class_labels.train_label(wnid, path, labels))
+    yield from iter_class_folder(
+        wnid, path, class_labels.train_label(wnid, path, labels)
+    )
 
 
 def val_files(folder: str) -> list[tuple[str, str | None]]:
@@ -60,13 +71,16 @@ def val_files(folder: str) -> list[tuple[str, str | None]]:
       files.append((entry.path, None))
     elif layout.WNID_RE.match(entry.name):
       files.extend(
-          (e.path, entry.name) for e in visible_entries(entry.path)
+          (e.path, entry.name)
+          for e in visible_entries(entry.path)
           if not e.is_dir()
       )
   return files
 
 
-def iter_val_files(files: Iterable[tuple[str, str | None]]) -> Iterator[resizing.Encoded]:
+def iter_val_files(
+    files: Iterable[tuple[str, str | None]],
+) -> Iterator[resizing.Encoded]:
   labels = class_labels.label_of_wnid()
   truth = class_labels.validation_wnids()
   for path, folder_wnid in files:

@@ -1,4 +1,7 @@
-"""The ILSVRC2012 files: tarball, folder and image names, forms, bounds, the method.
+"""The ILSVRC2012 files: names, forms, bounds, the method.
+
+Tarball, folder and image names, the two forms, the bounds on one image,
+and how the images are made (for the dataset's metadata).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ METHOD = (
     " authors' files, whose exact JPEGs and Pillow version are unknown"
 )
 METHOD_DRAFT = (
-    "computed from the ILSVRC2012 JPEGs decoded at reduced scale (JPEG draft"
+    'computed from the ILSVRC2012 JPEGs decoded at reduced scale (JPEG draft'
     " mode, not pixel-identical to the full decode), then the authors'"
     " documented method: Pillow, convert('RGB'), resize((S, S), Image.BOX)"
 )

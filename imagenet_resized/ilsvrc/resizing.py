@@ -1,11 +1,10 @@
-"""One image: decoded, box-resized by the authors' method, PNG-encoded.
-"""
+"""One image: decoded, box-resized by the authors' method, PNG-encoded."""
 
 from __future__ import annotations
 
 import dataclasses
 import io
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 from imagenet_resized.readers import one_line
@@ -28,7 +27,9 @@ class Encoded:
   label: int
 
 
-def resize_image(data: bytes, where: str, size: int, draft: bool = False) -> np.ndarray:
+def resize_image(
+    data: bytes, where: str, size: int, draft: bool = False
+) -> np.ndarray:
   """Encoded image -> (size, size, 3) uint8, the authors' method.
 
   `draft` lets the JPEG decoder scale by 1/2, 1/4 or 1/8 while decoding
@@ -53,7 +54,7 @@ def resize_image(data: bytes, where: str, size: int, draft: bool = False) -> np.
   except SourceError:
     raise
   except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-    reason = one_line.shown(str(e).splitlines()[0] if str(e) else '', 120)
+    reason = one_line.reason(e)
     raise SourceError(
         f'{where}: not a readable image ({type(e).__name__}: {reason});'
         ' expected a JPEG (or PNG) image'
@@ -61,7 +62,9 @@ def resize_image(data: bytes, where: str, size: int, draft: bool = False) -> np.
   return np.asarray(resized)
 
 
-def image_example(item: Encoded, size: int, draft: bool) -> tuple[str, bytes, int]:
+def image_example(
+    item: Encoded, size: int, draft: bool
+) -> tuple[str, bytes, int]:
   """(key, PNG bytes, label) of one image: decoded, box-resized, encoded."""
   image = resize_image(item.data, item.where, size, draft)
   return item.key, png_codec.encode_png(image), item.label
@@ -74,8 +77,10 @@ def encode_chunk(
   exact pixel sums of the resized images."""
   chunk, size, draft = args
   images = [resize_image(item.data, item.where, size, draft) for item in chunk]
-  sums = pixel_statistics.PixelSums.of_images(np.stack(images)) if images else (
-      pixel_statistics.PixelSums()
+  sums = (
+      pixel_statistics.PixelSums.of_images(np.stack(images))
+      if images
+      else (pixel_statistics.PixelSums())
   )
   encoded = [
       (item.key, png_codec.encode_png(image), item.label)

@@ -1,11 +1,10 @@
-"""A split's examples: over the worker pool, or as Beam work units.
-"""
+"""A split's examples: over the worker pool, or as Beam work units."""
 
 from __future__ import annotations
 
 import dataclasses
 import posixpath
-from typing import Iterator
+from collections.abc import Iterator
 from imagenet_resized.readers import one_line
 from imagenet_resized.pipeline import pixel_statistics
 from imagenet_resized.writing import png_codec
@@ -34,13 +33,21 @@ def open_tar(path: str) -> regular_files.RegularFile:
 
 
 def iter_examples(
-    source: finding.SplitSource, size: int, workers: int = 0, draft: bool = False,
+    source: finding.SplitSource,
+    size: int,
+    workers: int = 0,
+    draft: bool = False,
     tally: pixel_statistics.Tally | None = None,
 ) -> Iterator[tuple[str, dict]]:
   """(key, {'image': PNG bytes, 'label': int}) of a split, decoded in workers;
   the pixel sums of the images added to `tally` (if given)."""
-  chunks = ((chunk, size, draft) for chunk in resizing.chunked(source.images(), layout.DECODE_CHUNK_IMAGES))
-  for encoded, sums in worker_pool.parallel_map(resizing.encode_chunk, chunks, workers):
+  chunks = (
+      (chunk, size, draft)
+      for chunk in resizing.chunked(source.images(), layout.DECODE_CHUNK_IMAGES)
+  )
+  for encoded, sums in worker_pool.parallel_map(
+      resizing.encode_chunk, chunks, workers
+  ):
     if tally is not None:
       tally.add(sums)
     for key, png, label in encoded:
@@ -66,13 +73,23 @@ class ClassTarUnit:
   length: int
 
   def images(self) -> Iterator[resizing.Encoded]:
-    wnid = layout.CLASS_TAR_RE.fullmatch(tar_images.member_path(self.name)).group(1)
+    wnid = layout.CLASS_TAR_RE.fullmatch(
+        tar_images.member_path(self.name)
+    ).group(1)
     label = class_labels.train_label(
-        wnid, f'{self.path}:{one_line.shown(self.name)}', class_labels.label_of_wnid()
+        wnid,
+        f'{self.path}:{one_line.shown(self.name)}',
+        class_labels.label_of_wnid(),
     )
     with open_tar(self.path) as f:
       f.seek(self.offset)
-      yield from tar_images.iter_class_tar(tar_images.MemberSlice(f, self.length), self.path, self.name, wnid, label)
+      yield from tar_images.iter_class_tar(
+          tar_images.MemberSlice(f, self.length),
+          self.path,
+          self.name,
+          wnid,
+          label,
+      )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +100,9 @@ class ClassFolderUnit:
   wnid: str
 
   def images(self) -> Iterator[resizing.Encoded]:
-    label = class_labels.train_label(self.wnid, self.path, class_labels.label_of_wnid())
+    label = class_labels.train_label(
+        self.wnid, self.path, class_labels.label_of_wnid()
+    )
     yield from folder_images.iter_class_folder(self.wnid, self.path, label)
 
 
@@ -95,7 +114,10 @@ class ValTarUnit:
   members: tuple[tuple[str, int, int], ...]
 
   def images(self) -> Iterator[resizing.Encoded]:
-    labels, truth = class_labels.label_of_wnid(), class_labels.validation_wnids()
+    labels, truth = (
+        class_labels.label_of_wnid(),
+        class_labels.validation_wnids(),
+    )
     with open_tar(self.path) as f:
       for name, offset, length in self.members:
         where = f'{self.path}:{one_line.shown(name)}'
@@ -104,7 +126,9 @@ class ValTarUnit:
         f.seek(offset)
         data = f.read(length)
         if len(data) != length:
-          raise tar_images.tar_error(self.path, EOFError(f'{name} is cut short'))
+          raise tar_images.tar_error(
+              self.path, EOFError(f'{name} is cut short')
+          )
         yield resizing.Encoded(f'val/{base}', where, data, label)
 
 
@@ -127,20 +151,27 @@ def work_units(source: finding.SplitSource) -> list[WorkUnit]:
     return [
         ClassTarUnit(source.path, m.name, m.offset_data, m.size)
         for name, m in tar_images.tar_members(source.path)
-        if tar_images.class_tar_wnid(source.path, name, m)  # Refuses other members.
+        if tar_images.class_tar_wnid(
+            source.path, name, m
+        )  # Refuses other members.
     ]
   if source.form == layout.FORM_TARBALL:
     members = []
     for _, m in tar_images.tar_members(source.path):
-      resizing.check_image_bytes(f'{source.path}:{one_line.shown(m.name)}', m.size)
+      resizing.check_image_bytes(
+          f'{source.path}:{one_line.shown(m.name)}', m.size
+      )
       members.append((m.name, m.offset_data, m.size))
     return [
-        ValTarUnit(source.path, tuple(members[i : i + layout.BEAM_VAL_IMAGES_PER_UNIT]))
+        ValTarUnit(
+            source.path, tuple(members[i : i + layout.BEAM_VAL_IMAGES_PER_UNIT])
+        )
         for i in range(0, len(members), layout.BEAM_VAL_IMAGES_PER_UNIT)
     ]
   if source.split == TRAIN:
     return [
-        ClassFolderUnit(path, wnid) for wnid, path in folder_images.train_class_folders(source.path)
+        ClassFolderUnit(path, wnid)
+        for wnid, path in folder_images.train_class_folders(source.path)
     ]
   files = folder_images.val_files(source.path)
   return [
@@ -164,6 +195,7 @@ _SUMS = 'pixel_sums'
 def _unit_examples_and_sums(unit: WorkUnit, size: int, draft: bool = False):
   """Beam: the examples of a unit, then its pixel sums on the `_SUMS` output."""
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
+
   sums = pixel_statistics.PixelSums()
   for item in unit.images():
     image = resizing.resize_image(item.data, item.where, size, draft)
@@ -190,7 +222,8 @@ def beam_examples(
         pbegin
         | 'Units' >> beam.Create(units)
         | 'Spread' >> beam.Reshuffle()
-        | 'Decode' >> beam.FlatMap(
+        | 'Decode'
+        >> beam.FlatMap(
             _unit_examples_and_sums, size=size, draft=draft
         ).with_outputs(_SUMS, main='examples')
     )

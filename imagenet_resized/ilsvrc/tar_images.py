@@ -1,4 +1,7 @@
-"""Images read out of the ILSVRC2012 tarballs, in stream mode or by member offsets.
+"""Images read out of the ILSVRC2012 tarballs.
+
+In stream mode (nested class tars included), or by member offsets for the
+Beam work units; links, devices and sparse members are refused.
 """
 
 from __future__ import annotations
@@ -6,7 +9,7 @@ from __future__ import annotations
 import io
 import posixpath
 import tarfile
-from typing import Iterator
+from collections.abc import Iterator
 from imagenet_resized.readers import one_line
 from imagenet_resized.common import SourceError
 from imagenet_resized.ilsvrc import class_labels
@@ -19,7 +22,7 @@ from imagenet_resized.ilsvrc import split_examples
 
 
 def tar_error(path: str, e: Exception) -> SourceError:
-  reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+  reason = one_line.first_line(e) or type(e).__name__
   return SourceError(
       f'{path}: not a readable tar (corrupt or truncated: {reason}); expected'
       ' the ILSVRC2012 tarball as downloaded'
@@ -78,7 +81,9 @@ def _iter_tar_files(
     yield path, member
 
 
-def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> bytes:
+def _read_member(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, where: str
+) -> bytes:
   """An image member's bytes, its declared size bounded first."""
   resizing.check_image_bytes(where, member.size)
   return tar.extractfile(member).read()
@@ -113,10 +118,15 @@ def class_tar_wnid(path: str, name: str, member: tarfile.TarInfo) -> str:
 def iter_train_tar(path: str) -> Iterator[resizing.Encoded]:
   labels = class_labels.label_of_wnid()
   try:
-    with split_examples.open_tar(path) as f, tarfile.open(fileobj=f, mode='r|') as outer:
+    with (
+        split_examples.open_tar(path) as f,
+        tarfile.open(fileobj=f, mode='r|') as outer,
+    ):
       for name, member in _iter_tar_files(outer, path):
         wnid = class_tar_wnid(path, name, member)
-        label = class_labels.train_label(wnid, f'{path}:{one_line.shown(member.name)}', labels)
+        label = class_labels.train_label(
+            wnid, f'{path}:{one_line.shown(member.name)}', labels
+        )
         yield from iter_class_tar(
             outer.extractfile(member), path, member.name, wnid, label
         )
@@ -128,7 +138,10 @@ def iter_val_tar(path: str) -> Iterator[resizing.Encoded]:
   labels = class_labels.label_of_wnid()
   truth = class_labels.validation_wnids()
   try:
-    with split_examples.open_tar(path) as f, tarfile.open(fileobj=f, mode='r|') as tar:
+    with (
+        split_examples.open_tar(path) as f,
+        tarfile.open(fileobj=f, mode='r|') as tar,
+    ):
       for name, member in _iter_tar_files(tar, path):
         where = f'{path}:{one_line.shown(member.name)}'
         base = posixpath.basename(name)
@@ -194,9 +207,10 @@ class _PiecewiseReads:
 def tar_members(path: str) -> list[tuple[str, tarfile.TarInfo]]:
   """The file members of an uncompressed tar, reading headers only."""
   try:
-    with split_examples.open_tar(path) as f, tarfile.open(
-        fileobj=_PiecewiseReads(f), mode='r:'
-    ) as tar:
+    with (
+        split_examples.open_tar(path) as f,
+        tarfile.open(fileobj=_PiecewiseReads(f), mode='r:') as tar,
+    ):
       return list(_iter_tar_files(tar, path))
   except (tarfile.TarError, EOFError, OSError) as e:
     raise tar_error(path, e) from None

@@ -9,7 +9,7 @@ module without TFDS).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from imagenet_resized.pipeline import pixel_statistics
 from imagenet_resized.writing import png_codec
@@ -70,9 +70,14 @@ def encode_batch(task: BatchTask) -> Iterator[EncodedRows | BatchRead]:
       images, labels = chunk.images[mask], chunk.labels[mask]
     else:
       continue
-    keys = [f'{batch.key}{row}' for row in (chunk.start + mask.nonzero()[0]).tolist()]
+    keys = [
+        f'{batch.key}{row}'
+        for row in (chunk.start + mask.nonzero()[0]).tolist()
+    ]
     yield EncodedRows(
-        keys, png_codec.encode_pngs(images), labels.tolist(),
+        keys,
+        png_codec.encode_pngs(images),
+        labels.tolist(),
         pixel_statistics.PixelSums.of_images(images),
     )
   yield BatchRead(rows)
@@ -86,7 +91,9 @@ CheckKept = Callable[[int], None]
 
 
 def iter_examples(
-    batches: Iterable[batch_files.Batch], size: int, workers: int = 0,
+    batches: Iterable[batch_files.Batch],
+    size: int,
+    workers: int = 0,
     batch_done: BatchDone | None = None,
     selection=row_selection.EveryRow(),
     tally: pixel_statistics.Tally | None = None,
@@ -107,7 +114,9 @@ def iter_examples(
   tasks = [BatchTask(batch, size, selection) for batch in batches]
   read: dict[int, int] = {}  # Rows of the batches read, not yet reported.
   reported = 0
-  for index, result in worker_pool.parallel_streams(encode_batch, tasks, workers):
+  for index, result in worker_pool.parallel_streams(
+      encode_batch, tasks, workers
+  ):
     if isinstance(result, BatchRead):
       read[index] = result.rows
       while reported in read:
@@ -123,18 +132,25 @@ def iter_examples(
 
 
 def check_split(
-    source: batch_files.SplitSource, rows_by_batch: dict[str, int], kept: int,
+    source: batch_files.SplitSource,
+    rows_by_batch: dict[str, int],
+    kept: int,
     check_kept: CheckKept | None = None,
 ) -> None:
   """Once a split is done: whole where it is published, and what it kept."""
   completeness.check_split_rows(source, rows_by_batch)
-  if check_kept is not None and completeness.is_published(source, rows_by_batch):
+  if check_kept is not None and completeness.is_published(
+      source, rows_by_batch
+  ):
     check_kept(kept)
 
 
 def iter_split_examples(
-    source: batch_files.SplitSource, size: int, workers: int = 0,
-    selection=row_selection.EveryRow(), check_kept: CheckKept | None = None,
+    source: batch_files.SplitSource,
+    size: int,
+    workers: int = 0,
+    selection=row_selection.EveryRow(),
+    check_kept: CheckKept | None = None,
     tally: pixel_statistics.Tally | None = None,
 ) -> Iterator[tuple[str, dict]]:
   """Examples of a whole split, checked to be whole where it is published;

@@ -39,10 +39,14 @@ class PixelSums:
   squares: tuple[int, ...] = (0,) * CHANNELS
 
   @classmethod
-  def of_images(cls, images: np.ndarray) -> 'PixelSums':
+  def of_images(cls, images: np.ndarray) -> PixelSums:
     """The sums of (n, H, W, 3) uint8 images."""
     images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != CHANNELS:
+    if (
+        images.dtype != np.uint8
+        or images.ndim != 4
+        or images.shape[3] != CHANNELS
+    ):
       raise ValueError(
           f'images have dtype {images.dtype} and shape {images.shape};'
           ' expected uint8 of shape (n, height, width, 3)'
@@ -60,14 +64,16 @@ class PixelSums:
     for start in range(0, len(rows), _BLOCK_ROWS):
       block = rows[start : start + _BLOCK_ROWS]
       sums += np.add.reduce(block, axis=0, dtype=np.uint32)
-      squares += np.add.reduce(np.square(block, dtype=np.uint16), axis=0, dtype=np.uint32)
+      squares += np.add.reduce(
+          np.square(block, dtype=np.uint16), axis=0, dtype=np.uint32
+      )
     return cls(
         n * height * width,
         tuple(int(v) for v in sums.reshape(width, CHANNELS).sum(axis=0)),
         tuple(int(v) for v in squares.reshape(width, CHANNELS).sum(axis=0)),
     )
 
-  def __add__(self, other: 'PixelSums') -> 'PixelSums':
+  def __add__(self, other: PixelSums) -> PixelSums:
     return PixelSums(
         self.pixels + other.pixels,
         tuple(a + b for a, b in zip(self.sums, other.sums)),
@@ -94,14 +100,16 @@ class PixelSums:
   def as_json(self) -> dict:
     """The exact integers (to carry them across processes as JSON)."""
     return {
-        'pixels': self.pixels, 'sums': list(self.sums),
+        'pixels': self.pixels,
+        'sums': list(self.sums),
         'squares': list(self.squares),
     }
 
   @classmethod
-  def from_json(cls, data: dict) -> 'PixelSums':
+  def from_json(cls, data: dict) -> PixelSums:
     return cls(
-        int(data['pixels']), tuple(int(v) for v in data['sums']),
+        int(data['pixels']),
+        tuple(int(v) for v in data['sums']),
         tuple(int(v) for v in data['squares']),
     )
 

@@ -29,7 +29,8 @@ import subprocess
 import sys
 import threading
 from multiprocessing import connection
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 T = TypeVar('T')
 R = TypeVar('R')
@@ -39,8 +40,10 @@ def default_workers() -> int:
   """Worker processes for encoding: one per core, none where fork is absent."""
   if 'fork' not in multiprocessing.get_all_start_methods():
     return 0
-  return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (
-      os.cpu_count() or 1
+  return (
+      len(os.sched_getaffinity(0))
+      if hasattr(os, 'sched_getaffinity')
+      else (os.cpu_count() or 1)
   )
 
 
@@ -77,7 +80,9 @@ def prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
       if hasattr(source, 'close'):
         source.close()  # Closes the files of an abandoned generator now.
 
-  thread = threading.Thread(target=fill, name='imagenet_resized-prefetch', daemon=True)
+  thread = threading.Thread(
+      target=fill, name='imagenet_resized-prefetch', daemon=True
+  )
   thread.start()
   try:
     while True:
@@ -191,10 +196,16 @@ class _Worker:
   def __init__(self):
     parent_end, child_end = connection.Pipe(duplex=True)
     package = sys.modules[_PACKAGE]
-    args = [list(sys.path), _PACKAGE, list(package.__path__)[0], child_end.fileno()]
+    args = [
+        list(sys.path),
+        _PACKAGE,
+        list(package.__path__)[0],
+        child_end.fileno(),
+    ]
     self.process = subprocess.Popen(
         [sys.executable, '-c', _WORKER_MAIN % _PACKAGE, json.dumps(args)],
-        pass_fds=[child_end.fileno()], stdin=subprocess.DEVNULL,
+        pass_fds=[child_end.fileno()],
+        stdin=subprocess.DEVNULL,
     )
     child_end.close()
     self.conn = parent_end

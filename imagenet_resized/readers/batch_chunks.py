@@ -21,14 +21,23 @@ This module knows nothing about TFDS; it works on file objects and numpy.
 
 from __future__ import annotations
 
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
+from collections.abc import Iterator
 from imagenet_resized.readers import batch_rows
 from imagenet_resized.readers import npz_batches
 from imagenet_resized.readers import pickle_batches
 
+
 def iter_chunks(
-    fileobj: BinaryIO, where: str, size: int, is_npz: bool,
+    fileobj: BinaryIO,
+    where: str,
+    size: int,
+    is_npz: bool,
     chunk_rows: int = batch_rows.DEFAULT_CHUNK_ROWS,
 ) -> Iterator[batch_rows.Chunk]:
-  reader = npz_batches.iter_npz_chunks if is_npz else pickle_batches.iter_pickle_chunks
+  reader = (
+      npz_batches.iter_npz_chunks
+      if is_npz
+      else pickle_batches.iter_pickle_chunks
+  )
   return reader(fileobj, where, size, chunk_rows)

@@ -1,4 +1,7 @@
-"""A batch's rows as images and labels: chunks, limits, and the checks every form shares.
+"""A batch's rows as images and labels: chunks, limits, shared checks.
+
+What every form (npz or pickle) checks the same way: the row width of a
+size, the label count and range, and the bounds on a batch.
 """
 
 from __future__ import annotations
@@ -7,7 +10,6 @@ import dataclasses
 import math
 import numpy as np
 from imagenet_resized.readers import one_line
-from imagenet_resized.readers.one_line import shown
 from imagenet_resized import common
 
 # Rows per chunk when streaming: 4096 rows of 64x64 are 48 MiB.
@@ -32,7 +34,9 @@ class Chunk:
 def rows_to_images(rows: np.ndarray, size: int) -> np.ndarray:
   """(n, 3*S*S) planar CHW rows -> (n, S, S, 3) HWC images (contiguous)."""
   n = rows.shape[0]
-  return np.ascontiguousarray(rows.reshape(n, 3, size, size).transpose(0, 2, 3, 1))
+  return np.ascontiguousarray(
+      rows.reshape(n, 3, size, size).transpose(0, 2, 3, 1)
+  )
 
 
 def size_of_width(width: int) -> int | None:
@@ -42,7 +46,10 @@ def size_of_width(width: int) -> int | None:
 
 
 def check_rows(
-    where: str, shape: tuple[int, ...], dtype: np.dtype, size: int,
+    where: str,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    size: int,
     fortran: bool = False,
 ) -> None:
   """Raises SourceError unless `data` has the layout of the SxS config:
@@ -111,10 +118,6 @@ def zero_based_labels(where: str, labels: np.ndarray) -> np.ndarray:
     i = int(np.argmax(bad))
     raise common.SourceError(
         f'{where}: `labels` holds {labels[i]} at row {i}; expected labels'
-        f' 1..{common.NUM_CLASSES} (the authors\' labels are 1-based)'
+        f" 1..{common.NUM_CLASSES} (the authors' labels are 1-based)"
     )
   return labels - 1
-
-
-def first_line_of(e: BaseException) -> str:
-  return shown(str(e).splitlines()[0] if str(e) else '', 120)

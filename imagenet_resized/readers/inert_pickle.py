@@ -37,13 +37,16 @@ from __future__ import annotations
 import dataclasses
 import pickletools
 import struct
-from typing import BinaryIO, Callable, Mapping
+from typing import BinaryIO
+from collections.abc import Callable, Mapping
 
 from imagenet_resized.readers import pickle_strings as ps
 from imagenet_resized.readers.one_line import shown
 
 # Opcode byte -> name, from the standard library's table.
-_OPCODE_NAMES = {op.code.encode('latin-1')[0]: op.name for op in pickletools.opcodes}
+_OPCODE_NAMES = {
+    op.code.encode('latin-1')[0]: op.name for op in pickletools.opcodes
+}
 # Longest newline-terminated argument other than a string (an int, a global).
 MAX_LINE = 256
 MAX_MEMO = 4096
@@ -214,8 +217,12 @@ class _Parser:
   """A stack machine over pickle opcodes that builds inert values only."""
 
   def __init__(
-      self, f: BinaryIO, allowed_globals: Mapping[tuple[str, str], Global],
-      max_values: int, eager_bytes: int, max_string: int,
+      self,
+      f: BinaryIO,
+      allowed_globals: Mapping[tuple[str, str], Global],
+      max_values: int,
+      eager_bytes: int,
+      max_string: int,
   ):
     self._in = _Input(f)
     self._max_string = max_string
@@ -326,7 +333,9 @@ class _Parser:
     try:
       return int(text, 0)
     except ValueError:
-      raise Malformed(f'invalid literal for an integer: {text[:20]!r}') from None
+      raise Malformed(
+          f'invalid literal for an integer: {text[:20]!r}'
+      ) from None
 
   def _op_BININT(self):
     self._push(struct.unpack('<i', self._in.read(4))[0])
@@ -428,7 +437,8 @@ class _Parser:
         ps.escaped_text_decoder(), self._in.line_blocks(), ''
     )
     self._push(
-        value if value is not None
+        value
+        if value is not None
         else ps.EscapedText(offset, length, size, latin1)
     )
 
@@ -437,9 +447,12 @@ class _Parser:
     quote = []
     value, length, size, _ = self._decode_line(
         ps.escaped_bytes_decoder(),
-        _between_quotes(self._in.line_blocks(), quote), b'',
+        _between_quotes(self._in.line_blocks(), quote),
+        b'',
     )
-    self._push(value if value is not None else ps.EscapedBytes(offset, length, size))
+    self._push(
+        value if value is not None else ps.EscapedBytes(offset, length, size)
+    )
 
   def _decode_line(self, decoder, blocks, empty):
     """(value or None, encoded length, decoded size, latin-1) of a line string.
@@ -639,12 +652,14 @@ def _between_quotes(lines, quote: list):
 def _latin1_encode(args: tuple):
   """`_codecs.encode(text, 'latin1')`, evaluated here (latin-1 only)."""
   if len(args) != 2 or not isinstance(args[1], str):
-    raise Forbidden('the pickle calls _codecs.encode with other arguments than (text, codec)')
+    raise Forbidden(
+        'the pickle calls _codecs.encode with other arguments than (text, codec)'
+    )
   text, codec = args
   if codec not in _LATIN1:
     raise Forbidden(
         f"the pickle rebuilds bytes with codec '{shown(codec)}', which is not"
-        " allowed (Python pickles bytes as latin1)"
+        ' allowed (Python pickles bytes as latin1)'
     )
   if isinstance(text, str):
     try:
@@ -660,8 +675,11 @@ def _latin1_encode(args: tuple):
 
 
 def parse(
-    f: BinaryIO, allowed_globals: Mapping[tuple[str, str], Global],
-    max_values: int, eager_bytes: int, max_string: int,
+    f: BinaryIO,
+    allowed_globals: Mapping[tuple[str, str], Global],
+    max_values: int,
+    eager_bytes: int,
+    max_string: int,
 ):
   """The value a pickle holds, as inert data, read from `f`'s position.
 
@@ -670,6 +688,8 @@ def parse(
   Forbidden (or pickle_strings.DecodeError, a Malformed kind of error).
   """
   try:
-    return _Parser(f, allowed_globals, max_values, eager_bytes, max_string).parse()
+    return _Parser(
+        f, allowed_globals, max_values, eager_bytes, max_string
+    ).parse()
   except ps.DecodeError as e:
     raise Malformed(str(e)) from None

@@ -1,4 +1,8 @@
-"""The authors' npz batches, streamed: npy headers checked against member sizes, rows read in chunks.
+"""The authors' npz batches, streamed a chunk of rows at a time.
+
+The `.npy` headers of `data` and `labels` are checked against the members'
+sizes before anything is allocated; members are read through `zip_members`
+(every compression bounded).
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ import math
 import tokenize
 import zipfile
 import zlib
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
+from collections.abc import Iterator
 import numpy as np
 from imagenet_resized.readers import one_line, zip_members
 from imagenet_resized.readers.one_line import listed
@@ -29,7 +34,9 @@ _NPY_HEADER_READERS = {
 }
 
 
-def read_npy_header(fp: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+def read_npy_header(
+    fp: BinaryIO, where: str
+) -> tuple[tuple[int, ...], bool, np.dtype]:
   """Reads a .npy header (numpy's own parser) and leaves fp at the data.
 
   Refuses dtypes other than plain numbers (objects, fields, subarrays).
@@ -41,20 +48,31 @@ def read_npy_header(fp: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np
     if read_header is not None:
       shape, fortran, dtype = read_header(fp, max_header_size=MAX_NPY_HEADER)
   except (
-      ValueError, TypeError, OverflowError, SyntaxError, EOFError,
-      tokenize.TokenError, RecursionError,  # numpy's parser of the header dict.
+      ValueError,
+      TypeError,
+      OverflowError,
+      SyntaxError,
+      EOFError,
+      tokenize.TokenError,
+      RecursionError,  # numpy's parser of the header dict.
   ) as e:
     raise common.SourceError(
         f'{where}: not a readable .npy header ({type(e).__name__}:'
-        f' {batch_rows.first_line_of(e)}); expected an array as np.save writes it'
+        f' {one_line.reason(e)}); expected an array as np.save writes it'
     ) from None
   if read_header is None:
-    raise common.SourceError(f'{where}: unsupported .npy format version {version}')
+    raise common.SourceError(
+        f'{where}: unsupported .npy format version {version}'
+    )
   if dtype.hasobject:
     raise common.SourceError(
         f'{where}: holds Python objects (a pickle); expected plain numbers'
     )
-  if dtype.names is not None or dtype.subdtype is not None or dtype.kind not in 'biuf':
+  if (
+      dtype.names is not None
+      or dtype.subdtype is not None
+      or dtype.kind not in 'biuf'
+  ):
     raise common.SourceError(
         f'{where}: has dtype {dtype}, which is not a plain number type;'
         ' expected plain numbers'
@@ -83,7 +101,9 @@ def _npy_member(npz: zipfile.ZipFile, name: str, where: str) -> NpyMember:
     return NpyMember(name, shape, fortran, dtype, fp.tell())
 
 
-def _check_member_size(npz: zipfile.ZipFile, member: NpyMember, where: str) -> None:
+def _check_member_size(
+    npz: zipfile.ZipFile, member: NpyMember, where: str
+) -> None:
   """The header's shape x itemsize must be what the zip member holds."""
   declared = math.prod(member.shape) * member.dtype.itemsize
   held = npz.getinfo(member.name).file_size - member.offset
@@ -101,8 +121,14 @@ def _check_member_size(npz: zipfile.ZipFile, member: NpyMember, where: str) -> N
 # RuntimeError for encrypted members, UnicodeDecodeError for names flagged
 # UTF-8 that are not; lzma its own error.
 ZIP_ERRORS = (
-    zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
-    RuntimeError, UnicodeDecodeError, lzma.LZMAError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+    UnicodeDecodeError,
+    lzma.LZMAError,
 )
 
 
@@ -135,12 +161,19 @@ def iter_rows(
   row_bytes = 3 * size * size
   for start in range(0, num_rows, chunk_rows):
     n = min(chunk_rows, num_rows - start)
-    rows = np.frombuffer(read(n * row_bytes), dtype=np.uint8).reshape(n, row_bytes)
-    yield batch_rows.Chunk(start, batch_rows.rows_to_images(rows, size), labels[start : start + n])
+    rows = np.frombuffer(read(n * row_bytes), dtype=np.uint8).reshape(
+        n, row_bytes
+    )
+    yield batch_rows.Chunk(
+        start, batch_rows.rows_to_images(rows, size), labels[start : start + n]
+    )
 
 
 def iter_npz_chunks(
-    fileobj: BinaryIO, where: str, size: int, chunk_rows: int = batch_rows.DEFAULT_CHUNK_ROWS
+    fileobj: BinaryIO,
+    where: str,
+    size: int,
+    chunk_rows: int = batch_rows.DEFAULT_CHUNK_ROWS,
 ) -> Iterator[batch_rows.Chunk]:
   """Streams a batch in npz form from a seekable binary file object.
 
@@ -164,7 +197,9 @@ def iter_npz_chunks(
           where, data_member.shape, data_member.dtype, size, data_member.fortran
       )
       num_rows = data_member.shape[0]
-      batch_rows.check_label_count(where, labels_member.shape, labels_member.dtype, num_rows)
+      batch_rows.check_label_count(
+          where, labels_member.shape, labels_member.dtype, num_rows
+      )
       _check_member_size(npz, labels_member, where)
       _check_member_size(npz, data_member, where)
       with zip_members.open_member(
@@ -172,17 +207,23 @@ def iter_npz_chunks(
       ) as fp:
         fp.seek(labels_member.offset)
         raw = read_exact(
-            fp, num_rows * labels_member.dtype.itemsize,
+            fp,
+            num_rows * labels_member.dtype.itemsize,
             f'{where}:{labels_member.name}',
         )
-      labels = batch_rows.zero_based_labels(where, np.frombuffer(raw, labels_member.dtype))
+      labels = batch_rows.zero_based_labels(
+          where, np.frombuffer(raw, labels_member.dtype)
+      )
       with zip_members.open_member(
           npz, data_member.name, f'{where}:{data_member.name}'
       ) as fp:
         fp.seek(data_member.offset)
         where_data = f'{where}:{data_member.name}'
         yield from iter_rows(
-            lambda n: read_exact(fp, n, where_data), num_rows, size, labels,
+            lambda n: read_exact(fp, n, where_data),
+            num_rows,
+            size,
+            labels,
             chunk_rows,
         )
   except common.SourceError:

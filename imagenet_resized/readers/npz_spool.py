@@ -93,7 +93,9 @@ def _zip64_sizes(extra: bytes, csize: int, usize: int) -> tuple[int, int, bool]:
     body = extra[pos + 4 : pos + 4 + length]
     if kind == _ZIP64_EXTRA:
       zip64 = True
-      values = [v for (v,) in struct.iter_unpack('<Q', body[: len(body) // 8 * 8])]
+      values = [
+          v for (v,) in struct.iter_unpack('<Q', body[: len(body) // 8 * 8])
+      ]
       if usize == 0xFFFFFFFF and values:
         usize = values.pop(0)
       if csize == 0xFFFFFFFF and values:
@@ -132,7 +134,7 @@ def _npy_header(c: _Copy, where: str, shown: str) -> tuple[int, int]:
 
 def _member(c: _Copy, where: str) -> None:
   """Copies one member after its local header's signature."""
-  (_, flags, method, _, _, _, csize, usize, name_length, extra_length) = (
+  _, flags, method, _, _, _, csize, usize, name_length, extra_length = (
       struct.unpack('<HHHHHIIIHH', c.take(26))
   )
   name = c.take(name_length).decode('utf-8', 'replace')
@@ -151,8 +153,8 @@ def _member(c: _Copy, where: str) -> None:
     if not usize == csize == declared:
       raise c.refuse(
           f'{shown}: its .npy header declares {declared} bytes but its zip'
-          f' header {usize}', 'expected the sizes to agree, as np.savez'
-          ' writes them'
+          f' header {usize}',
+          'expected the sizes to agree, as np.savez' ' writes them',
       )
     c.pipe(data_bytes)
   elif method in _COMPRESSED and not streamed:
@@ -169,7 +171,9 @@ def _member(c: _Copy, where: str) -> None:
     _descriptor(c, shown, csize, usize, zip64)
 
 
-def _descriptor(c: _Copy, shown: str, csize: int, usize: int, zip64: bool) -> None:
+def _descriptor(
+    c: _Copy, shown: str, csize: int, usize: int, zip64: bool
+) -> None:
   """The data descriptor after a streamed member: its sizes must agree."""
   first = c.take(4)
   if first == _DESCRIPTOR:
@@ -178,7 +182,8 @@ def _descriptor(c: _Copy, shown: str, csize: int, usize: int, zip64: bool) -> No
   if sizes != (csize, usize):
     raise c.refuse(
         f'{shown}: its data descriptor gives sizes {sizes}, its .npy header'
-        f' {(csize, usize)}', 'expected the sizes to agree'
+        f' {(csize, usize)}',
+        'expected the sizes to agree',
     )
 
 
@@ -193,7 +198,9 @@ def _check_space(where: str, needed: int) -> None:
     )
 
 
-def copy_npz(src: BinaryIO, dst: BinaryIO, where: str, declared_size: int) -> None:
+def copy_npz(
+    src: BinaryIO, dst: BinaryIO, where: str, declared_size: int
+) -> None:
   """Copies the npz that `src` streams (`declared_size` bytes) into `dst`.
 
   Stops with a SourceError as soon as the npz holds anything its headers

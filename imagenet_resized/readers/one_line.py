@@ -13,6 +13,16 @@ def shown(text: str, limit: int = 60) -> str:
   return text if text.isprintable() else repr(text)[1:-1]
 
 
+def first_line(e: BaseException) -> str:
+  """The first line of an exception's text ('' when it has none)."""
+  return (str(e).splitlines() or [''])[0]
+
+
+def reason(e: BaseException) -> str:
+  """An exception's first line, fit for a one-line message."""
+  return shown(first_line(e), 120)
+
+
 def listed(names: list[str], limit: int = 10) -> str:
   """A list of names from a file, fit for one line."""
   first = [shown(n, 40) for n in names[:limit]]

@@ -1,10 +1,14 @@
-"""The authors' pickled batches, read by the inert parser: rows streamed, labels checked.
+"""The authors' pickled batches, read by the inert parser.
+
+Nothing is unpickled: `inert_pickle` parses the opcodes, `pickled_numpy`
+checks the arrays' forms, and the rows are streamed out of the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
+from collections.abc import Iterator
 import numpy as np
 from imagenet_resized.readers import inert_pickle, pickle_strings, pickled_numpy
 from imagenet_resized.readers.one_line import listed, shown
@@ -35,7 +39,9 @@ def _batch_value(batch: dict, key: str, where: str):
   for candidate in (key, key.encode('latin-1')):
     if candidate in batch:
       return batch[candidate]
-  keys = sorted(k.decode('latin-1') if isinstance(k, bytes) else k for k in batch)
+  keys = sorted(
+      k.decode('latin-1') if isinstance(k, bytes) else k for k in batch
+  )
   raise common.SourceError(
       f'{where}: no `{key}` in the pickled dict (it holds {listed(keys)});'
       ' expected `data` and `labels`'
@@ -55,7 +61,10 @@ def read_pickle_batch(
   """
   try:
     batch = inert_pickle.parse(
-        fileobj, pickled_numpy.GLOBALS, MAX_PICKLE_VALUES, eager_bytes,
+        fileobj,
+        pickled_numpy.GLOBALS,
+        MAX_PICKLE_VALUES,
+        eager_bytes,
         batch_rows.MAX_BATCH_BYTES,
     )
   except inert_pickle.Malformed as e:
@@ -107,21 +116,26 @@ def _pickled_labels(
   """The labels of a checked batch, 0-based, read and checked."""
   labels = batch.labels
   if isinstance(labels, list):
-    batch_rows.check_label_count(where, (len(labels),), np.dtype(np.int64), num_rows)
+    batch_rows.check_label_count(
+        where, (len(labels),), np.dtype(np.int64), num_rows
+    )
     values = labels
     out_of_range = next(
-        (i for i, v in enumerate(values) if not 1 <= v <= common.NUM_CLASSES), None
+        (i for i, v in enumerate(values) if not 1 <= v <= common.NUM_CLASSES),
+        None,
     )
     if out_of_range is not None:
       raise common.SourceError(
           f'{where}: `labels` holds'
           f' {shown(str(values[out_of_range]), 30)} at row'
-          f' {out_of_range}; expected labels 1..{common.NUM_CLASSES} (the authors\''
+          f" {out_of_range}; expected labels 1..{common.NUM_CLASSES} (the authors'"
           ' labels are 1-based)'
       )
     return np.array(values, dtype=np.int64) - 1
   batch_rows.check_label_count(where, labels.shape, labels.dtype, num_rows)
-  return batch_rows.zero_based_labels(where, np.frombuffer(_all_bytes(fileobj, labels.raw), labels.dtype))
+  return batch_rows.zero_based_labels(
+      where, np.frombuffer(_all_bytes(fileobj, labels.raw), labels.dtype)
+  )
 
 
 def _all_bytes(fileobj: BinaryIO, raw: pickled_numpy.Raw) -> bytes:
@@ -147,7 +161,10 @@ def _rows_reader(fileobj: BinaryIO, raw: pickled_numpy.Raw, where: str):
 
 
 def iter_pickle_chunks(
-    fileobj: BinaryIO, where: str, size: int, chunk_rows: int = batch_rows.DEFAULT_CHUNK_ROWS,
+    fileobj: BinaryIO,
+    where: str,
+    size: int,
+    chunk_rows: int = batch_rows.DEFAULT_CHUNK_ROWS,
     eager_bytes: int = PICKLE_EAGER_BYTES,
 ) -> Iterator[batch_rows.Chunk]:
   """Reads a batch in pickle form: parsed, checked, then its rows in chunks.

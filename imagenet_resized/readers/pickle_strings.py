@@ -26,7 +26,8 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import warnings
-from typing import BinaryIO, Iterable, Iterator, Union
+from typing import BinaryIO
+from collections.abc import Iterable, Iterator
 
 BLOCK_BYTES = 1 << 20
 
@@ -68,7 +69,7 @@ class EscapedText:
   latin1: bool
 
 
-Text = Union[Utf8Text, EscapedText]
+Text = Utf8Text | EscapedText
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Latin1Bytes:
     return self.text.size
 
 
-LazyBytes = Union[RawBytes, EscapedBytes, Latin1Bytes]
+LazyBytes = RawBytes | EscapedBytes | Latin1Bytes
 
 
 class _EscapeDecoder:
@@ -99,7 +100,9 @@ class _EscapeDecoder:
     cut = len(data) if final else _complete_escapes(data)
     self._carry = data[cut:]
     try:
-      with warnings.catch_warnings():  # Unknown escapes are kept, as pickle does.
+      with (
+          warnings.catch_warnings()
+      ):  # Unknown escapes are kept, as pickle does.
         warnings.simplefilter('ignore', DeprecationWarning)
         return codecs.escape_decode(data[:cut])[0]
     except ValueError as e:
@@ -217,7 +220,9 @@ def iter_bytes(f: BinaryIO, string: LazyBytes) -> Iterator[bytes]:
     return
   text = string.text if isinstance(string, Latin1Bytes) else string
   decoder = _decoder_of(text)
-  for block, final in blocks_with_final(_file_blocks(f, text.offset, text.length)):
+  for block, final in blocks_with_final(
+      _file_blocks(f, text.offset, text.length)
+  ):
     out = decoder.decode(block, final)
     if isinstance(out, str):
       try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Union
 
 import numpy as np
 
@@ -47,13 +46,17 @@ GLOBALS = {
 # The dtype codes an array of numbers is pickled with, and what they are.
 _NUMBER_TYPES = {
     f'{kind}{size}': np.dtype(f'{kind}{size}')
-    for kind, sizes in (('u', (1, 2, 4, 8)), ('i', (1, 2, 4, 8)), ('f', (2, 4, 8)))
+    for kind, sizes in (
+        ('u', (1, 2, 4, 8)),
+        ('i', (1, 2, 4, 8)),
+        ('f', (2, 4, 8)),
+    )
     for size in sizes
 } | {'b1': np.dtype(np.bool_)}
 _BYTE_ORDERS = {'<': '<', '>': '>', '=': '=', '|': '='}
 _PLAIN_DTYPE_TAIL = (None, None, None, -1, -1, 0)  # After version and endian.
 
-Raw = Union[bytes, ps.LazyBytes]
+Raw = bytes | ps.LazyBytes
 # numpy 1.x's limit (2.x allows 64); also keeps the product of sizes cheap.
 MAX_DIMENSIONS = 32
 
@@ -76,7 +79,10 @@ class PickledArray:
 
 def is_array(value) -> bool:
   """Whether `value` is one of the calls numpy pickles an array as."""
-  return isinstance(value, inert_pickle.Call) and value.func in (RECONSTRUCT, FROMBUFFER)
+  return isinstance(value, inert_pickle.Call) and value.func in (
+      RECONSTRUCT,
+      FROMBUFFER,
+  )
 
 
 def _text(value) -> str | None:
@@ -99,8 +105,10 @@ def _flag(value) -> bool | None:
 
 def _dtype(value, what: str, expected: str) -> np.dtype:
   if not (
-      isinstance(value, inert_pickle.Call) and value.func == DTYPE
-      and len(value.args) == 3 and _flag(value.args[1]) is False
+      isinstance(value, inert_pickle.Call)
+      and value.func == DTYPE
+      and len(value.args) == 3
+      and _flag(value.args[1]) is False
       and _flag(value.args[2]) is True
   ):
     raise NotAnArray(
@@ -115,22 +123,30 @@ def _dtype(value, what: str, expected: str) -> np.dtype:
         f' not a plain number type; expected {expected}'
     )
   state = value.state if value.has_state else None
-  order = _text(state[1]) if isinstance(state, tuple) and len(state) == 8 else None
+  order = (
+      _text(state[1]) if isinstance(state, tuple) and len(state) == 8 else None
+  )
   if (
-      order not in _BYTE_ORDERS or state[0] != 3 or not _is_int(state[0])
+      order not in _BYTE_ORDERS
+      or state[0] != 3
+      or not _is_int(state[0])
       or tuple(state[2:]) != _PLAIN_DTYPE_TAIL
       or any(isinstance(v, bool) for v in state[5:])
   ):
     raise NotAnArray(
-        f'{what} has a dtype state other than a plain number\'s (fields,'
+        f"{what} has a dtype state other than a plain number's (fields,"
         f' names, flags or sizes: a structured or object dtype); expected'
         f' {expected}'
     )
-  return dtype.newbyteorder(_BYTE_ORDERS[order]) if dtype.itemsize > 1 else dtype
+  return (
+      dtype.newbyteorder(_BYTE_ORDERS[order]) if dtype.itemsize > 1 else dtype
+  )
 
 
 def _shape(value, what: str, expected: str) -> tuple[int, ...]:
-  if not (isinstance(value, tuple) and all(_is_int(n) and n >= 0 for n in value)):
+  if not (
+      isinstance(value, tuple) and all(_is_int(n) and n >= 0 for n in value)
+  ):
     raise NotAnArray(
         f'{what} has a shape that is not a tuple of sizes; expected {expected}'
     )
@@ -167,7 +183,9 @@ def read_array(value, what: str, expected: str) -> PickledArray:
   if value.func == RECONSTRUCT:
     args, state = value.args, value.state if value.has_state else None
     if args != (NDARRAY, (0,), b'b') or not (
-        isinstance(state, tuple) and len(state) == 5 and state[0] == 1
+        isinstance(state, tuple)
+        and len(state) == 5
+        and state[0] == 1
         and _is_int(state[0])
     ):
       raise NotAnArray(

@@ -22,7 +22,6 @@ import stat
 
 from imagenet_resized.common import SourceError
 
-
 _KINDS = (
     (stat.S_ISDIR, 'a directory'),
     (stat.S_ISFIFO, 'a named pipe (FIFO)'),
@@ -124,9 +123,7 @@ def open_regular(path: str, expected: str) -> RegularFile:
   """
   shown = _shown(os.fspath(path))
   try:
-    fd = os.open(
-        path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-    )
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
   except OSError as e:
     # A socket cannot be opened at all (ENXIO): say what it is, from its
     # name since there is no descriptor (for the message only).

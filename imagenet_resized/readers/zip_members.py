@@ -125,7 +125,9 @@ class _Inflating(io.RawIOBase):
       )
     lclppb = properties[0]
     if lclppb >= 9 * 5 * 5:
-      raise zipfile.BadZipFile(f'bad LZMA properties in {self._info.filename!r}')
+      raise zipfile.BadZipFile(
+          f'bad LZMA properties in {self._info.filename!r}'
+      )
     pb, rest = divmod(lclppb, 9 * 5)
     lp, lc = divmod(rest, 9)
     # A dictionary larger than the whole member is never used (LZMA refers
@@ -134,10 +136,18 @@ class _Inflating(io.RawIOBase):
     # costs what the member is.
     declared = int.from_bytes(properties[1:5], 'little')
     dict_size = max(4096, min(declared, self._info.file_size))
-    return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[{
-        'id': lzma.FILTER_LZMA1, 'dict_size': dict_size,
-        'lc': lc, 'lp': lp, 'pb': pb,
-    }])
+    return lzma.LZMADecompressor(
+        lzma.FORMAT_RAW,
+        filters=[
+            {
+                'id': lzma.FILTER_LZMA1,
+                'dict_size': dict_size,
+                'lc': lc,
+                'lp': lp,
+                'pb': pb,
+            }
+        ],
+    )
 
   def readable(self) -> bool:
     return True
@@ -149,7 +159,11 @@ class _Inflating(io.RawIOBase):
     return self._out
 
   def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-    base = {os.SEEK_SET: 0, os.SEEK_CUR: self._out, os.SEEK_END: self._info.file_size}
+    base = {
+        os.SEEK_SET: 0,
+        os.SEEK_CUR: self._out,
+        os.SEEK_END: self._info.file_size,
+    }
     target = max(0, min(base[whence] + offset, self._info.file_size))
     if target < self._out:
       self._restart()

@@ -16,7 +16,7 @@ same examples in the same order.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import apache_beam as beam
 
@@ -24,12 +24,14 @@ from imagenet_resized.pipeline import examples, pixel_statistics
 from imagenet_resized.authors import row_selection
 from imagenet_resized.authors import batch_files, completeness
 
-
 _COUNTS = 'counts'
 
 
 def _batch_examples(
-    batch: batch_files.Batch, size: int, source: batch_files.SplitSource, selection
+    batch: batch_files.Batch,
+    size: int,
+    source: batch_files.SplitSource,
+    selection,
 ) -> Iterator:
   """The (key, example) pairs of one batch, encoded in this worker; then, on
   the `counts` output, (batch name, (rows read, examples kept, pixel sums of
@@ -44,7 +46,11 @@ def _batch_examples(
   kept = 0
   # No encoding pool inside a Beam worker: the runner supplies the parallelism.
   for key_example in examples.iter_examples(
-      [batch], size, workers=0, batch_done=batch_done, selection=selection,
+      [batch],
+      size,
+      workers=0,
+      batch_done=batch_done,
+      selection=selection,
       tally=tally,
   ):
     kept += 1
@@ -76,8 +82,11 @@ class ExamplesFromBatches(beam.PTransform):
   """PBegin -> PCollection of (key, {'image': PNG bytes, 'label': int})."""
 
   def __init__(
-      self, source: batch_files.SplitSource, size: int,
-      selection=row_selection.EveryRow(), check_kept=None,
+      self,
+      source: batch_files.SplitSource,
+      size: int,
+      selection=row_selection.EveryRow(),
+      check_kept=None,
       statistics: StatisticsSink | None = None,
   ):
     super().__init__()
@@ -93,8 +102,11 @@ class ExamplesFromBatches(beam.PTransform):
         | 'Batches' >> beam.Create(list(self._source.batches))
         # Breaks fusion with Create so that batches go to different workers.
         | 'SpreadBatches' >> beam.Reshuffle()
-        | 'Examples' >> beam.FlatMap(
-            _batch_examples, size=self._size, source=self._source,
+        | 'Examples'
+        >> beam.FlatMap(
+            _batch_examples,
+            size=self._size,
+            source=self._source,
             selection=self._selection,
         ).with_outputs(_COUNTS, main='examples')
     )

@@ -31,7 +31,8 @@ import logging
 import os
 import re
 import shutil
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
+from collections.abc import Callable, Iterator
 
 from imagenet_resized.tfds_glue import file_lock
 
@@ -69,8 +70,10 @@ def stale_folders(data_path: str) -> list[str]:
   except FileNotFoundError:
     return []
   return sorted(
-      os.path.join(config_dir, n) for n in names
-      if pattern.match(n) and os.path.isdir(os.path.join(config_dir, n))
+      os.path.join(config_dir, n)
+      for n in names
+      if pattern.match(n)
+      and os.path.isdir(os.path.join(config_dir, n))
       and not os.path.islink(os.path.join(config_dir, n))
   )
 
@@ -91,9 +94,13 @@ def _remove_stale(data_path: str, what: str) -> None:
   log.warning(
       'Removed the leftovers of %d %s of %s that no longer run%s: %s (%d'
       ' files, %d of them shuffler spill files, %.1f MB)',
-      len(folders), 'builds' if len(folders) > 1 else 'build', what,
+      len(folders),
+      'builds' if len(folders) > 1 else 'build',
+      what,
       '' if len(folders) > 1 else 's',
-      ', '.join(os.path.basename(f) for f in folders), files, spills,
+      ', '.join(os.path.basename(f) for f in folders),
+      files,
+      spills,
       size / 1e6,
   )
 
@@ -114,8 +121,11 @@ def preparing(data_path: str, what: str) -> Iterator[bool]:
 
 
 def prepare_once(
-    data_path: str, what: str, prepare: Callable[[], T],
-    reread: Callable[[], None], overwrite: bool = False,
+    data_path: str,
+    what: str,
+    prepare: Callable[[], T],
+    reread: Callable[[], None],
+    overwrite: bool = False,
 ) -> T:
   """Runs `prepare` (TFDS's download_and_prepare) under the dataset's lock.
 

@@ -44,16 +44,19 @@ class BuildMetadata(tfds.core.MetadataDict):
     super().__init__(*args, **kwargs)
     self._pending: dict[str, str] = {}  # split -> JSON written by Beam.
 
-  def set_statistics(self, split: str, sums: pixel_statistics.PixelSums) -> None:
+  def set_statistics(
+      self, split: str, sums: pixel_statistics.PixelSums
+  ) -> None:
     """Stores a split's mean and std from its exact sums."""
-    self.setdefault(pixel_statistics.METADATA_KEY, {})[split] = (
-        sums.as_metadata()
-    )
+    self.setdefault(pixel_statistics.METADATA_KEY, {})[
+        split
+    ] = sums.as_metadata()
 
   def add_beam_statistics(self, split: str, sums, data_dir) -> None:
     """Stores, once the pipeline has run, the one PixelSums in `sums` (a
     PCollection), written meanwhile under `data_dir`."""
     import apache_beam as beam  # pylint: disable=g-import-not-at-top
+
     path = str(epath.Path(data_dir) / PENDING_FOLDER / f'{split}.json')
     self._pending[split] = path
     _ = sums | f'WriteSums_{split}' >> beam.Map(_write_sums, path=path)
@@ -64,7 +67,9 @@ class BuildMetadata(tfds.core.MetadataDict):
       if written.exists():
         self.set_statistics(
             split,
-            pixel_statistics.PixelSums.from_json(json.loads(written.read_text())),
+            pixel_statistics.PixelSums.from_json(
+                json.loads(written.read_text())
+            ),
         )
     folders = {epath.Path(p).parent for p in self._pending.values()}
     self._pending = {}

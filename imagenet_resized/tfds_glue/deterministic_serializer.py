@@ -78,7 +78,7 @@ def _field(number: int, payload: bytes) -> bytes:
   return _head(number, len(payload)) + payload
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _map_key(name: str) -> bytes:
   """The key field of a `Features.feature` map entry."""
   return _field(1, name.encode())
@@ -107,7 +107,9 @@ def _bytes_entry_head(name: str, length: int) -> bytes:
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _int_entry(name: str, value: int) -> bytes:
   """A map entry `name` -> Feature.int64_list holding `value` (packed)."""
-  return _field(1, _map_key(name) + _field(2, _field(3, _field(1, _varint(value)))))
+  return _field(
+      1, _map_key(name) + _field(2, _field(3, _field(1, _varint(value))))
+  )
 
 
 class DeterministicExampleSerializer(tfds_internals.ExampleSerializer):
@@ -124,7 +126,10 @@ class DeterministicExampleSerializer(tfds_internals.ExampleSerializer):
 
   def _direct(self, example: Any) -> bytes | None:
     """The serialized proto written directly, or None to take TFDS's path."""
-    if not isinstance(example, dict) or example.keys() != self._scalar_kinds.keys():
+    if (
+        not isinstance(example, dict)
+        or example.keys() != self._scalar_kinds.keys()
+    ):
       return None
     parts = [b'']  # Example.features's head, once its length is known.
     length = 0
@@ -136,7 +141,9 @@ class DeterministicExampleSerializer(tfds_internals.ExampleSerializer):
         head = _bytes_entry_head(name, len(value))
         parts += (head, value)
         length += len(head) + len(value)
-      elif kind == 'int' and (type(value) is int or isinstance(value, np.integer)):
+      elif kind == 'int' and (
+          type(value) is int or isinstance(value, np.integer)
+      ):
         entry = _int_entry(name, int(value))
         parts.append(entry)
         length += len(entry)

@@ -17,7 +17,7 @@ import contextlib
 import fcntl
 import logging
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,9 @@ def held(lock_path: str, what: str) -> Iterator[bool]:
   if not is_local(lock_path):
     log.info(
         'No lock for the %s: %s is not a local path; concurrent runs into it'
-        ' are not kept apart', what, lock_path,
+        ' are not kept apart',
+        what,
+        lock_path,
     )
     yield False
     return
@@ -51,7 +53,9 @@ def held(lock_path: str, what: str) -> Iterator[bool]:
       holder = os.pread(fd, 32, 0).decode('ascii', 'replace').strip() or '?'
       log.warning(
           'Waiting for another %s (process %s holds %s) to finish',
-          what, holder, lock_path,
+          what,
+          holder,
+          lock_path,
       )
       fcntl.flock(fd, fcntl.LOCK_EX)
     os.ftruncate(fd, 0)

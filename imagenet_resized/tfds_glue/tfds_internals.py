@@ -73,7 +73,7 @@ import subprocess
 import sys
 import tempfile
 from importlib import metadata
-from typing import Iterator
+from collections.abc import Iterator
 
 import google_crc32c
 
@@ -137,10 +137,14 @@ def _structure_problem(touch: int, dl_manager=None) -> str | None:
   if touch == SERIALIZER:
     cls = getattr(example_serializer, 'ExampleSerializer', None)
     if cls is not ExampleSerializer:
-      return 'example_serializer.ExampleSerializer is not the class ours extends'
-    for name, params in (('__init__', ['self', 'example_specs']),
-                         ('get_tf_example', ['self', 'example']),
-                         ('serialize_example', ['self', 'example'])):
+      return (
+          'example_serializer.ExampleSerializer is not the class ours extends'
+      )
+    for name, params in (
+        ('__init__', ['self', 'example_specs']),
+        ('get_tf_example', ['self', 'example']),
+        ('serialize_example', ['self', 'example']),
+    ):
       if _params(getattr(cls, name, None)) != params:
         return f'ExampleSerializer.{name} has not the parameters {params}'
     for name in ('is_string', 'is_integer'):
@@ -159,19 +163,27 @@ def _structure_problem(touch: int, dl_manager=None) -> str | None:
   if touch == DOWNLOAD_CACHE:
     fn = getattr(DownloadManager, '_get_checksum_dl_result', None)
     if _params(fn) != ['self', 'resource', 'legacy_mode']:
-      return ('DownloadManager._get_checksum_dl_result(self, resource,'
-              ' legacy_mode) is missing')
+      return (
+          'DownloadManager._get_checksum_dl_result(self, resource,'
+          ' legacy_mode) is missing'
+      )
     if _params(resource_lib.Resource) is None or 'url' not in _params(
-        resource_lib.Resource):
+        resource_lib.Resource
+    ):
       return 'resource.Resource takes no url'
     return None
   if touch == SHARD_WRITER:
     adapter = getattr(file_adapters, 'TfRecordFileAdapter', None)
     method = vars(adapter).get('write_examples') if adapter else None
     if not isinstance(method, classmethod) or _params(method.__func__) != [
-        'cls', 'path', 'iterator']:
-      return ('TfRecordFileAdapter.write_examples is not a classmethod'
-              ' (cls, path, iterator)')
+        'cls',
+        'path',
+        'iterator',
+    ]:
+      return (
+          'TfRecordFileAdapter.write_examples is not a classmethod'
+          ' (cls, path, iterator)'
+      )
     return None
   if touch == SPILL_BUCKET:
     if vars(shuffle).get('_Bucket') is not _LocalBucket.__bases__[0]:
@@ -195,10 +207,13 @@ _PROBE_KEYS = (0, 1, (1 << 128) - 1, 0x0123456789ABCDEF0123456789ABCDEF)
 
 def _serializer_bytes_problem() -> str | None:
   from imagenet_resized.tfds_glue import deterministic_serializer  # pylint: disable=g-import-not-at-top
-  features = tfds.features.FeaturesDict({
-      'image': tfds.features.Image(shape=(2, 2, 3), encoding_format='png'),
-      'label': tfds.features.ClassLabel(num_classes=1000),
-  })
+
+  features = tfds.features.FeaturesDict(
+      {
+          'image': tfds.features.Image(shape=(2, 2, 3), encoding_format='png'),
+          'label': tfds.features.ClassLabel(num_classes=1000),
+      }
+  )
   specs = features.get_serialized_info()
   theirs = ExampleSerializer(specs)
   ours = deterministic_serializer.DeterministicExampleSerializer(specs)
@@ -206,10 +221,11 @@ def _serializer_bytes_problem() -> str | None:
     example = {'image': b'\x89PNG probe ' * 20, 'label': label}
     want = theirs.get_tf_example(example).SerializeToString(deterministic=True)
     if ours.serialize_example(example) != want:
-      return f'serialized bytes differ from TFDS\'s on a probe example (label {label})'
+      return f"serialized bytes differ from TFDS's on a probe example (label {label})"
     if type(theirs.get_tf_example(example)).FromString(
-        theirs.serialize_example(example)) != theirs.get_tf_example(example):
-      return 'TFDS\'s serialize_example does not give its tf.train.Example'
+        theirs.serialize_example(example)
+    ) != theirs.get_tf_example(example):
+      return "TFDS's serialize_example does not give its tf.train.Example"
   return None
 
 
@@ -219,10 +235,11 @@ def _writer_bytes_problem(folder: str) -> str | None:
   theirs, ours = os.path.join(folder, 'theirs'), os.path.join(folder, 'ours')
   adapter.write_examples(theirs, iter(records))
   _write_examples_locally(vars(adapter)['write_examples']).__func__(
-      adapter, ours, iter(records))
+      adapter, ours, iter(records)
+  )
   with open(theirs, 'rb') as f, open(ours, 'rb') as g:
     if f.read() != g.read():
-      return 'shard bytes differ from TFDS\'s on probe records'
+      return "shard bytes differ from TFDS's on probe records"
   return None
 
 
@@ -237,9 +254,9 @@ def _bucket_bytes_problem(folder: str) -> str | None:
     with open(os.path.join(folder, name + '.bucket'), 'rb') as f:
       files[name] = (f.read(), list(bucket.read_values()))
   if files['theirs'][0] != files['ours'][0]:
-    return 'spill file bytes differ from TFDS\'s on probe entries'
+    return "spill file bytes differ from TFDS's on probe entries"
   if files['theirs'][1] != files['ours'][1] or files['ours'][1] != entries:
-    return 'spill entries read back differ from TFDS\'s'
+    return "spill entries read back differ from TFDS's"
   return None
 
 
@@ -249,27 +266,45 @@ def byte_probe() -> dict[int, str | None]:
   Imports TensorFlow (through TFDS's own code)."""
   verdict = {}
   with tempfile.TemporaryDirectory(prefix='imagenet_resized-probe-') as folder:
-    for touch, probe in ((SERIALIZER, _serializer_bytes_problem),
-                         (SHARD_WRITER, lambda: _writer_bytes_problem(folder)),
-                         (SPILL_BUCKET, lambda: _bucket_bytes_problem(folder))):
+    for touch, probe in (
+        (SERIALIZER, _serializer_bytes_problem),
+        (SHARD_WRITER, lambda: _writer_bytes_problem(folder)),
+        (SPILL_BUCKET, lambda: _bucket_bytes_problem(folder)),
+    ):
       try:
         verdict[touch] = probe()
       except Exception as e:  # pylint: disable=broad-except
-        verdict[touch] = f'the probe failed: {type(e).__name__}: {e}'.splitlines()[0]
+        verdict[touch] = (
+            f'the probe failed: {type(e).__name__}: {e}'.splitlines()[0]
+        )
   return verdict
 
 
 def _cache_key() -> str:
   """The release and environment a byte verdict holds for."""
+
   def version(name: str) -> str:
     try:
       return metadata.version(name)
     except metadata.PackageNotFoundError:
       return '-'
-  parts = [tfds.__version__, sys.version.split()[0], google_crc32c.implementation]
-  parts += [f'{n}={version(n)}' for n in (
-      'tensorflow-datasets', 'tensorflow', 'protobuf', 'numpy',
-      'google-crc32c', 'imagenet_resized')]
+
+  parts = [
+      tfds.__version__,
+      sys.version.split()[0],
+      google_crc32c.implementation,
+  ]
+  parts += [
+      f'{n}={version(n)}'
+      for n in (
+          'tensorflow-datasets',
+          'tensorflow',
+          'protobuf',
+          'numpy',
+          'google-crc32c',
+          'imagenet_resized',
+      )
+  ]
   return hashlib.sha256('\n'.join(parts).encode()).hexdigest()[:20]
 
 
@@ -277,16 +312,24 @@ def _cache_dir() -> str:
   if os.environ.get(CACHE_DIR_ENV):
     return os.environ[CACHE_DIR_ENV]
   base = os.environ.get('XDG_CACHE_HOME') or os.path.join(
-      os.path.expanduser('~'), '.cache')
+      os.path.expanduser('~'), '.cache'
+  )
   return os.path.join(base, 'imagenet_resized')
 
 
 def _probe_in_subprocess() -> dict[int, str | None]:
-  code = ('import json; from imagenet_resized import tfds_internals as t;'
-          ' print(json.dumps(t.byte_probe()))')
+  code = (
+      'import json; from imagenet_resized import tfds_internals as t;'
+      ' print(json.dumps(t.byte_probe()))'
+  )
   try:
-    done = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                          text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, '-c', code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     return {int(k): v for k, v in answer.items()}
   except Exception as e:  # pylint: disable=broad-except
@@ -308,7 +351,9 @@ def _byte_verdict() -> dict[int, str | None]:
   except (OSError, ValueError):
     pass
   verdict = _probe_in_subprocess()
-  if not any(v and v.startswith('the byte probe did not run') for v in verdict.values()):
+  if not any(
+      v and v.startswith('the byte probe did not run') for v in verdict.values()
+  ):
     try:
       os.makedirs(os.path.dirname(path), exist_ok=True)
       with open(path + '.tmp', 'w') as f:
@@ -354,7 +399,10 @@ def _log_skipped(touch: int, name: str, why: str) -> None:
   log.warning(
       'imagenet_resized: skipped touch %d of TFDS internals (%s), using'
       " TFDS's own code for it: %s (tensorflow-datasets %s)",
-      touch, name, why, tfds.__version__,
+      touch,
+      name,
+      why,
+      tfds.__version__,
   )
 
 
@@ -372,24 +420,29 @@ def _name_lookup_problem(builder_cls: type) -> str | None:
     # path/` does): the name is not ours to take.
     return None
   listing = getattr(registered, '_get_existing_dataset_packages', None)
-  if not callable(getattr(listing, 'cache_info', None)) or _params(
-      listing) != ['datasets_dir']:
-    return ('registered._get_existing_dataset_packages(datasets_dir) is not'
-            ' the cached folder listing')
+  if not callable(getattr(listing, 'cache_info', None)) or _params(listing) != [
+      'datasets_dir'
+  ]:
+    return (
+        'registered._get_existing_dataset_packages(datasets_dir) is not'
+        ' the cached folder listing'
+    )
   try:
     packages = listing(constants.DATASETS_TFDS_SRC_DIR)
   except Exception as e:  # pylint: disable=broad-except
-    return f'listing TFDS\'s datasets folder failed: {type(e).__name__}'
+    return f"listing TFDS's datasets folder failed: {type(e).__name__}"
   if not isinstance(packages, dict):
-    return 'the listing of TFDS\'s datasets folder is not a dict'
+    return "the listing of TFDS's datasets folder is not a dict"
   packages.pop(builder_cls.name, None)
   try:
     found = registered.imported_builder_cls(builder_cls.name)
   except Exception as e:  # pylint: disable=broad-except
     found = f'{type(e).__name__}: {e}'.splitlines()[0]
   if found is not builder_cls:
-    return (f"the name '{builder_cls.name}' still finds {found!r}, not this"
-            ' package\'s builder; use imagenet_resized.Builder directly')
+    return (
+        f"the name '{builder_cls.name}' still finds {found!r}, not this"
+        " package's builder; use imagenet_resized.Builder directly"
+    )
   return None
 
 
@@ -424,7 +477,9 @@ def shuffle_memory_capped(limit_bytes: int):
   The order of the output does not depend on it, only when buckets spill.
   """
   return _replaced(
-      shuffle, 'MAX_MEM_BUFFER_SIZE', min(shuffle.MAX_MEM_BUFFER_SIZE, limit_bytes)
+      shuffle,
+      'MAX_MEM_BUFFER_SIZE',
+      min(shuffle.MAX_MEM_BUFFER_SIZE, limit_bytes),
   )
 
 
@@ -440,8 +495,10 @@ def _is_tfds_own(obj, name: str) -> bool:
     return False
   found = getattr(found, 'func', found)  # functools.cached_property
   found = inspect.unwrap(getattr(found, 'fget', found))  # property
-  return (getattr(found, '__module__', None) == DownloadManager.__module__
-          and getattr(found, '__qualname__', None) == f'DownloadManager.{name}')
+  return (
+      getattr(found, '__module__', None) == DownloadManager.__module__
+      and getattr(found, '__qualname__', None) == f'DownloadManager.{name}'
+  )
 
 
 def downloads_through_tfds(dl_manager) -> bool:
@@ -469,7 +526,8 @@ def manual_dir_of(dl_manager, touches: Touches | None = None) -> str | None:
     except Exception:  # pylint: disable=broad-except
       manual_dir = None
   elif (touches is None or touches.uses(MANUAL_DIR)) and (
-      '_manual_dir' in vars(dl_manager)):
+      '_manual_dir' in vars(dl_manager)
+  ):
     manual_dir = dl_manager._manual_dir  # pylint: disable=protected-access
   else:
     try:
@@ -487,7 +545,8 @@ def is_download_cached(dl_manager, url: str) -> bool:
   resource = resource_lib.Resource(url=url)
   # pylint: disable=protected-access
   return any(
-      dl_manager._get_checksum_dl_result(resource, legacy_mode=legacy) is not None
+      dl_manager._get_checksum_dl_result(resource, legacy_mode=legacy)
+      is not None
       for legacy in (False, True)
   )
 

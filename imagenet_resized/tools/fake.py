@@ -14,7 +14,7 @@ import os
 import pickle
 import struct
 import zipfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -33,7 +33,10 @@ def make_images(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     c0, c1 = rng.integers(0, 256, size=(2, 3))
     angle = rng.uniform(0, 2 * np.pi)
     t = (np.cos(angle) * xx + np.sin(angle) * yy + 1.5) / 3.0
-    img = c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None]
+    img = (
+        c0[None, None, :] * (1 - t[..., None])
+        + c1[None, None, :] * t[..., None]
+    )
     # A disc or a box in a random colour, off-centre.
     cy, cx = rng.uniform(0.2, 0.8, size=2)
     r = rng.uniform(0.1, 0.3)
@@ -53,7 +56,9 @@ def make_images(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
 
 def images_to_rows(images: np.ndarray) -> np.ndarray:
   """(n, S, S, 3) HWC -> (n, 3*S*S) planar CHW rows, the authors' layout."""
-  return np.ascontiguousarray(images.transpose(0, 3, 1, 2)).reshape(len(images), -1)
+  return np.ascontiguousarray(images.transpose(0, 3, 1, 2)).reshape(
+      len(images), -1
+  )
 
 
 def make_batch(
@@ -109,7 +114,9 @@ class _Py2Pickler(pickle._Pickler):  # pylint: disable=protected-access
       np.dtype: b'numpy\ndtype\n',
   }
 
-  def save_bytes(self, obj):  # Python 2 `str`: STRING, SHORT_BINSTRING, BINSTRING.
+  def save_bytes(
+      self, obj
+  ):  # Python 2 `str`: STRING, SHORT_BINSTRING, BINSTRING.
     n = len(obj)
     if self.proto == 0:
       self.write(pickle.STRING + _py2_repr(obj) + b'\n')
@@ -218,7 +225,9 @@ def write_sources(
       (name, train[i * per_archive : (i + 1) * per_archive], train_folder)
       for i, name in enumerate(train_archives)
   ]
-  groups.append((publication.archive_names(size, common.VALIDATION, npz)[0], val, False))
+  groups.append(
+      (publication.archive_names(size, common.VALIDATION, npz)[0], val, False)
+  )
   for archive, batches, in_folder in groups:
     folder = archive.removesuffix('.zip')
     members = [
@@ -251,9 +260,13 @@ def write_dummy_data(out_dir: str) -> list[str]:
   written = []
   for size in common.SIZES:
     written += write_sources(
-        out_dir, size, fmt='npz', train_batches=DUMMY_TRAIN_BATCHES,
+        out_dir,
+        size,
+        fmt='npz',
+        train_batches=DUMMY_TRAIN_BATCHES,
         examples_per_batch=DUMMY_EXAMPLES_PER_BATCH,
-        val_examples=DUMMY_VAL_EXAMPLES, seed=0,
+        val_examples=DUMMY_VAL_EXAMPLES,
+        seed=0,
     )
   return written
 
@@ -286,7 +299,9 @@ def replace_batch(
         members[i] = (member, data)
         write_zip(path, members)
         return f'{path}:{member}'
-  raise ValueError(f'no batch {member_name} in the {fmt} sources under {out_dir}')
+  raise ValueError(
+      f'no batch {member_name} in the {fmt} sources under {out_dir}'
+  )
 
 
 # ImageNet16-120 (`16x16_120`) needs a validation batch with exactly 6,000
@@ -296,22 +311,36 @@ IMAGENET16_120_CLASSES = 120
 
 
 def write_imagenet16_120_sources(
-    out_dir: str, fmt: str = 'npz', zipped: bool = True, train_batches: int = 2,
-    examples_per_batch: int = 300, other_val_examples: int = 400, seed: int = 0,
+    out_dir: str,
+    fmt: str = 'npz',
+    zipped: bool = True,
+    train_batches: int = 2,
+    examples_per_batch: int = 300,
+    other_val_examples: int = 400,
+    seed: int = 0,
 ) -> list[str]:
   """16x16 sources whose `val_data` holds 6,000 rows of classes 1..120 (50
   each) mixed with `other_val_examples` rows of classes 121..1000."""
   written = write_sources(
-      out_dir, 16, fmt=fmt, train_batches=train_batches,
-      examples_per_batch=examples_per_batch, val_examples=1, seed=seed,
+      out_dir,
+      16,
+      fmt=fmt,
+      train_batches=train_batches,
+      examples_per_batch=examples_per_batch,
+      val_examples=1,
+      seed=seed,
       zipped=zipped,
   )
   rng = np.random.default_rng([seed, 16, IMAGENET16_120_CLASSES])
   per_class = IMAGENET16_120_VAL_ROWS // IMAGENET16_120_CLASSES
-  labels = np.concatenate([
-      np.repeat(np.arange(1, IMAGENET16_120_CLASSES + 1), per_class),
-      rng.integers(IMAGENET16_120_CLASSES + 1, 1001, size=other_val_examples),
-  ])
+  labels = np.concatenate(
+      [
+          np.repeat(np.arange(1, IMAGENET16_120_CLASSES + 1), per_class),
+          rng.integers(
+              IMAGENET16_120_CLASSES + 1, 1001, size=other_val_examples
+          ),
+      ]
+  )
   rng.shuffle(labels)
   batch = {
       'data': images_to_rows(make_images(rng, len(labels), 16)),

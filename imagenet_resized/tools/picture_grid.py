@@ -9,7 +9,7 @@ separated by `PAD_PX` of white, also around the edge. Pillow only.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -53,7 +53,9 @@ def _fit(text: str, font, width: int) -> str:
   return text.rstrip() + _ELLIPSIS
 
 
-def draw_grid(images: Sequence[np.ndarray], captions: Sequence[str]) -> Image.Image:
+def draw_grid(
+    images: Sequence[np.ndarray], captions: Sequence[str]
+) -> Image.Image:
   """An RGB image of `images` (same-size HWC uint8) with `captions` under them."""
   if not images:
     raise ValueError('no pictures to draw')
@@ -86,6 +88,8 @@ def draw_grid(images: Sequence[np.ndarray], captions: Sequence[str]) -> Image.Im
             x + (tile - (right - left)) // 2 - left,
             y + tile + (CAPTION_PX - (bottom - top)) // 2 - top,
         ),
-        text, fill=_TEXT, font=font,
+        text,
+        fill=_TEXT,
+        font=font,
     )
   return grid

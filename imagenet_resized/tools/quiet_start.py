@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 COMMAND = 'imagenet-resized'
 PACKAGE = 'imagenet_resized'
@@ -46,7 +46,9 @@ def stderr_silenced() -> Iterator[None]:
     os.close(devnull)
 
 
-def quiet_tensorflow_for_command_line(argv: Sequence[str] | None = None) -> None:
+def quiet_tensorflow_for_command_line(
+    argv: Sequence[str] | None = None,
+) -> None:
   """Imports TensorFlow silently if this process runs our command line."""
   argv = sys.orig_argv if argv is None else argv
   if not started_as_command_line(argv) or any(a in VERBOSE_FLAGS for a in argv):

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Callable
+from collections.abc import Callable
 
 import deflate
 import numpy as np
@@ -75,7 +75,11 @@ _IEND = _chunk(b'IEND', b'')
 
 def _check(images: np.ndarray) -> np.ndarray:
   images = np.asarray(images)
-  if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in _COLOR_TYPES:
+  if (
+      images.dtype != np.uint8
+      or images.ndim != 4
+      or images.shape[3] not in _COLOR_TYPES
+  ):
     raise ValueError(
         f'images have dtype {images.dtype} and shape {images.shape}; expected'
         ' uint8 of shape (n, height, width, channels) with 1 to 4 channels'
@@ -131,7 +135,9 @@ def choose_filters(filtered: np.ndarray) -> np.ndarray:
   # Summed as float32 through a matrix product: exact (sums < 2**24 for rows
   # under 131,072 bytes) and measured ~1.7x faster than sum(dtype=uint32).
   if magnitude.shape[-1] < (1 << 17):
-    costs = magnitude.astype(np.float32) @ np.ones(magnitude.shape[-1], np.float32)
+    costs = magnitude.astype(np.float32) @ np.ones(
+        magnitude.shape[-1], np.float32
+    )
   else:
     costs = magnitude.sum(axis=-1, dtype=np.uint64)
   return np.argmin(costs, axis=0).astype(np.uint8)
@@ -160,7 +166,9 @@ def scanlines(images: np.ndarray, filter_type: int | None = None) -> np.ndarray:
     target[:, 0] = chosen.reshape(-1)
     # Each row's chosen copy, gathered whole rows at a time.
     count = target.shape[0]
-    target[:, 1:] = filtered.reshape(5, count, length)[chosen.reshape(-1), np.arange(count)]
+    target[:, 1:] = filtered.reshape(5, count, length)[
+        chosen.reshape(-1), np.arange(count)
+    ]
   return out
 
 
@@ -190,7 +198,9 @@ def encode_pngs(
   header = _SIGNATURE + _chunk(
       b'IHDR',
       # Width, height, bit depth 8, colour type, deflate, filters, no interlace.
-      struct.pack('>IIBBBBB', width, height, 8, _COLOR_TYPES[channels], 0, 0, 0),
+      struct.pack(
+          '>IIBBBBB', width, height, 8, _COLOR_TYPES[channels], 0, 0, 0
+      ),
   )
   return [
       b''.join((header, _chunk(b'IDAT', compress(rows, level)), _IEND))

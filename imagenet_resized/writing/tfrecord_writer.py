@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Iterable
+from collections.abc import Iterable
 
 import google_crc32c
 
@@ -39,9 +39,14 @@ def masked_crc32c(data: bytes) -> int:
 def framed(data: bytes) -> bytes:
   """One record: length, its checksum, the data, its checksum."""
   length = _LENGTH.pack(len(data))
-  return b''.join((
-      length, _CRC.pack(masked_crc32c(length)), data, _CRC.pack(masked_crc32c(data))
-  ))
+  return b''.join(
+      (
+          length,
+          _CRC.pack(masked_crc32c(length)),
+          data,
+          _CRC.pack(masked_crc32c(data)),
+      )
+  )
 
 
 def write_records(path: str | os.PathLike, records: Iterable[bytes]) -> int:
