@@ -21,6 +21,7 @@ array_record shards, the array_record package), not TFDS or TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import struct
 import zlib
@@ -42,6 +43,7 @@ CHUNK_RECORDS = 2048
 
 _HEADER = struct.Struct('<QI')
 _CRC = struct.Struct('<I')
+_CRC_BE = struct.Struct('>I')
 
 
 class RecordError(ValueError):
@@ -186,47 +188,74 @@ def _feature_values(feature: bytes) -> tuple[str, list]:
   return 'other', []
 
 
+def _varint_bytes(value: int) -> bytes:
+  """`value` (0 <= value < 2**64) as a protobuf varint."""
+  out = bytearray()
+  while value >= 0x80:
+    out.append(value & 0x7F | 0x80)
+    value >>= 7
+  out.append(value)
+  return bytes(out)
+
+
+def _delimited(tag: int, body: bytes) -> bytes:
+  """A length-delimited field: its tag, its length as a varint, `body`."""
+  return bytes([tag]) + _varint_bytes(len(body)) + body
+
+
+def _label_entry(label: int) -> bytes:
+  """The `label` map entry of an Example, as written for `label`: a packed
+  Int64List of one value (negative labels as 10-byte two's complement)."""
+  value = _varint_bytes(label & ((1 << 64) - 1))
+  int64_list = _delimited(0x0A, value)
+  feature = _delimited(0x1A, int64_list)
+  return _delimited(0x0A, b'\x0a\x05label' + _delimited(0x12, feature))
+
+
+# The label entries of every label of a 1000-class ClassLabel, by their bytes.
+_LABEL_OF_ENTRY = {_label_entry(label): label for label in range(1000)}
+_PNG_END = b'IEND\xaeB`\x82'  # The IEND chunk's type and CRC: a PNG's end.
+
+
+@functools.lru_cache(maxsize=4096)
+def _head(png_length: int, label_entry_length: int) -> bytes:
+  """The bytes of an Example before its PNG, given the PNG's length and the
+  label entry's: each enclosing message's tag and length, innermost first
+  (BytesList, Feature, the `image` map entry, Features)."""
+  bytes_list = b'\x0a' + _varint_bytes(png_length)
+  length = len(bytes_list) + png_length
+  feature = b'\x0a' + _varint_bytes(length)
+  length += len(feature)
+  key = b'\x0a\x05image\x12' + _varint_bytes(length)
+  length += len(key)
+  entry = b'\x0a' + _varint_bytes(length)
+  length += len(entry) + label_entry_length
+  return b'\x0a' + _varint_bytes(length) + entry + key + feature + bytes_list
+
+
 def _parse_usual(record: bytes) -> tuple[bytes, int] | None:
-  """(PNG, label) of a record laid out as TFDS and this package write them
-  (one-byte tags, `image` then `label`, a one-byte varint label length...);
-  None for any other layout (then the general parser runs)."""
-  try:
-    pos = 0
-    if record[pos] != 0x0A:
-      return None
-    _, pos = _varint(record, pos + 1)  # Features.
-    found = {}
-    while pos < len(record) and record[pos] == 0x0A:
-      _, pos = _varint(record, pos + 1)  # Map entry.
-      if record[pos] != 0x0A:
-        return None
-      key_length, pos = _varint(record, pos + 1)
-      key, pos = record[pos : pos + key_length], pos + key_length
-      if record[pos] != 0x12:
-        return None
-      feature_length, pos = _varint(record, pos + 1)
-      end = pos + feature_length
-      kind = record[pos]
-      _, pos = _varint(record, pos + 1)  # The list.
-      if kind == 0x0A and record[pos] == 0x0A:  # BytesList, one value.
-        value_length, pos = _varint(record, pos + 1)
-        found[key] = record[pos : pos + value_length]
-        pos += value_length
-      elif kind == 0x1A and record[pos] == 0x0A:  # Int64List, packed.
-        _, pos = _varint(record, pos + 1)
-        found[key], pos = _varint(record, pos)
-      else:
-        return None
-      if pos != end:
-        return None
-    if pos != len(record) or set(found) != {b'image', b'label'}:
-      return None
-    image, label = found[b'image'], found[b'label']
-    if not isinstance(image, bytes) or not isinstance(label, int):
-      return None
-    return image, (label - (1 << 64) if label >= 1 << 63 else label)
-  except (IndexError, RecordError):
+  """(PNG, label) of a record laid out as this package's serializer writes
+  it (the `image` entry, then the `label` entry, each field once), found by
+  where the PNG ends and proven by rebuilding every byte around the PNG;
+  None for any other layout (then the general parser runs).
+
+  Written here rather than by protobuf's parser, which needs TensorFlow's
+  or protobuf's message classes in the export's workers: this costs two
+  searches, a dict lookup and a comparison per record.
+  """
+  end = record.rfind(_PNG_END, max(0, len(record) - 64))
+  if end < 0:
     return None
+  end += len(_PNG_END)
+  label = _LABEL_OF_ENTRY.get(record[end:])
+  if label is None:
+    return None
+  start = record.find(b'\x89PNG\r\n\x1a\n', 0, 32)
+  if start < 0:
+    return None
+  if record[:start] != _head(end - start, len(record) - end):
+    return None
+  return record[start:end], label
 
 
 def parse_example(record: bytes) -> tuple[bytes, int]:
@@ -275,9 +304,43 @@ _CHUNK_HEAD = struct.Struct('>I4s')
 _IHDR = struct.Struct('>IIBBBBB')
 
 
+@functools.cache
+def _rgb_ihdr(size: int) -> bytes:
+  """The IHDR chunk of an 8-bit RGB, non-interlaced size x size PNG."""
+  body = b'IHDR' + _IHDR.pack(size, size, 8, 2, 0, 0, 0)
+  return (
+      struct.pack('>I', _IHDR.size) + body + struct.pack('>I', zlib.crc32(body))
+  )
+
+
+_IEND_CHUNK = b'\x00\x00\x00\x00' + _PNG_END
+
+
+def _one_idat(data: bytes, size: int) -> bytes | None:
+  """The IDAT body of a PNG laid out as this package's writer writes it
+  (signature, IHDR of an 8-bit RGB size x size image, one IDAT, IEND), or
+  None for any other layout."""
+  head = len(_PNG_SIGNATURE) + 25
+  if (
+      data[head + 4 : head + 8] != b'IDAT'
+      or not data.endswith(_IEND_CHUNK)
+      or data[len(_PNG_SIGNATURE) : head] != _rgb_ihdr(size)
+      or not data.startswith(_PNG_SIGNATURE)
+  ):
+    return None
+  (length,) = _CRC_BE.unpack_from(data, head)
+  if head + 12 + length + len(_IEND_CHUNK) != len(data):
+    return None
+  return data[head + 8 : head + 8 + length]
+
+
 def _png_scanlines(data: bytes, size: int) -> bytes | None:
   """The inflated scanlines of an 8-bit RGB, non-interlaced size x size PNG
   (its IDAT chunks joined and inflated), or None for any other PNG."""
+  expected = size * (1 + 3 * size)
+  stream = _one_idat(data, size)
+  if stream is not None:  # The usual layout: no walk through the chunks.
+    return _inflated(stream, expected)
   if not data.startswith(_PNG_SIGNATURE):
     return None
   pos, idat = len(_PNG_SIGNATURE), []
@@ -302,8 +365,12 @@ def _png_scanlines(data: bytes, size: int) -> bytes | None:
     pos += 12 + length
   if header != (size, size, 8, 2, 0, 0, 0) or not idat:
     return None
-  expected = size * (1 + 3 * size)
   stream = idat[0] if len(idat) == 1 else b''.join(idat)
+  return _inflated(stream, expected)
+
+
+def _inflated(stream: bytes, expected: int) -> bytes | None:
+  """A zlib stream inflated, if it holds exactly `expected` bytes."""
   try:  # libdeflate (the `deflate` package), given the size: ~2x zlib.
     rows = deflate.zlib_decompress(stream, expected)
   except deflate.DeflateError:
