@@ -31,7 +31,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+import common
 
 BATCH = 256
 # Train examples per size (batches x rows); validation kept small.
@@ -52,13 +52,13 @@ def _children_peak_mib() -> float:
 
 
 def _builder(size: int, data_dir: str):
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
   return tfds.builder(f'imagenet_resized/{size}x{size}', data_dir=data_dir)
 
 
 def _tf_data(size: int, data_dir: str, cache: bool) -> dict:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tensorflow_datasets as tfds
   builder = _builder(size, data_dir)
   ds = builder.as_dataset(
       split='train', shuffle_files=True, as_supervised=True,
@@ -84,7 +84,7 @@ def _tf_data(size: int, data_dir: str, cache: bool) -> dict:
 
 
 def _data_source(size: int, data_dir: str, batches: int) -> dict:
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import numpy as np
   builder = _builder(size, data_dir)
   source = builder.as_data_source(split='train')
   rng = np.random.default_rng(0)
@@ -99,7 +99,7 @@ def _data_source(size: int, data_dir: str, batches: int) -> dict:
 
 
 def _export(size: int, data_dir: str) -> dict:
-  from imagenet_resized import arrays  # pylint: disable=g-import-not-at-top
+  from imagenet_resized import arrays
   start = time.perf_counter()
   found = arrays.load(f'{size}x{size}', 'train', data_dir=data_dir, refresh=True)
   seconds = time.perf_counter() - start
@@ -109,9 +109,9 @@ def _export(size: int, data_dir: str) -> dict:
 
 
 def _arrays(size: int, data_dir: str, batches: int) -> dict:
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from imagenet_resized.array_files import array_views  # pylint: disable=g-import-not-at-top
-  from imagenet_resized import arrays  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from imagenet_resized.array_files import array_views
+  from imagenet_resized import arrays
   found = arrays.load(f'{size}x{size}', 'train', data_dir=data_dir)
   rng = np.random.default_rng(0)
   array_views.random_batch(found, rng, BATCH)  # Page the file in once.
@@ -125,7 +125,7 @@ def _arrays(size: int, data_dir: str, batches: int) -> dict:
 
 
 def _build(size: int, sources: str, data_dir: str, file_format: str) -> dict:
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
   builder = _builder(size, data_dir)
   start = time.perf_counter()
   builder.download_and_prepare(
@@ -185,7 +185,7 @@ def main() -> None:
   parser.add_argument('--work_dir', default=common.DEFAULT_WORK_DIR)
   parser.add_argument('--out', default=None)
   args = parser.parse_args()
-  import photo_sources  # pylint: disable=g-import-not-at-top
+  import photo_sources
   lines = [
       f'Machine: {common.machine()}; load average before: {common.load_average()}',
       '',
@@ -202,7 +202,7 @@ def main() -> None:
       dirs[fmt] = os.path.join(args.work_dir, f'arrays_{size}_{fmt}')
       marker = os.path.join(dirs[fmt], '.complete')
       if not os.path.exists(marker):
-        import shutil  # pylint: disable=g-import-not-at-top
+        import shutil
         shutil.rmtree(dirs[fmt], ignore_errors=True)
         run_child('build', size, dirs[fmt], sources=sources, format=fmt)
         open(marker, 'w').close()

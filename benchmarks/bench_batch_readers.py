@@ -51,7 +51,7 @@ print(json.dumps({{'rows': rows, 'seconds': seconds, 'peak_mib': peak}}))
 def write_batch(work_dir: str, size: int, form: str) -> tuple[str, str | None]:
   """Writes (once) the batch in `form`; returns (path, zip member or None)."""
   sys.path.insert(0, REPO)
-  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake
   name = f'batch_{size}_{form.replace(" ", "_")}'
   path = os.path.join(work_dir, name + ('.zip' if form == 'npz zip' else ''))
   member = 'train_data_batch_1.npz' if form == 'npz zip' else None

@@ -35,11 +35,11 @@ sys.path.insert(
     0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests')
 )
 
-import common  # pylint: disable=g-import-not-at-top,wrong-import-position
-import fake_helpers  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized import resources  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized.ilsvrc import finding, layout, split_examples  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized.pipeline import worker_pool  # pylint: disable=g-import-not-at-top,wrong-import-position
+import common
+import fake_helpers
+from imagenet_resized import resources
+from imagenet_resized.ilsvrc import finding, layout, split_examples
+from imagenet_resized.pipeline import worker_pool
 
 WIDTH, HEIGHT = 500, 375
 
@@ -97,9 +97,9 @@ def time_decode(source, size: int, workers: int, draft: bool) -> tuple[int, floa
 
 
 def time_beam(source, size: int, options: list[str]) -> tuple[int, float]:
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
-  from apache_beam.testing.util import assert_that, equal_to  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from apache_beam.testing.util import assert_that, equal_to
 
   expected = sum(1 for _ in source.images())
   start = time.perf_counter()

@@ -55,8 +55,8 @@ import psutil  # A dependency of tensorflow-datasets.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import common  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top,wrong-import-position
+import common
+from imagenet_resized.tools import fake
 
 SIZE = 64
 SMALL_ROWS = 256  # Rows of the other train batch and of the validation batch.

@@ -31,9 +31,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # pylint: disable=g-import-not-at-top,wrong-import-position
-import photo_sources  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized.writing import png_codec  # pylint: disable=g-import-not-at-top,wrong-import-position
+import common
+import photo_sources
+from imagenet_resized.writing import png_codec
 
 # Images per size: about the same number of pixels for each.
 DEFAULT_COUNTS = {8: 8000, 16: 4000, 32: 2000, 64: 800}
@@ -41,14 +41,14 @@ DEFAULT_COUNTS = {8: 8000, 16: 4000, 32: 2000, 64: 800}
 
 def compressors() -> list[tuple[str, object, list[int]]]:
   """(library, zlib-stream compress(data, level), levels) of those installed."""
-  import deflate  # pylint: disable=g-import-not-at-top
+  import deflate
   found = [
       (f'libdeflate (deflate {deflate.__version__})', deflate.zlib_compress, [1, 6, 9, 10, 12]),
       (f'zlib {zlib.ZLIB_RUNTIME_VERSION} (stdlib)', zlib.compress, [1, 6, 9]),
       (f'zlib {zlib.ZLIB_RUNTIME_VERSION} (stdlib), Z_FILTERED as libpng', _zlib_filtered, [6, 9]),
   ]
   try:
-    from zlib_ng import zlib_ng  # pylint: disable=g-import-not-at-top
+    from zlib_ng import zlib_ng
     found.append(
         (f'zlib-ng {zlib_ng.ZLIBNG_VERSION} (zlib-ng {importlib.metadata.version("zlib-ng")})',
          zlib_ng.compress, [1, 6, 9])
@@ -56,7 +56,7 @@ def compressors() -> list[tuple[str, object, list[int]]]:
   except ImportError:
     print('zlib-ng not installed: skipped', file=sys.stderr)
   try:
-    from isal import isal_zlib  # pylint: disable=g-import-not-at-top
+    from isal import isal_zlib
     found.append(
         (f'ISA-L (isal {importlib.metadata.version("isal")})', isal_zlib.compress, [0, 1, 2, 3])
     )
@@ -74,7 +74,7 @@ OPTIMIZER_IMAGES = 200
 def optimizers() -> list[tuple[str, Callable[[bytes], bytes]]]:
   """(name, optimize(png) -> png) of the PNG optimizers installed."""
   try:
-    import oxipng  # pylint: disable=g-import-not-at-top
+    import oxipng
   except ImportError:
     print('pyoxipng not installed: skipped', file=sys.stderr)
     return []
@@ -115,7 +115,7 @@ def _check_decodes(pngs: list[bytes], images: np.ndarray, what: str) -> None:
 
 
 def tf_encode(images: np.ndarray) -> list[bytes]:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   return [tf.io.encode_png(image).numpy() for image in images]
 
 

@@ -38,8 +38,8 @@ import time
 import psutil  # A dependency of tensorflow-datasets.
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # pylint: disable=g-import-not-at-top,wrong-import-position
-import photo_sources  # pylint: disable=g-import-not-at-top,wrong-import-position
+import common
+import photo_sources
 
 MIB = 2**20
 

@@ -20,7 +20,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+import common
 
 
 def ensure_sources(args, size: int) -> str:
@@ -28,7 +28,7 @@ def ensure_sources(args, size: int) -> str:
     return common.ensure_sources(
         args.work_dir, size, args.batches, args.per_batch, args.val
     )
-  import photo_sources  # pylint: disable=g-import-not-at-top
+  import photo_sources
   layout = photo_sources.Layout((args.per_batch,) * args.batches, args.val)
   return photo_sources.ensure_sources(args.work_dir, size, layout)
 

@@ -36,7 +36,7 @@ def ensure_sources(
   """Writes (once) fake npz zips for one config; returns their folder."""
   if REPO not in sys.path:
     sys.path.insert(0, REPO)
-  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake
   name = f'sources_{size}_{train_batches}x{examples_per_batch}_{val_examples}_s{seed}'
   out = os.path.join(work_dir, name)
   done = os.path.join(out, '.complete')
@@ -107,7 +107,7 @@ def read_decoded(data_dir: str):
   builds cut into different numbers of shards (our PNGs and TF's differ in
   size) would read in different orders; one shard at a time, they do not.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
   (version_dir,) = {
       root for root, _, files in os.walk(data_dir) if 'dataset_info.json' in files
   }
@@ -121,8 +121,8 @@ def read_decoded(data_dir: str):
 
 def compare_decoded(data_dir_a: str, data_dir_b: str) -> int:
   """Number of examples, after checking both builds decode identically."""
-  import itertools  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import itertools
+  import numpy as np
   count = 0
   for a, b in itertools.zip_longest(read_decoded(data_dir_a), read_decoded(data_dir_b)):
     if a is None or b is None:
@@ -138,11 +138,11 @@ def compare_decoded(data_dir_a: str, data_dir_b: str) -> int:
 
 
 def _build_ours(size: int, sources_dir: str, data_dir: str, beam_options):
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  import imagenet_resized  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
+  import imagenet_resized
   config = dict(manual_dir=sources_dir)
   if beam_options:
-    from apache_beam.options import pipeline_options  # pylint: disable=g-import-not-at-top
+    from apache_beam.options import pipeline_options
     config['beam_options'] = pipeline_options.PipelineOptions(beam_options)
   builder = imagenet_resized.Builder(config=f'{size}x{size}', data_dir=data_dir)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(**config))
@@ -150,9 +150,9 @@ def _build_ours(size: int, sources_dir: str, data_dir: str, beam_options):
 
 
 def _build_tfds(size: int, sources_dir: str, data_dir: str, beam_options):
-  from unittest import mock  # pylint: disable=g-import-not-at-top
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from tensorflow_datasets.datasets.imagenet_resized import (  # pylint: disable=g-import-not-at-top
+  from unittest import mock
+  import tensorflow_datasets as tfds
+  from tensorflow_datasets.datasets.imagenet_resized import (
       imagenet_resized_dataset_builder as theirs,
   )
   if beam_options:
@@ -188,11 +188,11 @@ def _child(args) -> None:
   # TensorFlow lazily, during the build, so that (~3 s) stays in the timed
   # part for both builders: a conservative speed-up.
   start = time.perf_counter()
-  import tensorflow_datasets  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+  import tensorflow_datasets  # noqa: F401
   if args.builder == 'ours':
-    import imagenet_resized  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+    import imagenet_resized  # noqa: F401
   else:
-    from tensorflow_datasets.datasets.imagenet_resized import (  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+    from tensorflow_datasets.datasets.imagenet_resized import (  # noqa: F401
         imagenet_resized_dataset_builder,
     )
   import_seconds = time.perf_counter() - start

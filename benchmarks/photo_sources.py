@@ -50,10 +50,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
   sys.path.insert(0, REPO)
 
-from imagenet_resized.tools import fake  # noqa: E402  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized.authors import publication  # noqa: E402  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized import common  # noqa: E402  # pylint: disable=g-import-not-at-top,wrong-import-position
-from imagenet_resized.pipeline import worker_pool  # noqa: E402  # pylint: disable=g-import-not-at-top,wrong-import-position
+from imagenet_resized.tools import fake  # noqa: E402
+from imagenet_resized.authors import publication  # noqa: E402
+from imagenet_resized import common  # noqa: E402
+from imagenet_resized.pipeline import worker_pool  # noqa: E402
 
 # (package, path inside the package) of the colour photographs used.
 PHOTOS = (

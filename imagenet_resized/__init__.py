@@ -10,10 +10,12 @@ from imagenet_resized.tools import quiet_start
 
 quiet_start.quiet_tensorflow_for_command_line()
 
-from imagenet_resized.imagenet_resized_dataset_builder import Builder  # pylint: disable=g-import-not-at-top
-from imagenet_resized.imagenet_resized_dataset_builder import ImagenetResizedConfig  # pylint: disable=g-import-not-at-top
-from imagenet_resized import labels  # pylint: disable=g-import-not-at-top
-from imagenet_resized import arrays  # pylint: disable=g-import-not-at-top
+from imagenet_resized import arrays
+from imagenet_resized import labels
+from imagenet_resized.imagenet_resized_dataset_builder import Builder
+from imagenet_resized.imagenet_resized_dataset_builder import (
+    ImagenetResizedConfig,
+)
 
 __all__ = ['Builder', 'ImagenetResizedConfig', 'arrays', 'labels']
 __version__ = '0.1.0'

@@ -13,21 +13,22 @@ start-up logging is kept quiet (`quiet_start`) unless `--verbose` is given.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import csv
 import logging
 import os
 import sys
 from typing import NoReturn
-from collections.abc import Sequence
 
 import tensorflow_datasets as tfds
 
 import imagenet_resized
-from imagenet_resized.tools import fake, picture_grid
+from imagenet_resized import common
 from imagenet_resized import labels
 from imagenet_resized.authors import publication
-from imagenet_resized import common
 from imagenet_resized.common import SourceError
+from imagenet_resized.tools import fake
+from imagenet_resized.tools import picture_grid
 
 PROG = 'imagenet-resized'
 # `fake` writes the authors' archives, of the published sizes; `show` draws
@@ -116,7 +117,7 @@ def read_examples(config: str, split: str, data_dir: str | None, count: int):
         + ')'
     )
   try:  # Checked here, before TensorFlow is started for the reading.
-    builder.info.splits[split]  # pylint: disable=pointless-statement
+    builder.info.splits[split]
   except ValueError as e:  # An unknown split or a bad slice.
     raise CliError(f'--split {split}: {" ".join(str(e).split())}') from None
   if builder.info.file_format in tfds.core.FileFormat.with_random_access():
@@ -184,7 +185,7 @@ def _fake(args: argparse.Namespace) -> None:
 
 
 def _arrays(args: argparse.Namespace) -> None:
-  from imagenet_resized import arrays  # pylint: disable=g-import-not-at-top
+  from imagenet_resized import arrays
 
   try:
     found = arrays.load(

@@ -23,11 +23,14 @@ import re
 import numpy as np
 import tensorflow_datasets as tfds
 
-from imagenet_resized.array_files import array_export, array_fingerprint, array_location
-from imagenet_resized.tfds_glue import file_lock
-from imagenet_resized.pipeline import pixel_statistics, worker_pool
 from imagenet_resized import imagenet_resized_dataset_builder as builder_module
+from imagenet_resized.array_files import array_export
+from imagenet_resized.array_files import array_fingerprint
+from imagenet_resized.array_files import array_location
 from imagenet_resized.array_files.array_fingerprint import ArraysError
+from imagenet_resized.pipeline import pixel_statistics
+from imagenet_resized.pipeline import worker_pool
+from imagenet_resized.tfds_glue import file_lock
 
 __all__ = ['ArraysError', 'SplitArrays', 'load']
 

@@ -5,8 +5,8 @@ A leaf: it imports nothing of the package, and every module may import it.
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 # The image sizes the authors published.
 SIZES = (8, 16, 32, 64)

@@ -21,19 +21,27 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from imagenet_resized.tfds_glue import build_lock, build_metadata, deterministic_serializer
-from imagenet_resized.authors import download_probe, imagenet16_120
-from imagenet_resized.pipeline import examples
-from imagenet_resized.ilsvrc import finding, layout, split_examples
-from imagenet_resized.pipeline import pixel_statistics
-from imagenet_resized import resources
-from imagenet_resized.authors import batch_files, discovery, publication
 from imagenet_resized import common
+from imagenet_resized import resources
+from imagenet_resized.authors import batch_files
+from imagenet_resized.authors import discovery
+from imagenet_resized.authors import download_probe
+from imagenet_resized.authors import imagenet16_120
+from imagenet_resized.authors import publication
 from imagenet_resized.authors import row_selection
+from imagenet_resized.common import NUM_CLASSES
+from imagenet_resized.common import SourceError
+from imagenet_resized.ilsvrc import finding
+from imagenet_resized.ilsvrc import layout
+from imagenet_resized.ilsvrc import split_examples
+from imagenet_resized.pipeline import examples
+from imagenet_resized.pipeline import pixel_statistics
 from imagenet_resized.pipeline import worker_pool
 from imagenet_resized.readers import one_line
+from imagenet_resized.tfds_glue import build_lock
+from imagenet_resized.tfds_glue import build_metadata
+from imagenet_resized.tfds_glue import deterministic_serializer
 from imagenet_resized.tfds_glue import tfds_internals
-from imagenet_resized.common import NUM_CLASSES, SourceError
 
 VERSION = tfds.core.Version('0.1.0')
 HOMEPAGE = 'https://patrykchrabaszcz.github.io/Imagenet32/'
@@ -414,7 +422,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             raise cannot(f'download failed: {why}')
     try:
       paths = dl_manager.download(urls)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       raise cannot(
           f'download failed: {type(e).__name__}: {one_line.first_line(e)}'
       ) from e
@@ -525,7 +533,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             where=', '.join(source.files),
         )
     if self._use_beam:
-      from imagenet_resized.tfds_glue import beam_io  # pylint: disable=g-import-not-at-top
+      from imagenet_resized.tfds_glue import beam_io
 
       return beam_io.ExamplesFromBatches(
           source,

@@ -89,7 +89,7 @@ def _result_dtype(dtype: np.dtype) -> np.dtype:
 def _lookup(table: np.ndarray, labels: LabelsT, what: str) -> LabelsT:
   """`table[labels]`, returned as the same kind (and dtype) as `labels`."""
   if _is_tensor(labels):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
 
     if not labels.dtype.is_integer:
       raise TypeError(

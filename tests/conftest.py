@@ -33,10 +33,10 @@ def source_examples(manual_dir, size: int, split: str) -> list:
   channel order in the package cannot hide here too. Keys are TFDS's (member
   path + row index).
   """
-  import io  # pylint: disable=g-import-not-at-top
-  import zipfile  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from imagenet_resized.authors import publication  # pylint: disable=g-import-not-at-top
+  import io
+  import zipfile
+  import numpy as np
+  from imagenet_resized.authors import publication
   plane = size * size
   out = []
   for name in publication.archive_names(size, split):
@@ -178,8 +178,8 @@ def build_in_subprocess(
   block_beam: make `import apache_beam` fail there, as when it is not installed.
   Returns the process's stdout.
   """
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
+  import subprocess
+  import sys
   script = _SUBPROCESS_BUILD.format(
       block_beam=block_beam, repo=str(REPO), tests=str(REPO / 'tests'),
       config=config, manual_dir=str(manual_dir), data_dir=str(data_dir),

@@ -88,7 +88,7 @@ def test_arrays_equal_as_dataset(manual_8, tmp_path, file_format):
 
 @pytest.mark.slow
 def test_every_kind_of_config(tmp_path):
-  from test_ilsvrc import TinyImagenet  # pylint: disable=g-import-not-at-top
+  from test_ilsvrc import TinyImagenet
   nas = tmp_path / 'nas'
   fake.write_imagenet16_120_sources(str(nas), examples_per_batch=100,
                                     other_val_examples=20)
@@ -120,7 +120,7 @@ def test_every_kind_of_config(tmp_path):
 def test_second_load_opens_without_exporting(built_8, tmp_path, monkeypatch):
   data = copy_of(built_8, tmp_path)
   first = arrays.load('8x8', 'train', data_dir=data)
-  from imagenet_resized.array_files import array_export  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.array_files import array_export
 
   def no_export(*args, **kwargs):
     raise AssertionError('exported again')
@@ -285,7 +285,7 @@ def test_command_line_exports_then_reports(built_8, tmp_path):
 
 
 def test_remote_data_dir_needs_a_local_cache_dir():
-  from imagenet_resized.array_files import array_location  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.array_files import array_location
 
   class Remote:
     data_path = 'gs://bucket/imagenet_resized/8x8/0.1.0'
@@ -306,7 +306,7 @@ def test_remote_data_dir_needs_a_local_cache_dir():
 @pytest.mark.slow
 def test_grain_data_loader_reads_every_example_once(built_8, tmp_path):
   grain = pytest.importorskip('grain.python')
-  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import flags
   # grain's worker processes read absl flags; outside an absl app they must
   # be marked parsed first (docs/arrays.md says so too).
   if not flags.FLAGS.is_parsed():
@@ -332,7 +332,7 @@ def test_grain_data_loader_reads_every_example_once(built_8, tmp_path):
 
 @pytest.mark.slow
 def test_tf_data_random_batches_hold_no_copy_of_the_split(built_8, tmp_path):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   found = arrays.load('8x8', 'train', data_dir=copy_of(built_8, tmp_path))
   ds = array_views.tf_random_batches(found, batch_size=64, seed=1, steps=3)
   by_image = {}
@@ -347,7 +347,7 @@ def test_tf_data_random_batches_hold_no_copy_of_the_split(built_8, tmp_path):
       assert np.allclose(raw / 255, image, atol=1e-6)
       assert int(label) in by_image[raw.tobytes()]
   graph = tf.raw_ops.DatasetToGraphV2(
-      input_dataset=ds._variant_tensor, external_state_policy=0)  # pylint: disable=protected-access
+      input_dataset=ds._variant_tensor, external_state_policy=0)
   graph_def = tf.compat.v1.GraphDef.FromString(graph.numpy())
   split_bytes = found.images.nbytes
   biggest = max(
@@ -363,7 +363,7 @@ def test_torch_recipe_of_the_docs_runs(built_8, tmp_path):
   CONFIG, DATA_DIR line pointed at it), in a fresh process. Needs torch,
   which is not in the test extra."""
   pytest.importorskip('torch')
-  from test_docs import blocks  # pylint: disable=g-import-not-at-top
+  from test_docs import blocks
   (block,) = [b for b in blocks(REPO / 'docs' / 'arrays.md')
               if b.marker == 'tests/test_arrays.py::test_torch_recipe_of_the_docs_runs']
   data = copy_of(built_8, tmp_path)
@@ -379,10 +379,10 @@ def test_torch_recipe_of_the_docs_runs(built_8, tmp_path):
 def test_chunk_png_decoding_equals_pillow(size):
   """The export's PNG decoder against Pillow's, one image at a time, on our
   writer's PNGs (every row filter) and on Pillow's own."""
-  import io  # pylint: disable=g-import-not-at-top
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  from imagenet_resized.writing import png_codec  # pylint: disable=g-import-not-at-top
-  from imagenet_resized.array_files import shard_records  # pylint: disable=g-import-not-at-top
+  import io
+  from PIL import Image
+  from imagenet_resized.writing import png_codec
+  from imagenet_resized.array_files import shard_records
   rng = np.random.default_rng(size)
   smooth = np.cumsum(rng.integers(0, 9, (20, size, size, 3)), axis=2).astype(np.uint8)
   noise = rng.integers(0, 256, (20, size, size, 3), dtype=np.uint8)

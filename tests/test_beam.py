@@ -46,7 +46,7 @@ def generator_build(manual_dir, tmp_path_factory):
   """The plain generator path, built where apache_beam is not importable."""
   data_dir = tmp_path_factory.mktemp('generator_data')
   stdout = build_in_subprocess(CONFIG, manual_dir, data_dir, block_beam=True)
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
   builder = tfds.builder_from_directory(
       str(data_dir / 'imagenet_resized' / CONFIG / '0.1.0')
   )

@@ -130,7 +130,7 @@ def test_serializer_writes_any_int64_and_long_bytes_as_protobuf_does():
   ]:
     # As Image and ClassLabel encode them: plain bytes and int.
     example = {'blob': blob, 'count': count, 'a_small': small}
-    assert ours._direct(example) is not None  # pylint: disable=protected-access
+    assert ours._direct(example) is not None
     assert ours.serialize_example(example) == theirs.get_tf_example(
         example
     ).SerializeToString(deterministic=True)

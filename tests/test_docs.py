@@ -133,7 +133,7 @@ def home(tmp_path):
   fake.write_sources(str(tmp_path / 'imagenet_downsampled'), 32, train_batches=2,
                      examples_per_batch=4, val_examples=3)
   fake.write_imagenet16_120_sources(str(tmp_path / 'imagenet16'))
-  from test_ilsvrc import TinyImagenet  # pylint: disable=g-import-not-at-top
+  from test_ilsvrc import TinyImagenet
   TinyImagenet().write_tarballs(str(tmp_path / 'imagenet'))
   return tmp_path
 

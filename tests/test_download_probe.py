@@ -32,7 +32,7 @@ class FakeImagenetOrg(http.server.BaseHTTPRequestHandler):
   """/files/NAME: the file; /login/...: a login page; /forbidden/...: 403;
   /redirect/...: 302 to the login page; /tampered/NAME: the file, one byte off."""
 
-  def do_GET(self):  # pylint: disable=invalid-name
+  def do_GET(self):
     kind, _, name = self.path.strip('/').partition('/')
     if kind in ('files', 'tampered') and (DUMMY_DATA / name).is_file():
       body = (DUMMY_DATA / name).read_bytes()
@@ -114,7 +114,7 @@ def test_probe_of_a_host_that_does_not_resolve():
 
 def test_probe_of_a_silent_host_gives_up_after_its_timeout():
   """A listening socket that never answers (as a firewalled route)."""
-  import socket  # pylint: disable=g-import-not-at-top
+  import socket
   with socket.socket() as silent:
     silent.bind(('127.0.0.1', 0))
     silent.listen(1)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def tfds_own_builder_class():
   """TFDS's imagenet_resized builder, imported without clashing with ours."""
   with tfds.core.registered.skip_registration():
-    from tensorflow_datasets.datasets.imagenet_resized import (  # pylint: disable=g-import-not-at-top
+    from tensorflow_datasets.datasets.imagenet_resized import (
         imagenet_resized_dataset_builder as theirs,
     )
   return theirs.Builder

@@ -21,7 +21,7 @@ from imagenet_resized.readers import batch_rows
 from imagenet_resized.readers import pickled_numpy
 
 sys.path.insert(0, str(REPO / 'tests' / 'fuzzing'))
-import fuzz_readers  # pylint: disable=g-import-not-at-top,wrong-import-position
+import fuzz_readers
 
 MUTATIONS = {'pickle': 400, 'npz': 300, 'tar': 150}
 

@@ -470,8 +470,8 @@ def test_crafted_pickles_are_real_pickles():
 def test_crafted_zips_are_real_zips(tmp_path):
   """The zip writer is right: zipfile and numpy read its npz, and its deflated
   zeros inflate to what they say."""
-  import io  # pylint: disable=g-import-not-at-top
-  import zipfile  # pylint: disable=g-import-not-at-top
+  import io
+  import zipfile
   npz = crafted.join(crafted.zip_parts(_good_npz_members()))
   with np.load(io.BytesIO(npz)) as z:
     assert z['data'].shape == (GOOD_ROWS, ROW) and list(z['labels']) == [1] * 4
@@ -485,9 +485,9 @@ def test_crafted_zips_are_real_zips(tmp_path):
 def test_sizes_too_large_to_print_are_given_by_magnitude():
   """A shape of 32 sizes of 600 digits: its product has 19,000 digits, more
   than Python prints (a raw ValueError); the message gives magnitudes."""
-  import io  # pylint: disable=g-import-not-at-top
-  from imagenet_resized.readers import pickle_batches  # pylint: disable=g-import-not-at-top
-  from imagenet_resized import common  # pylint: disable=g-import-not-at-top
+  import io
+  from imagenet_resized.readers import pickle_batches
+  from imagenet_resized import common
 
   def long_int(n: int) -> bytes:
     body = n.to_bytes((n.bit_length() + 8) // 8, 'little', signed=True)

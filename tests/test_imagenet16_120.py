@@ -40,7 +40,7 @@ def test_positions_are_disjoint_halves_of_the_6000():
   assert sorted(positions) == ['x_test', 'x_valid']
   assert len(positions['x_valid']) == len(positions['x_test']) == 3000
   assert sorted(positions['x_valid'] + positions['x_test']) == list(range(6000))
-  from imagenet_resized.authors import imagenet16_120  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.authors import imagenet16_120
   assert imagenet16_120.x_split_positions() == {
       name: frozenset(p) for name, p in positions.items()}
   # The file says where the positions come from.
@@ -131,7 +131,7 @@ def test_a_validation_split_without_6000_rows_is_refused(tmp_path, dummy_data):
 
 
 def test_published_sources_must_give_the_published_counts():
-  from imagenet_resized.authors import imagenet16_120  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.authors import imagenet16_120
   imagenet16_120.check_published_counts('train', 151_700, where='/m/a')
   with pytest.raises(SourceError) as e:
     imagenet16_120.check_published_counts('validation', 5_999, where='/m/v')

@@ -187,9 +187,9 @@ def test_second_build_waits_for_the_first_and_reuses_it(manual, tmp_path):
 def test_the_lock_file_is_not_taken_for_a_version(manual, tmp_path):
   """TFDS lists the versions of a config (and loads the latest) without
   reading the hidden lock file next to them."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
   import imagenet_resized  # noqa: F401  pylint: disable=unused-import
-  from conftest import build  # pylint: disable=g-import-not-at-top
+  from conftest import build
   data_dir = tmp_path / 'data'
   build(f'{SIZE}x{SIZE}', manual, data_dir)
   config_dir = data_dir / 'imagenet_resized' / f'{SIZE}x{SIZE}'
@@ -201,8 +201,8 @@ def test_the_lock_file_is_not_taken_for_a_version(manual, tmp_path):
 
 @pytest.mark.slow  # Not a build, but the module's mark covers every test.
 def test_remote_data_dirs_have_no_lock_and_nothing_is_removed(caplog):
-  import logging  # pylint: disable=g-import-not-at-top
-  from imagenet_resized.tfds_glue import build_lock  # pylint: disable=g-import-not-at-top
+  import logging
+  from imagenet_resized.tfds_glue import build_lock
   with caplog.at_level(logging.INFO):
     with build_lock.preparing('gs://bucket/imagenet_resized/8x8/0.1.0', 'x') as locked:
       assert locked is False
@@ -213,7 +213,7 @@ def test_remote_data_dirs_have_no_lock_and_nothing_is_removed(caplog):
 
 
 def test_only_folders_named_as_tfds_names_them_are_leftovers(tmp_path):
-  from imagenet_resized.tfds_glue import build_lock  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tfds_glue import build_lock
   config = tmp_path / 'imagenet_resized' / '8x8'
   for name in ('incomplete.AB12CD_0.1.0', 'incomplete.AB12CD_0.1.1',
                'incomplete.ab12cd_0.1.0', 'incomplete.AB12CD_0.1.0x', '0.1.0'):

@@ -114,7 +114,7 @@ def test_from_is_the_inverse_of_to():
 def test_python_int_gives_python_int(fn, table):
   for label in (0, 1, 999, 500):
     result = fn(label)
-    assert type(result) is int  # pylint: disable=unidiomatic-typecheck
+    assert type(result) is int
     assert result == table[label]
 
 

@@ -148,7 +148,7 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith('tensorflow'))))
 
 @pytest.mark.slow  # It starts a process.
 def test_readers_and_authors_load_no_tensorflow():
-  import imagenet_resized  # pylint: disable=g-import-not-at-top
+  import imagenet_resized
   folder = pathlib.Path(imagenet_resized.__file__).parent
   proc = subprocess.run(
       [sys.executable, '-c', _WORKER_STYLE_IMPORT, str(folder),
@@ -173,3 +173,47 @@ def test_a_broken_rule_is_caught(tmp_path, monkeypatch):
   found = _violations('readers')
   assert len(found) == 2, found
   assert 'the top of the package' in found[1]
+
+
+def _module_name(path: pathlib.Path) -> str:
+  parts = path.relative_to(REPO).with_suffix('').parts
+  return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def test_no_module_imports_itself_through_others():
+  """The package's modules import one another without a cycle (counting
+  module-level imports, the ones that run when a module loads)."""
+  modules = {_module_name(p): p for p in PACKAGE.rglob('*.py')}
+  graph = {}
+  for name, path in modules.items():
+    tree = ast.parse(path.read_text(encoding='utf-8'))
+    targets = set()
+    for node in tree.body:
+      if isinstance(node, ast.ImportFrom) and node.module and (
+          node.module.startswith('imagenet_resized')
+      ):
+        for a in node.names:
+          full = f'{node.module}.{a.name}'
+          targets.add(full if full in modules else node.module)
+      elif isinstance(node, ast.Import):
+        targets |= {a.name for a in node.names if a.name in modules}
+    graph[name] = {t for t in targets if t in modules and t != name}
+  # The package's __init__ imports the top; wings never import it (above).
+  graph.pop('imagenet_resized', None)
+  for deps in graph.values():
+    deps.discard('imagenet_resized')
+  state, cycle = {}, []
+
+  def visit(node, trail):
+    state[node] = 'open'
+    for dep in sorted(graph.get(node, ())):
+      if state.get(dep) == 'open':
+        cycle.append(trail + [node, dep])
+      elif dep not in state:
+        visit(dep, trail + [node])
+    state[node] = 'done'
+
+  for node in sorted(graph):
+    if node not in state:
+      visit(node, [])
+  assert cycle == []

@@ -18,7 +18,7 @@ from imagenet_resized.tools import fake
 from imagenet_resized.common import SourceError
 
 sys.path.insert(0, str(REPO / 'tests' / 'fuzzing'))
-import fuzz_readers  # pylint: disable=g-import-not-at-top,wrong-import-position
+import fuzz_readers
 
 
 def _savez(batch):

@@ -86,4 +86,4 @@ def test_installed_package_reads_installed_data():
   from imagenet_resized import resources
   pkg = pathlib.Path(imagenet_resized.__file__).parent
   assert pathlib.Path(str(resources.path('labels.txt'))).parent == pkg
-  assert imagenet_resized.Builder._checksums_path.parent == pkg  # pylint: disable=protected-access
+  assert imagenet_resized.Builder._checksums_path.parent == pkg

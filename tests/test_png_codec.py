@@ -141,7 +141,7 @@ def test_adaptive_choice_is_libpngs_heuristic(index):
 @pytest.mark.parametrize('size', [8, 32, 64])
 def test_rows_get_the_filters_libpng_gives_them(size):
   """libpng (through TensorFlow) chooses the same filter for every row."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   images = _noisy_images(size)
   chosen = set()
   for image, png in zip(images, png_codec.encode_pngs(images)):
@@ -166,7 +166,7 @@ def test_pngs_decode_to_the_source_pixels(size):
 
 
 def test_tensorflow_decodes_them_too():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   images = np.concatenate([_fake_images(32, n=4), _noisy_images(32, n=4)])
   for image, png in zip(images, png_codec.encode_pngs(images)):
     np.testing.assert_array_equal(tf.io.decode_png(png, channels=3).numpy(), image)
@@ -175,7 +175,7 @@ def test_tensorflow_decodes_them_too():
 def test_a_chunk_larger_than_one_filter_block():
   """Images filtered in several numpy blocks come out as if one by one."""
   images = _noisy_images(64, n=40)  # 40 * 12 KiB: more than one block.
-  assert images.nbytes > png_codec._BLOCK_BYTES  # pylint: disable=protected-access
+  assert images.nbytes > png_codec._BLOCK_BYTES
   pngs = png_codec.encode_pngs(images)
   assert pngs == [png_codec.encode_png(image) for image in images]
 

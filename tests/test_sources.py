@@ -257,12 +257,12 @@ def test_train_batches_are_read_in_number_order(tmp_path):
 @pytest.mark.slow
 def test_bounded_shuffle_memory_keeps_the_order(reference, tmp_path, monkeypatch):
   """Spilling TFDS's shuffle buffer to disk at once gives the same file order."""
-  import imagenet_resized  # pylint: disable=g-import-not-at-top
-  from tensorflow_datasets.core import shuffle  # pylint: disable=g-import-not-at-top
+  import imagenet_resized
+  from tensorflow_datasets.core import shuffle
   default = shuffle.MAX_MEM_BUFFER_SIZE
   monkeypatch.setattr(imagenet_resized.Builder, 'SHUFFLE_MEMORY_BYTES', 0)
   spilled = []
-  to_bucket = shuffle.Shuffler._add_to_bucket  # pylint: disable=protected-access
+  to_bucket = shuffle.Shuffler._add_to_bucket
 
   def counting_add_to_bucket(self, hkey, data):
     spilled.append(hkey)
@@ -288,7 +288,7 @@ def test_search_skips_imagenet_class_folders(tmp_path):
   (class_dir / 'val_data.npz').write_bytes(b'not a batch')
   found = discovery.find_sources(str(tmp_path), 8)
   assert found['validation'].form == 'npz zip'
-  walked = discovery._walk(str(tmp_path))  # pylint: disable=protected-access
+  walked = discovery._walk(str(tmp_path))
   assert not any('n01440764' in p for p in walked)
 
 
@@ -296,7 +296,7 @@ def test_search_skips_imagenet_class_folders(tmp_path):
 def test_batches_are_reported_in_order_when_a_later_one_is_read_first(tmp_path):
   """With two workers, a small batch 2 is read before a large batch 1, yet the
   per-batch checks run for batch 1 first, as in a one-process build."""
-  from imagenet_resized.pipeline import examples  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.pipeline import examples
   fake.write_sources(str(tmp_path), 8, train_batches=2, examples_per_batch=4,
                      val_examples=2)
   large = fake.make_batch(np.random.default_rng(0), 20_000, 8)

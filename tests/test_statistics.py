@@ -93,7 +93,7 @@ def test_class_subsets_have_the_statistics_of_their_own_splits(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize('beam', [False, True], ids=['generator', 'beam'])
 def test_ilsvrc_builds_store_statistics(tmp_path, beam):
-  from test_ilsvrc import TinyImagenet  # pylint: disable=g-import-not-at-top
+  from test_ilsvrc import TinyImagenet
   manual = TinyImagenet().write_tarballs(str(tmp_path / 'manual'))
   builder = tfds.builder(
       'imagenet_resized',

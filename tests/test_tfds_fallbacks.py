@@ -143,7 +143,7 @@ def test_a_shard_writer_writing_other_bytes(tmp_path, monkeypatch, caplog, norma
 def test_a_changed_spill_bucket_class(tmp_path, monkeypatch, caplog, normal):
   made = []
 
-  class NewReleaseBucket(shuffle._Bucket):  # pylint: disable=protected-access
+  class NewReleaseBucket(shuffle._Bucket):
     def __init__(self, path):
       made.append(path)
       super().__init__(path)
@@ -221,7 +221,7 @@ def test_a_changed_name_lookup(change, monkeypatch, caplog):
                         lambda name: _OtherBuilder)
     why = 'use imagenet_resized.Builder directly'
   # Registered, as when the package is imported (not within skip_registration).
-  monkeypatch.setitem(registered._DATASET_REGISTRY, 'imagenet_resized',  # pylint: disable=protected-access
+  monkeypatch.setitem(registered._DATASET_REGISTRY, 'imagenet_resized',
                       imagenet_resized.Builder)
   with caplog.at_level(logging.WARNING):
     tfds_internals.name_resolves_to(imagenet_resized.Builder)

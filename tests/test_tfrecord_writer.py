@@ -70,10 +70,10 @@ def test_builds_match_tfds_own_files(manual_dir, tmp_path, monkeypatch, shuffle_
   equal those of a build through TFDS's own TensorFlow file code."""
   monkeypatch.setattr(imagenet_resized.Builder, 'SHUFFLE_MEMORY_BYTES', shuffle_bytes)
   spilled = []
-  add_to_bucket = shuffle.Shuffler._add_to_bucket  # pylint: disable=protected-access
+  add_to_bucket = shuffle.Shuffler._add_to_bucket
 
   def counting(self, hkey, data):
-    spilled.append(type(self._buckets[0]).__name__)  # pylint: disable=protected-access
+    spilled.append(type(self._buckets[0]).__name__)
     return add_to_bucket(self, hkey, data)
 
   monkeypatch.setattr(shuffle.Shuffler, '_add_to_bucket', counting)
@@ -89,7 +89,7 @@ def test_builds_match_tfds_own_files(manual_dir, tmp_path, monkeypatch, shuffle_
   else:
     assert spilled == []
   # The swaps last only as long as a build.
-  assert shuffle._Bucket.__name__ == '_Bucket'  # pylint: disable=protected-access
+  assert shuffle._Bucket.__name__ == '_Bucket'
   assert 'write_examples' in file_adapters.TfRecordFileAdapter.__dict__
   assert file_adapters.TfRecordFileAdapter.__dict__['write_examples'].__func__.__module__ == (
       file_adapters.__name__
@@ -97,7 +97,7 @@ def test_builds_match_tfds_own_files(manual_dir, tmp_path, monkeypatch, shuffle_
 
 
 def _tfds_own_files():
-  import contextlib  # pylint: disable=g-import-not-at-top
+  import contextlib
   return contextlib.nullcontext()
 
 
@@ -106,7 +106,7 @@ def test_a_build_does_not_import_tensorflow(manual_dir, tmp_path):
   still read back through TensorFlow."""
   out = build_in_subprocess('16x16', manual_dir, tmp_path)
   assert 'tensorflow imported: False' in out
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
   builder = tfds.builder_from_directory(str(tmp_path / 'imagenet_resized' / '16x16' / '0.1.0'))
   built = sorted(
       (ex['image'].tobytes(), int(ex['label']))

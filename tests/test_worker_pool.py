@@ -86,15 +86,15 @@ def test_every_value_of_every_item_arrives_each_item_in_its_own_order(workers):
 
 
 def _pid_and_modules(_):
-  import os  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
+  import os
+  import sys
   yield os.getpid(), sorted(m for m in sys.modules if m.split('.')[0] in (
       'tensorflow', 'tensorflow_datasets'))
 
 
 @pytest.mark.slow
 def test_workers_are_other_processes_without_tfds():
-  import os  # pylint: disable=g-import-not-at-top
+  import os
   got = [v for _, v in worker_pool.parallel_streams(_pid_and_modules, [0, 1], 2)]
   assert all(pid != os.getpid() for pid, _ in got)
   assert [modules for _, modules in got] == [[], []]

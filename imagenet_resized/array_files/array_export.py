@@ -31,8 +31,8 @@ import google_crc32c
 import numpy as np
 
 from imagenet_resized.array_files import array_fingerprint
-from imagenet_resized.pipeline import pixel_statistics
 from imagenet_resized.array_files import shard_records
+from imagenet_resized.pipeline import pixel_statistics
 from imagenet_resized.pipeline import worker_pool
 
 # Rows of a shard decoded by one worker as one item (a few seconds of work).
@@ -114,7 +114,7 @@ def remove_incomplete(folder: str) -> None:
 
 def _progress(total: int, description: str):
   try:
-    from tqdm import auto as tqdm  # pylint: disable=g-import-not-at-top
+    from tqdm import auto as tqdm
   except ImportError:  # pragma: no cover - TFDS depends on tqdm.
     return contextlib.nullcontext(None)
   return tqdm.tqdm(

@@ -24,9 +24,9 @@ one line (`ArraysError`). Standard library, numpy and google-crc32c.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import json
 import os
-from collections.abc import Sequence
 
 import google_crc32c
 import numpy as np

@@ -79,6 +79,6 @@ def identity(builder, split: str) -> dict:
 
 
 def _remote_size(path: str) -> int:
-  from etils import epath  # pylint: disable=g-import-not-at-top
+  from etils import epath
 
   return epath.Path(path).stat().length

@@ -55,7 +55,7 @@ def tf_random_batches(
     arrays, batch_size: int = 256, seed: int = 0, steps: int | None = None
 ):
   """A tf.data.Dataset of `steps` random batches (endless if None)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
 
   size = arrays.images.shape[1:]
 

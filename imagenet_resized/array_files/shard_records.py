@@ -20,12 +20,12 @@ array_record shards, the array_record package), not TFDS or TensorFlow.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import dataclasses
 import functools
 import io
 import struct
 import zlib
-from collections.abc import Iterator
 
 import deflate
 import numpy as np
@@ -73,7 +73,7 @@ class DecodedChunk:
 def _tfrecords(path: str, start: int, count: int) -> Iterator[bytes]:
   """Records start..start+count of a TFRecord file, checksums verified."""
   if '://' in path:  # gs://... (not tried here): through etils.
-    from etils import epath  # pylint: disable=g-import-not-at-top
+    from etils import epath
 
     opened = epath.Path(path).open('rb')
   else:
@@ -113,7 +113,7 @@ def _tfrecords(path: str, start: int, count: int) -> Iterator[bytes]:
 
 def _array_records(path: str, start: int, count: int) -> Iterator[bytes]:
   """Records start..start+count of an array_record file."""
-  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+  from array_record.python import array_record_module
 
   reader = array_record_module.ArrayRecordReader(path)
   try:

@@ -6,19 +6,34 @@ examples' keys; a `SplitSource` is one split's batches in one form.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import contextlib
 import dataclasses
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator
-from imagenet_resized.readers import npz_spool, one_line
-from imagenet_resized.readers import batch_chunks, batch_rows, npz_batches
-from imagenet_resized.readers import zip_members
-from imagenet_resized.common import SourceError
+
 from imagenet_resized import common
-from imagenet_resized.authors import discovery
 from imagenet_resized.authors import publication
+from imagenet_resized.common import SourceError
+from imagenet_resized.readers import batch_chunks
+from imagenet_resized.readers import batch_rows
+from imagenet_resized.readers import npz_batches
+from imagenet_resized.readers import npz_spool
+from imagenet_resized.readers import one_line
+from imagenet_resized.readers import regular_files
+from imagenet_resized.readers import zip_members
+
+_EXPECTED_SOURCE = (
+    "expected a regular file: one of the authors' archives or batch files"
+)
+
+
+def open_source(path: str) -> regular_files.RegularFile:
+  """A source file opened for reading, if it is a regular file; reads stop
+  at its size when opened. SourceError (one line) for a pipe, a device, a
+  socket, a folder, or a path that cannot be opened."""
+  return regular_files.open_regular(path, _EXPECTED_SOURCE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,11 +68,11 @@ class Batch:
   def open(self) -> Iterator:
     """A seekable binary file object for the batch's bytes."""
     if self.member is None:
-      with discovery.open_source(self.path) as f:
+      with open_source(self.path) as f:
         yield f
       return
     with contextlib.ExitStack() as stack:
-      archive = stack.enter_context(discovery.open_source(self.path))
+      archive = stack.enter_context(open_source(self.path))
       try:
         zf = stack.enter_context(zipfile.ZipFile(archive))
         f = stack.enter_context(
@@ -97,7 +112,7 @@ class Batch:
 def batches_in_zip(path: str, split: str) -> list[Batch]:
   """The batches of `split` inside the zip at `path`, in archive order."""
   try:
-    with discovery.open_source(path) as f, zipfile.ZipFile(f) as zf:
+    with open_source(path) as f, zipfile.ZipFile(f) as zf:
       infos = zf.infolist()
   except npz_batches.ZIP_ERRORS as e:
     raise SourceError(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from imagenet_resized.common import SourceError
+
 from imagenet_resized import common
 from imagenet_resized.authors import batch_files
 from imagenet_resized.authors import publication
+from imagenet_resized.common import SourceError
 
 
 def check_numbering(

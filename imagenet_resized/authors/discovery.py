@@ -18,33 +18,21 @@ its keys). This module knows nothing about TFDS.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import hashlib
 import logging
 import os
 import re
-from collections.abc import Sequence
-from imagenet_resized.readers import regular_files
-from imagenet_resized.readers import npz_batches
-from imagenet_resized import resources
-from imagenet_resized.common import SourceError
+
 from imagenet_resized import common
+from imagenet_resized import resources
 from imagenet_resized.authors import batch_files
 from imagenet_resized.authors import completeness
 from imagenet_resized.authors import publication
+from imagenet_resized.common import SourceError
+from imagenet_resized.readers import npz_batches
 
 log = logging.getLogger(__name__)
-
-_EXPECTED_SOURCE = (
-    "expected a regular file: one of the authors' archives or batch files"
-)
-
-
-def open_source(path: str) -> regular_files.RegularFile:
-  """A source file opened for reading, if it is a regular file; reads stop
-  at its size when opened. SourceError (one line) for a pipe, a device, a
-  socket, a folder, or a path that cannot be opened."""
-  return regular_files.open_regular(path, _EXPECTED_SOURCE)
-
 
 # Class folders of an extracted ImageNet (train/n01440764/...) hold JPEGs, never
 # the authors' batches; skipping them keeps the search fast when ImageNet
@@ -67,7 +55,7 @@ def _registered() -> dict[str, resources.UrlRecord]:
 
 
 def sha256_of(path: str) -> str:
-  with open_source(path) as f:
+  with batch_files.open_source(path) as f:
     return _sha256(f)
 
 
@@ -89,7 +77,7 @@ def _is_published(path: str, name: str, verify: bool) -> bool:
   record = _registered().get(name)
   if record is None:
     return False
-  with open_source(path) as f:
+  with batch_files.open_source(path) as f:
     if f.size != record.size:  # The size of the opened file (fstat).
       return False
     got = _sha256(f) if verify else record.sha256
@@ -135,7 +123,7 @@ def _npz_fits(path: str, size: int) -> bool:
   An npz whose header cannot be read counts as fitting, so that reading it
   later reports what is wrong with it.
   """
-  with open_source(path) as f:
+  with batch_files.open_source(path) as f:
     shape = npz_batches.read_npz_header(f)
   return not (
       shape is not None and len(shape) == 2 and shape[1] != 3 * size * size

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+
 from imagenet_resized import common
 
 URL_BASE = 'http://www.image-net.org/data/downsample/'

@@ -8,8 +8,8 @@ example key, so a subset comes in the full dataset's order.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
+import dataclasses
 
 import numpy as np
 

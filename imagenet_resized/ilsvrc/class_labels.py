@@ -6,15 +6,16 @@ truth that tensorflow-datasets ships.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import functools
 import importlib.util
 import io
 import os
-from collections.abc import Sequence
-from imagenet_resized.readers import regular_files
+
 from imagenet_resized import resources
 from imagenet_resized.common import SourceError
 from imagenet_resized.ilsvrc import layout
+from imagenet_resized.readers import regular_files
 
 # ---------------------------------------------------------------------------
 # Labels.

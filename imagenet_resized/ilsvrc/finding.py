@@ -27,13 +27,15 @@ dataset. Pure Python + Pillow (+ Apache Beam, imported lazily): no TFDS here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import dataclasses
 import logging
 import os
-from collections.abc import Iterator
+
 from imagenet_resized import common
 from imagenet_resized.common import SourceError
-from imagenet_resized.common import SPLITS, TRAIN
+from imagenet_resized.common import SPLITS
+from imagenet_resized.common import TRAIN
 from imagenet_resized.ilsvrc import folder_images
 from imagenet_resized.ilsvrc import layout
 from imagenet_resized.ilsvrc import resizing

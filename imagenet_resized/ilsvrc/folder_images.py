@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
-from imagenet_resized.readers import regular_files
+import os
+
 from imagenet_resized import resources
 from imagenet_resized.common import SourceError
 from imagenet_resized.ilsvrc import class_labels
 from imagenet_resized.ilsvrc import layout
 from imagenet_resized.ilsvrc import resizing
-from imagenet_resized.ilsvrc import split_examples
+from imagenet_resized.readers import regular_files
+
+EXPECTED_IMAGE = 'expected a regular file: a JPEG (or PNG) image'
 
 
 def visible_entries(folder: str) -> list[os.DirEntry]:
@@ -22,7 +24,7 @@ def visible_entries(folder: str) -> list[os.DirEntry]:
 
 def read_image_file(path: str) -> bytes:
   try:
-    with regular_files.open_regular(path, split_examples.EXPECTED_IMAGE) as f:
+    with regular_files.open_regular(path, EXPECTED_IMAGE) as f:
       resizing.check_image_bytes(path, f.size)
       return f.read(f.size)
   except OSError as e:

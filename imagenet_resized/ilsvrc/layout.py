@@ -7,8 +7,11 @@ and how the images are made (for the dataset's metadata).
 from __future__ import annotations
 
 import re
+
 import PIL
-from imagenet_resized.common import TRAIN, VALIDATION
+
+from imagenet_resized.common import TRAIN
+from imagenet_resized.common import VALIDATION
 
 TRAIN_TAR = 'ILSVRC2012_img_train.tar'
 VAL_TAR = 'ILSVRC2012_img_val.tar'

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 import dataclasses
 import io
-from collections.abc import Iterable, Iterator, Sequence
+
 import numpy as np
 from PIL import Image
-from imagenet_resized.readers import one_line
-from imagenet_resized.pipeline import pixel_statistics
-from imagenet_resized.writing import png_codec
+
 from imagenet_resized.common import SourceError
 from imagenet_resized.ilsvrc import layout
+from imagenet_resized.pipeline import pixel_statistics
+from imagenet_resized.readers import one_line
+from imagenet_resized.writing import png_codec
 
 # ---------------------------------------------------------------------------
 # Decoding and resizing.

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import dataclasses
 import posixpath
-from collections.abc import Iterator
-from imagenet_resized.readers import one_line
-from imagenet_resized.pipeline import pixel_statistics
-from imagenet_resized.writing import png_codec
-from imagenet_resized.readers import regular_files
-from imagenet_resized.pipeline import worker_pool
+
 from imagenet_resized.common import TRAIN
 from imagenet_resized.ilsvrc import class_labels
 from imagenet_resized.ilsvrc import finding
@@ -17,16 +13,10 @@ from imagenet_resized.ilsvrc import folder_images
 from imagenet_resized.ilsvrc import layout
 from imagenet_resized.ilsvrc import resizing
 from imagenet_resized.ilsvrc import tar_images
-
-_EXPECTED_TAR = 'expected a regular file: the ILSVRC2012 tarball as downloaded'
-EXPECTED_IMAGE = 'expected a regular file: a JPEG (or PNG) image'
-
-
-def open_tar(path: str) -> regular_files.RegularFile:
-  """A tarball opened if it is a regular file (SourceError otherwise); reads
-  stop at its size when opened."""
-  return regular_files.open_regular(path, _EXPECTED_TAR)
-
+from imagenet_resized.pipeline import pixel_statistics
+from imagenet_resized.pipeline import worker_pool
+from imagenet_resized.readers import one_line
+from imagenet_resized.writing import png_codec
 
 # ---------------------------------------------------------------------------
 # Examples, in this process or in forked workers.
@@ -81,7 +71,7 @@ class ClassTarUnit:
         f'{self.path}:{one_line.shown(self.name)}',
         class_labels.label_of_wnid(),
     )
-    with open_tar(self.path) as f:
+    with tar_images.open_tar(self.path) as f:
       f.seek(self.offset)
       yield from tar_images.iter_class_tar(
           tar_images.MemberSlice(f, self.length),
@@ -118,7 +108,7 @@ class ValTarUnit:
         class_labels.label_of_wnid(),
         class_labels.validation_wnids(),
     )
-    with open_tar(self.path) as f:
+    with tar_images.open_tar(self.path) as f:
       for name, offset, length in self.members:
         where = f'{self.path}:{one_line.shown(name)}'
         base = posixpath.basename(name)
@@ -194,7 +184,7 @@ _SUMS = 'pixel_sums'
 
 def _unit_examples_and_sums(unit: WorkUnit, size: int, draft: bool = False):
   """Beam: the examples of a unit, then its pixel sums on the `_SUMS` output."""
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
 
   sums = pixel_statistics.PixelSums()
   for item in unit.images():
@@ -212,7 +202,7 @@ def beam_examples(
   `statistics`, if given, receives a PCollection holding the split's one
   `pixel_statistics.PixelSums`.
   """
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
 
   units = work_units(source)
 
@@ -234,4 +224,4 @@ def beam_examples(
       )
     return outputs['examples']
 
-  return examples_from_ilsvrc()  # pylint: disable=no-value-for-parameter
+  return examples_from_ilsvrc()

@@ -6,16 +6,26 @@ Beam work units; links, devices and sparse members are refused.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import io
 import posixpath
 import tarfile
-from collections.abc import Iterator
-from imagenet_resized.readers import one_line
+
 from imagenet_resized.common import SourceError
 from imagenet_resized.ilsvrc import class_labels
 from imagenet_resized.ilsvrc import layout
 from imagenet_resized.ilsvrc import resizing
-from imagenet_resized.ilsvrc import split_examples
+from imagenet_resized.readers import one_line
+from imagenet_resized.readers import regular_files
+
+_EXPECTED_TAR = 'expected a regular file: the ILSVRC2012 tarball as downloaded'
+
+
+def open_tar(path: str) -> regular_files.RegularFile:
+  """A tarball opened if it is a regular file (SourceError otherwise); reads
+  stop at its size when opened."""
+  return regular_files.open_regular(path, _EXPECTED_TAR)
+
 
 # ---------------------------------------------------------------------------
 # Reading images out of tars and folders.
@@ -119,7 +129,7 @@ def iter_train_tar(path: str) -> Iterator[resizing.Encoded]:
   labels = class_labels.label_of_wnid()
   try:
     with (
-        split_examples.open_tar(path) as f,
+        open_tar(path) as f,
         tarfile.open(fileobj=f, mode='r|') as outer,
     ):
       for name, member in _iter_tar_files(outer, path):
@@ -139,7 +149,7 @@ def iter_val_tar(path: str) -> Iterator[resizing.Encoded]:
   truth = class_labels.validation_wnids()
   try:
     with (
-        split_examples.open_tar(path) as f,
+        open_tar(path) as f,
         tarfile.open(fileobj=f, mode='r|') as tar,
     ):
       for name, member in _iter_tar_files(tar, path):
@@ -208,7 +218,7 @@ def tar_members(path: str) -> list[tuple[str, tarfile.TarInfo]]:
   """The file members of an uncompressed tar, reading headers only."""
   try:
     with (
-        split_examples.open_tar(path) as f,
+        open_tar(path) as f,
         tarfile.open(fileobj=_PiecewiseReads(f), mode='r:') as tar,
     ):
       return list(_iter_tar_files(tar, path))

@@ -20,17 +20,17 @@ Two shapes of work:
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable, Iterable, Iterator, Sequence
 import json
 import multiprocessing
+from multiprocessing import connection
 import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
-from multiprocessing import connection
 from typing import TypeVar
-from collections.abc import Callable, Iterable, Iterator, Sequence
 
 T = TypeVar('T')
 R = TypeVar('R')
@@ -74,7 +74,7 @@ def prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
         if stop.is_set():
           return
       ready.put((_DONE, None))
-    except BaseException as e:  # pylint: disable=broad-except
+    except BaseException as e:
       ready.put((_DONE, e))
     finally:
       if hasattr(source, 'close'):
@@ -180,10 +180,10 @@ def _serve(conn: connection.Connection) -> None:
     try:
       for value in fn(item):
         conn.send(('value', index, value))
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       try:
         conn.send(('error', index, e))
-      except Exception:  # pylint: disable=broad-except
+      except Exception:
         # Not picklable: its type and text are kept.
         conn.send(('error', index, RuntimeError(f'{type(e).__name__}: {e}')))
       continue

@@ -21,8 +21,9 @@ This module knows nothing about TFDS; it works on file objects and numpy.
 
 from __future__ import annotations
 
-from typing import BinaryIO
 from collections.abc import Iterator
+from typing import BinaryIO
+
 from imagenet_resized.readers import batch_rows
 from imagenet_resized.readers import npz_batches
 from imagenet_resized.readers import pickle_batches

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+
 import numpy as np
-from imagenet_resized.readers import one_line
+
 from imagenet_resized import common
+from imagenet_resized.readers import one_line
 
 # Rows per chunk when streaming: 4096 rows of 64x64 are 48 MiB.
 DEFAULT_CHUNK_ROWS = 4096

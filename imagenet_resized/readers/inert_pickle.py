@@ -34,11 +34,11 @@ The opcode table (names) is still pickletools'.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 import dataclasses
 import pickletools
 import struct
 from typing import BinaryIO
-from collections.abc import Callable, Mapping
 
 from imagenet_resized.readers import pickle_strings as ps
 from imagenet_resized.readers.one_line import shown

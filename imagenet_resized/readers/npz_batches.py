@@ -7,20 +7,23 @@ sizes before anything is allocated; members are read through `zip_members`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import dataclasses
 import io
 import lzma
 import math
 import tokenize
+from typing import BinaryIO
 import zipfile
 import zlib
-from typing import BinaryIO
-from collections.abc import Iterator
+
 import numpy as np
-from imagenet_resized.readers import one_line, zip_members
-from imagenet_resized.readers.one_line import listed
+
 from imagenet_resized import common
 from imagenet_resized.readers import batch_rows
+from imagenet_resized.readers import one_line
+from imagenet_resized.readers import zip_members
+from imagenet_resized.readers.one_line import listed
 
 # ----------------------------------------------------------------------------
 # npz, streamed.

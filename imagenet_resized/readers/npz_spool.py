@@ -29,9 +29,11 @@ import struct
 import tempfile
 from typing import BinaryIO
 
-from imagenet_resized.readers import one_line, zip_members
-from imagenet_resized.readers import batch_rows, npz_batches
 from imagenet_resized.common import SourceError
+from imagenet_resized.readers import batch_rows
+from imagenet_resized.readers import npz_batches
+from imagenet_resized.readers import one_line
+from imagenet_resized.readers import zip_members
 
 _LOCAL = b'PK\x03\x04'
 _CENTRAL = b'PK\x01\x02'

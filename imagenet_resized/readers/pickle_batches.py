@@ -6,15 +6,20 @@ checks the arrays' forms, and the rows are streamed out of the file.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import dataclasses
 from typing import BinaryIO
-from collections.abc import Iterator
+
 import numpy as np
-from imagenet_resized.readers import inert_pickle, pickle_strings, pickled_numpy
-from imagenet_resized.readers.one_line import listed, shown
+
 from imagenet_resized import common
 from imagenet_resized.readers import batch_rows
+from imagenet_resized.readers import inert_pickle
 from imagenet_resized.readers import npz_batches
+from imagenet_resized.readers import pickle_strings
+from imagenet_resized.readers import pickled_numpy
+from imagenet_resized.readers.one_line import listed
+from imagenet_resized.readers.one_line import shown
 
 # ----------------------------------------------------------------------------
 # pickle, parsed into inert records (never unpickled).
@@ -103,7 +108,7 @@ def read_pickle_batch(
 def _check_flat_ints(labels: list, where: str) -> None:
   """A pickled list of labels holds ints only (no nested lists, no objects)."""
   for i, label in enumerate(labels):
-    if type(label) is not int:  # pylint: disable=unidiomatic-typecheck
+    if type(label) is not int:
       raise common.SourceError(
           f'{where}: `labels` holds a {inert_pickle.describe(label)} at row'
           f' {i}; expected a flat list of integers 1..{common.NUM_CLASSES}'

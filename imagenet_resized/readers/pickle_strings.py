@@ -24,10 +24,10 @@ with surrogatepass, raw-unicode-escape), fed block by block.
 from __future__ import annotations
 
 import codecs
-import dataclasses
-import warnings
-from typing import BinaryIO
 from collections.abc import Iterable, Iterator
+import dataclasses
+from typing import BinaryIO
+import warnings
 
 BLOCK_BYTES = 1 << 20
 

@@ -24,8 +24,8 @@ import math
 import numpy as np
 
 from imagenet_resized.readers import inert_pickle
-from imagenet_resized.readers import pickle_strings as ps
 from imagenet_resized.readers import one_line
+from imagenet_resized.readers import pickle_strings as ps
 from imagenet_resized.readers.one_line import shown
 
 RECONSTRUCT = inert_pickle.Global('numpy._core.multiarray', '_reconstruct')

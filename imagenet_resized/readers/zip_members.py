@@ -23,9 +23,9 @@ import io
 import lzma
 import os
 import struct
+from typing import BinaryIO
 import zipfile
 import zlib
-from typing import BinaryIO
 
 from imagenet_resized.common import SourceError
 

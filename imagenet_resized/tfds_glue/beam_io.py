@@ -20,9 +20,11 @@ from collections.abc import Callable, Iterator
 
 import apache_beam as beam
 
-from imagenet_resized.pipeline import examples, pixel_statistics
+from imagenet_resized.authors import batch_files
+from imagenet_resized.authors import completeness
 from imagenet_resized.authors import row_selection
-from imagenet_resized.authors import batch_files, completeness
+from imagenet_resized.pipeline import examples
+from imagenet_resized.pipeline import pixel_statistics
 
 _COUNTS = 'counts'
 

@@ -26,13 +26,13 @@ Standard library only.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 import contextlib
 import logging
 import os
 import re
 import shutil
 from typing import TypeVar
-from collections.abc import Callable, Iterator
 
 from imagenet_resized.tfds_glue import file_lock
 

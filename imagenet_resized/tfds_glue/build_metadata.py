@@ -55,7 +55,7 @@ class BuildMetadata(tfds.core.MetadataDict):
   def add_beam_statistics(self, split: str, sums, data_dir) -> None:
     """Stores, once the pipeline has run, the one PixelSums in `sums` (a
     PCollection), written meanwhile under `data_dir`."""
-    import apache_beam as beam  # pylint: disable=g-import-not-at-top
+    import apache_beam as beam
 
     path = str(epath.Path(data_dir) / PENDING_FOLDER / f'{split}.json')
     self._pending[split] = path

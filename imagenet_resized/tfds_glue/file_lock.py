@@ -13,11 +13,11 @@ without locking, and says so in one log line. Standard library only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 

@@ -60,10 +60,12 @@ How a touch is checked (`check_touches`, at the start of every build):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import contextlib
 import dataclasses
 import errno
 import hashlib
+from importlib import metadata
 import inspect
 import json
 import logging
@@ -72,11 +74,8 @@ import struct
 import subprocess
 import sys
 import tempfile
-from importlib import metadata
-from collections.abc import Iterator
 
 import google_crc32c
-
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import constants
 from tensorflow_datasets.core import example_serializer
@@ -153,7 +152,7 @@ def _structure_problem(touch: int, dl_manager=None) -> str | None:
     return None
   if touch == SHUFFLE_MEMORY:
     value = vars(shuffle).get('MAX_MEM_BUFFER_SIZE')
-    if type(value) is not int:  # pylint: disable=unidiomatic-typecheck
+    if type(value) is not int:
       return f'shuffle.MAX_MEM_BUFFER_SIZE is {value!r}, not a byte count'
     return None
   if touch == MANUAL_DIR:
@@ -206,7 +205,7 @@ _PROBE_KEYS = (0, 1, (1 << 128) - 1, 0x0123456789ABCDEF0123456789ABCDEF)
 
 
 def _serializer_bytes_problem() -> str | None:
-  from imagenet_resized.tfds_glue import deterministic_serializer  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tfds_glue import deterministic_serializer
 
   features = tfds.features.FeaturesDict(
       {
@@ -246,7 +245,7 @@ def _writer_bytes_problem(folder: str) -> str | None:
 def _bucket_bytes_problem(folder: str) -> str | None:
   entries = list(zip(_PROBE_KEYS, _PROBE_RECORDS + (b'last',)))
   files = {}
-  for name, cls in (('theirs', shuffle._Bucket), ('ours', _LocalBucket)):  # pylint: disable=protected-access
+  for name, cls in (('theirs', shuffle._Bucket), ('ours', _LocalBucket)):
     bucket = cls(os.path.join(folder, name + '.bucket'))
     for key, data in entries:
       bucket.add(key, data)
@@ -273,7 +272,7 @@ def byte_probe() -> dict[int, str | None]:
     ):
       try:
         verdict[touch] = probe()
-      except Exception as e:  # pylint: disable=broad-except
+      except Exception as e:
         verdict[touch] = (
             f'the probe failed: {type(e).__name__}: {e}'.splitlines()[0]
         )
@@ -332,7 +331,7 @@ def _probe_in_subprocess() -> dict[int, str | None]:
     )
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     return {int(k): v for k, v in answer.items()}
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     why = f'the byte probe did not run: {type(e).__name__}: {e}'.splitlines()[0]
     return {t: why for t in _BYTE_CHECKED}
 
@@ -429,14 +428,14 @@ def _name_lookup_problem(builder_cls: type) -> str | None:
     )
   try:
     packages = listing(constants.DATASETS_TFDS_SRC_DIR)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     return f"listing TFDS's datasets folder failed: {type(e).__name__}"
   if not isinstance(packages, dict):
     return "the listing of TFDS's datasets folder is not a dict"
   packages.pop(builder_cls.name, None)
   try:
     found = registered.imported_builder_cls(builder_cls.name)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     found = f'{type(e).__name__}: {e}'.splitlines()[0]
   if found is not builder_cls:
     return (
@@ -523,16 +522,16 @@ def manual_dir_of(dl_manager, touches: Touches | None = None) -> str | None:
   if not _is_tfds_own(dl_manager, 'manual_dir'):
     try:
       manual_dir = dl_manager.manual_dir
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       manual_dir = None
   elif (touches is None or touches.uses(MANUAL_DIR)) and (
       '_manual_dir' in vars(dl_manager)
   ):
-    manual_dir = dl_manager._manual_dir  # pylint: disable=protected-access
+    manual_dir = dl_manager._manual_dir
   else:
     try:
       manual_dir = dl_manager.manual_dir
-    except Exception:  # pylint: disable=broad-except  # Missing or empty.
+    except Exception:
       manual_dir = None
   return os.path.expanduser(os.fspath(manual_dir)) if manual_dir else None
 
@@ -543,7 +542,6 @@ def is_download_cached(dl_manager, url: str) -> bool:
   Callers check `check_touches` first: without touch 4 this cannot be told.
   """
   resource = resource_lib.Resource(url=url)
-  # pylint: disable=protected-access
   return any(
       dl_manager._get_checksum_dl_result(resource, legacy_mode=legacy)
       is not None
@@ -551,7 +549,7 @@ def is_download_cached(dl_manager, url: str) -> bool:
   )
 
 
-class _LocalBucket(shuffle._Bucket):  # pylint: disable=protected-access
+class _LocalBucket(shuffle._Bucket):
   """TFDS's shuffle bucket on Python's own files, for local paths.
 
   The same file format as TFDS's `_Bucket` (16-byte hashed key, 8-byte size,
@@ -573,9 +571,8 @@ class _LocalBucket(shuffle._Bucket):  # pylint: disable=protected-access
         if e.errno != errno.EMFILE:
           raise
         # Up to 1,000 bucket files are open at once, as with TFDS's own.
-        shuffle._increase_open_files_limit()  # pylint: disable=protected-access
+        shuffle._increase_open_files_limit()
         self._fobj = open(self._path, 'wb')
-    # pylint: disable-next=protected-access
     self._fobj.write(shuffle._hkey_to_bytes(key) + struct.pack('=Q', len(data)))
     self._fobj.write(data)
     self._length += 1
@@ -600,7 +597,7 @@ class _LocalBucket(shuffle._Bucket):  # pylint: disable=protected-access
         if not head:
           return
         (size,) = struct.unpack('=Q', f.read(8))
-        yield shuffle._read_hkey(head), f.read(size)  # pylint: disable=protected-access
+        yield shuffle._read_hkey(head), f.read(size)
 
   def del_file(self) -> None:
     if not self._local:

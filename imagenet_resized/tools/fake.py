@@ -9,17 +9,17 @@ deterministic for a given seed (fixed zip timestamps, no pickle memo noise).
 from __future__ import annotations
 
 import codecs
+from collections.abc import Sequence
 import io
 import os
 import pickle
 import struct
 import zipfile
-from collections.abc import Sequence
 
 import numpy as np
 
-from imagenet_resized.authors import publication
 from imagenet_resized import common
+from imagenet_resized.authors import publication
 
 # Zip timestamps are fixed so that the same call writes the same bytes.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -99,7 +99,7 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 _RECONSTRUCT = np.zeros(0).__reduce__()[0]
 
 
-class _Py2Pickler(pickle._Pickler):  # pylint: disable=protected-access
+class _Py2Pickler(pickle._Pickler):
   """Writes pickles as Python 2 wrote them for the authors.
 
   Python 3's pickler has no switch for this: at protocol 2 it rebuilds `bytes`
@@ -108,7 +108,7 @@ class _Py2Pickler(pickle._Pickler):  # pylint: disable=protected-access
   global names the authors' files hold (`numpy.core.multiarray`).
   """
 
-  dispatch = dict(pickle._Pickler.dispatch)  # pylint: disable=protected-access
+  dispatch = dict(pickle._Pickler.dispatch)
   _NUMPY_GLOBALS = {
       np.ndarray: b'numpy\nndarray\n',
       np.dtype: b'numpy\ndtype\n',

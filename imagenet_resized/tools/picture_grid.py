@@ -8,11 +8,13 @@ separated by `PAD_PX` of white, also around the edge. Pillow only.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+import math
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
+from PIL import ImageDraw
+from PIL import ImageFont
 
 TILE_PX = 128
 CAPTION_PX = 16

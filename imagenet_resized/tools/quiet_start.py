@@ -12,10 +12,10 @@ import. A library user's process is left alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
 
 COMMAND = 'imagenet-resized'
 PACKAGE = 'imagenet_resized'
@@ -57,4 +57,4 @@ def quiet_tensorflow_for_command_line(
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   if 'tensorflow' not in sys.modules:
     with stderr_silenced():
-      import tensorflow  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
+      import tensorflow  # noqa: F401  (imported for its side effect: its logs, silenced)

@@ -38,9 +38,9 @@ to one version: the same sources then give byte-identical shards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import struct
 import zlib
-from collections.abc import Callable
 
 import deflate
 import numpy as np

@@ -15,9 +15,9 @@ same as TensorFlow's (tests/test_tfrecord_writer.py compares them).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 import os
 import struct
-from collections.abc import Iterable
 
 import google_crc32c
 

@@ -88,7 +88,7 @@ EAGER_BYTES = (16 << 20, 0)
 
 
 def _batch(rows: int, seed: int = 0) -> dict:
-  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake
   batch = fake.make_batch(np.random.default_rng(seed), rows, SIZE)
   batch['mean'] = batch['data'].mean(axis=0)
   return batch
@@ -96,7 +96,7 @@ def _batch(rows: int, seed: int = 0) -> dict:
 
 def pickle_seeds() -> list[bytes]:
   """Python 2 pickles (protocols 0-2) and Python 3 ones (2-5), lists and arrays."""
-  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake
   batch = _batch(3)
   seeds = [fake.py2_pickle_bytes(batch, protocol) for protocol in (0, 1, 2)]
   for protocol in (2, 3, 4, 5):
@@ -121,7 +121,7 @@ class UnseekableStream(io.RawIOBase):
 
 def npz_seeds() -> list[bytes]:
   """np.savez (to a file, and to a stream), np.savez_compressed."""
-  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake
   batch = _batch(3)
   compressed, stream = io.BytesIO(), UnseekableStream()
   np.savez_compressed(compressed, **batch)
@@ -134,7 +134,7 @@ def _npz_of(batch: dict, method: int, extra_zeros: int = 0) -> bytes:
   """An npz whose members zipfile compresses with `method` (bzip2, LZMA);
   with `extra_zeros`, data.npy's stream holds that many zero bytes more than
   its zip headers declare (a bomb: refused, in bounded memory)."""
-  import zipfile  # pylint: disable=g-import-not-at-top
+  import zipfile
   buf = io.BytesIO()
   with zipfile.ZipFile(buf, 'w', method) as zf:
     for key in ('data', 'labels'):
@@ -164,7 +164,7 @@ def _with_method(npz: bytes, method: int) -> bytes:
 
 def npz_compression_seeds() -> list[bytes]:
   """Valid npz files with bzip2 and LZMA members (read whole)."""
-  import zipfile  # pylint: disable=g-import-not-at-top
+  import zipfile
   batch = _batch(3)
   return [_npz_of(batch, zipfile.ZIP_BZIP2), _npz_of(batch, zipfile.ZIP_LZMA)]
 
@@ -173,8 +173,8 @@ def npz_hostile_seeds() -> list[bytes]:
   """Refused npz files the mutations start from too: bzip2 and LZMA members
   inflating 16 MiB past their declared size, a deflate64 member (a method
   zipfile cannot read)."""
-  import zipfile  # pylint: disable=g-import-not-at-top
-  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
+  import zipfile
+  from imagenet_resized.tools import fake
   batch = _batch(3)
   return [
       _npz_of(batch, zipfile.ZIP_BZIP2, 16 << 20),
@@ -184,7 +184,7 @@ def npz_hostile_seeds() -> list[bytes]:
 
 
 def _jpeg(image: np.ndarray, mode: str = 'RGB', fmt: str = 'JPEG') -> bytes:
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from PIL import Image
   buf = io.BytesIO()
   Image.fromarray(image).convert(mode).save(buf, format=fmt)
   return buf.getvalue()
@@ -192,9 +192,9 @@ def _jpeg(image: np.ndarray, mode: str = 'RGB', fmt: str = 'JPEG') -> bytes:
 
 def tar_seeds() -> list[bytes]:
   """A validation tar of three images and a train tar of two class tars."""
-  import fake_helpers  # pylint: disable=g-import-not-at-top
-  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
-  from imagenet_resized import labels  # pylint: disable=g-import-not-at-top
+  import fake_helpers
+  from imagenet_resized.tools import fake
+  from imagenet_resized import labels
   images = fake.make_images(np.random.default_rng(1), 4, 16)
   val = fake_helpers.tar_bytes([
       ('ILSVRC2012_val_00000001.JPEG', _jpeg(images[0])),
@@ -237,15 +237,15 @@ def read_pickle(data: bytes) -> Iterator[Callable[[], int]]:
   """Read twice: with the build's budget of string bytes read while parsing
   (every string of a small file is read then), and with one that leaves the
   arrays' bytes in the file, read later and decoded in blocks."""
-  from imagenet_resized.readers import pickle_batches  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.readers import pickle_batches
   for eager_bytes in EAGER_BYTES:
     yield lambda eager_bytes=eager_bytes: _consume(pickle_batches.iter_pickle_chunks(
         io.BytesIO(data), 'fuzz', SIZE, CHUNK_ROWS, eager_bytes=eager_bytes))
 
 
 def read_npz(data: bytes) -> Iterator[Callable[[], int]]:
-  from imagenet_resized.readers import npz_spool  # pylint: disable=g-import-not-at-top
-  from imagenet_resized.readers import npz_batches  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.readers import npz_spool
+  from imagenet_resized.readers import npz_batches
   yield lambda: _consume(npz_batches.iter_npz_chunks(io.BytesIO(data), 'fuzz', SIZE, CHUNK_ROWS))
 
   def through_copy() -> int:
@@ -257,7 +257,7 @@ def read_npz(data: bytes) -> Iterator[Callable[[], int]]:
 
 
 def read_tar(data: bytes) -> Iterator[Callable[[], int]]:
-  from imagenet_resized.ilsvrc import finding, layout, resizing, split_examples  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.ilsvrc import finding, layout, resizing, split_examples
   folder = tempfile.mkdtemp(dir='/dev/shm' if os.path.isdir('/dev/shm') else None)
   try:
     for split, name in (('validation', layout.VAL_TAR), ('train', layout.TRAIN_TAR)):
@@ -375,7 +375,7 @@ class Tally:
 
 def run_one(tally: Tally, data: bytes) -> None:
   """Runs the reader's steps on `data`; tallies each outcome."""
-  from imagenet_resized.common import SourceError  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.common import SourceError
   start = time.perf_counter()
   tally.executions += 1
   with _quiet_warnings():
@@ -387,7 +387,7 @@ def run_one(tally: Tally, data: bytes) -> None:
         tally.refused += 1
         if '\n' in str(e) or not str(e):
           tally.finding(f'message not one line at {_signature(e)}', str(e)[:300], data)
-      except Exception as e:  # pylint: disable=broad-except
+      except Exception as e:
         tally.finding(_signature(e), f'{type(e).__name__}: {str(e)[:300]}', data)
   tally.timed(time.perf_counter() - start, data)
   tally.write()
@@ -395,7 +395,7 @@ def run_one(tally: Tally, data: bytes) -> None:
 
 @contextlib.contextmanager
 def _quiet_warnings():
-  import warnings  # pylint: disable=g-import-not-at-top
+  import warnings
   with warnings.catch_warnings():
     warnings.simplefilter('ignore')
     yield
@@ -454,7 +454,7 @@ def run_mutations(tally: Tally, count: int, seed: int = 0) -> Tally:
 
 def strategies():
   """Hypothesis strategies of batch-like dicts (imported lazily)."""
-  from hypothesis import strategies as st  # pylint: disable=g-import-not-at-top
+  from hypothesis import strategies as st
 
   dtypes = st.sampled_from([
       'u1', 'u1', 'u1', '<i8', '>i4', '<i2', 'i1', '<f8', '<f2', '?', '<u8',
@@ -531,7 +531,7 @@ def _expected_rows(batch: dict) -> tuple[np.ndarray, np.ndarray] | None:
 
 def serialize(batch: dict, form: str) -> bytes:
   """A batch dict as a pickle (form 'pickle P' or 'py2 P') or an npz."""
-  from imagenet_resized.tools import fake  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.tools import fake
   kind, _, protocol = form.partition(' ')
   if kind == 'npz':
     buf = io.BytesIO()
@@ -554,11 +554,11 @@ FORMS = {
 def check_structured(tally: Tally, batch: dict, form: str) -> None:
   """Reads a well-formed file of `batch`: refused with SourceError, or read
   as exactly the rows it was written from; a legitimate batch is read."""
-  from imagenet_resized.readers import npz_batches, pickle_batches  # pylint: disable=g-import-not-at-top
-  from imagenet_resized.common import SourceError  # pylint: disable=g-import-not-at-top
+  from imagenet_resized.readers import npz_batches, pickle_batches
+  from imagenet_resized.common import SourceError
   try:
     data = serialize(batch, form)
-  except Exception:  # pylint: disable=broad-except
+  except Exception:
     return  # Not writable in this form (e.g. py2 of odd values).
   expected = _expected_rows(batch)
   tally.executions += 1
@@ -577,7 +577,7 @@ def check_structured(tally: Tally, batch: dict, form: str) -> None:
       tally.finding(f'legitimate batch refused ({form})', str(e)[:300], data)
     elif '\n' in str(e):
       tally.finding(f'message not one line at {_signature(e)}', str(e)[:300], data)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     tally.finding(_signature(e), f'{type(e).__name__}: {str(e)[:300]}', data)
   else:
     tally.accepted += 1
@@ -595,8 +595,8 @@ def run_hypothesis(tally: Tally, seconds: float, max_examples: int = 200,
                    derandomize: bool = False) -> Tally:
   """Rounds of `max_examples` structured files until `seconds` have passed
   (one round if derandomized: the same files every time)."""
-  from hypothesis import HealthCheck, given, settings  # pylint: disable=g-import-not-at-top
-  from hypothesis import strategies as st  # pylint: disable=g-import-not-at-top
+  from hypothesis import HealthCheck, given, settings
+  from hypothesis import strategies as st
   good, odd = strategies()
 
   @settings(max_examples=max_examples, deadline=None, derandomize=derandomize,
@@ -608,7 +608,7 @@ def run_hypothesis(tally: Tally, seconds: float, max_examples: int = 200,
 
   deadline = time.time() + seconds
   while True:
-    check()  # pylint: disable=no-value-for-parameter
+    check()
     if derandomize or time.time() >= deadline:
       break
   tally.write(force=True)
@@ -620,7 +620,7 @@ def run_hypothesis(tally: Tally, seconds: float, max_examples: int = 200,
 
 
 def run_atheris(tally: Tally, seconds: int, corpus: str, extra: list[str]) -> None:
-  import atheris  # pylint: disable=g-import-not-at-top
+  import atheris
   # Python code whose coverage guides the mutations (imported here first).
   instrumented = {
       'pickle': ['imagenet_resized'],
@@ -628,9 +628,9 @@ def run_atheris(tally: Tally, seconds: int, corpus: str, extra: list[str]) -> No
       'tar': ['imagenet_resized', 'tarfile', 'PIL'],
   }[tally.reader]
   with atheris.instrument_imports(include=instrumented):
-    from imagenet_resized.readers import npz_spool  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
-    from imagenet_resized.readers import npz_batches, pickle_batches  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
-    from imagenet_resized.ilsvrc import finding, layout, resizing, split_examples  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+    from imagenet_resized.readers import npz_spool  # noqa: F401
+    from imagenet_resized.readers import npz_batches, pickle_batches  # noqa: F401
+    from imagenet_resized.ilsvrc import finding, layout, resizing, split_examples  # noqa: F401
   os.makedirs(corpus, exist_ok=True)
   if not os.listdir(corpus):
     for i, data in enumerate(all_seeds(tally.reader)):
@@ -640,7 +640,7 @@ def run_atheris(tally: Tally, seconds: int, corpus: str, extra: list[str]) -> No
   def one_input(data: bytes) -> None:
     run_one(tally, data)
 
-  import atexit  # pylint: disable=g-import-not-at-top
+  import atexit
   atexit.register(tally.write, True)
   atheris.Setup(
       [sys.argv[0], corpus, f'-max_total_time={seconds}', '-timeout=60',
