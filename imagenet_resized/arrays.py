@@ -9,8 +9,8 @@ The examples are those of the prepared split, in the order of
 `builder.as_dataset(split=split, shuffle_files=False)`. The first call
 exports them (`array_export`, with a progress bar); later calls check the
 files' fingerprint (`array_fingerprint`) and open them at once. Where the
-files live: `array_location`. Views for grain, tf.data and PyTorch:
-`array_views`; docs/arrays.md.
+files live: `array_location`. Views for grain and tf.data, `RandomAccess` and
+`tf_random_batches` (from `array_views`); PyTorch needs none: docs/arrays.md.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ from imagenet_resized.array_files import array_export
 from imagenet_resized.array_files import array_fingerprint
 from imagenet_resized.array_files import array_location
 from imagenet_resized.array_files.array_fingerprint import ArraysError
+
+# The views input libraries expect, part of this public module.
+from imagenet_resized.array_files.array_views import RandomAccess  # noqa: F401
+from imagenet_resized.array_files.array_views import tf_random_batches  # noqa: F401
 from imagenet_resized.pipeline import pixel_statistics
 from imagenet_resized.pipeline import worker_pool
 from imagenet_resized.tfds_glue import file_lock

@@ -42,6 +42,7 @@ from imagenet_resized.tfds_glue import build_lock
 from imagenet_resized.tfds_glue import build_metadata
 from imagenet_resized.tfds_glue import deterministic_serializer
 from imagenet_resized.tfds_glue import tfds_internals
+from imagenet_resized.tfds_glue import touch_checks
 
 VERSION = tfds.core.Version('0.1.0')
 HOMEPAGE = 'https://patrykchrabaszcz.github.io/Imagenet32/'
@@ -347,7 +348,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
     # Each touch of TFDS internals is checked; one that differs from what it
     # replaces is skipped for this build (TFDS's own code, one log line).
-    touches = self._touches = tfds_internals.check_touches(dl_manager)
+    touches = self._touches = touch_checks.check_touches(dl_manager)
     with contextlib.ExitStack() as stack:
       # Byte-identical shards from build to build (and faster serialization);
       # local files written without importing TensorFlow.
@@ -411,7 +412,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     # decides, slower to fail but never refusing a cached file), or the
     # download manager's download is not TFDS's own (TFDS's test harness
     # serves EXAMPLE_DIR through it): then only it is asked.
-    touches = getattr(self, '_touches', None) or tfds_internals.check_touches()
+    touches = getattr(self, '_touches', None) or touch_checks.check_touches()
     if tfds_internals.downloads_through_tfds(dl_manager) and touches.uses(
         tfds_internals.DOWNLOAD_CACHE
     ):
@@ -557,4 +558,4 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
 # Where TFDS would find its own imagenet_resized by this name first (4.9.4 to
 # 4.9.6), the name finds this builder (touch 7 of tfds_internals).
-tfds_internals.name_resolves_to(Builder)
+touch_checks.name_resolves_to(Builder)

@@ -20,7 +20,6 @@ import tensorflow_datasets as tfds
 import imagenet_resized
 from conftest import REPO, build, read_split, run
 from imagenet_resized import arrays
-from imagenet_resized.array_files import array_views
 from imagenet_resized.tools import fake
 
 ArraysError = arrays.ArraysError
@@ -312,7 +311,7 @@ def test_grain_data_loader_reads_every_example_once(built_8, tmp_path):
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
   found = arrays.load('8x8', 'train', data_dir=copy_of(built_8, tmp_path))
-  source = array_views.RandomAccess(found)
+  source = imagenet_resized.arrays.RandomAccess(found)
   loader = grain.DataLoader(
       data_source=source,
       sampler=grain.IndexSampler(
@@ -334,7 +333,7 @@ def test_grain_data_loader_reads_every_example_once(built_8, tmp_path):
 def test_tf_data_random_batches_hold_no_copy_of_the_split(built_8, tmp_path):
   import tensorflow as tf
   found = arrays.load('8x8', 'train', data_dir=copy_of(built_8, tmp_path))
-  ds = array_views.tf_random_batches(found, batch_size=64, seed=1, steps=3)
+  ds = imagenet_resized.arrays.tf_random_batches(found, batch_size=64, seed=1, steps=3)
   by_image = {}
   for image, label in read_split(built_8, 'train'):
     by_image.setdefault(image.tobytes(), set()).add(label)

@@ -10,7 +10,8 @@ from PIL import Image
 from tensorflow_datasets.core import example_serializer
 
 import imagenet_resized
-from imagenet_resized.tfds_glue import deterministic_serializer, tfds_internals
+from imagenet_resized.tfds_glue import deterministic_serializer
+from imagenet_resized.tfds_glue import tfds_internals
 from imagenet_resized.tools import fake
 from imagenet_resized.writing import png_codec
 

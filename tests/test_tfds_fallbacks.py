@@ -24,7 +24,7 @@ from conftest import DUMMY_DATA, build, read_split
 from imagenet_resized.authors import download_probe
 from imagenet_resized.authors import publication
 from imagenet_resized import common
-from imagenet_resized.tfds_glue import tfds_internals
+from imagenet_resized.tfds_glue import tfds_internals, touch_checks
 from test_download_probe import _serve, download_calls, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def normal(tmp_path_factory):
 
 # Touches the installed release lacks anyway (touch 4 on 4.9.4).
 ALREADY_SKIPPED = tuple(
-    f'skipped touch {t} ' for t in tfds_internals.check_touches().skipped)
+    f'skipped touch {t} ' for t in touch_checks.check_touches().skipped)
 
 
 def _skipped_lines(caplog) -> list[str]:
@@ -96,7 +96,7 @@ def test_a_download_manager_without_manual_dir_field(tmp_path):
   )
   assert tfds_internals.manual_dir_of(manager) == str(DUMMY_DATA)
   del manager.__dict__['_manual_dir']  # A release that renamed it.
-  touches = tfds_internals.check_touches(manager)
+  touches = touch_checks.check_touches(manager)
   assert 3 in touches.skipped
   # TFDS's public property then answers (here it fails: None, never raises).
   assert tfds_internals.manual_dir_of(manager, touches) is None
@@ -135,7 +135,7 @@ def test_a_shard_writer_writing_other_bytes(tmp_path, monkeypatch, caplog, norma
   monkeypatch.setattr(file_adapters.TfRecordFileAdapter, 'write_examples',
                       classmethod(write_examples))
   monkeypatch.setattr(tfds, '__version__', '4.9.99')
-  monkeypatch.setenv(tfds_internals.CACHE_DIR_ENV, str(tmp_path / 'cache'))
+  monkeypatch.setenv(touch_checks.CACHE_DIR_ENV, str(tmp_path / 'cache'))
   _build_falls_back(5, tmp_path, caplog, normal)
   assert calls  # TFDS's (new) writer wrote the shards, not ours.
 
@@ -153,8 +153,8 @@ def test_a_changed_spill_bucket_class(tmp_path, monkeypatch, caplog, normal):
 
 
 def test_the_byte_probe_runs_once_per_release_in_a_subprocess(tmp_path, monkeypatch):
-  monkeypatch.setenv(tfds_internals.CACHE_DIR_ENV, str(tmp_path))
-  verdict = tfds_internals._probe_in_subprocess()
+  monkeypatch.setenv(touch_checks.CACHE_DIR_ENV, str(tmp_path))
+  verdict = touch_checks._probe_in_subprocess()
   assert verdict == {1: None, 5: None, 6: None}
 
 
@@ -224,7 +224,7 @@ def test_a_changed_name_lookup(change, monkeypatch, caplog):
   monkeypatch.setitem(registered._DATASET_REGISTRY, 'imagenet_resized',
                       imagenet_resized.Builder)
   with caplog.at_level(logging.WARNING):
-    tfds_internals.name_resolves_to(imagenet_resized.Builder)
+    touch_checks.name_resolves_to(imagenet_resized.Builder)
   lines = [r.getMessage() for r in caplog.records
            if 'skipped touch' in r.getMessage()]
   assert len(lines) == 1, lines

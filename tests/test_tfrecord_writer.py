@@ -9,8 +9,8 @@ import tensorflow as tf
 from tensorflow_datasets.core import file_adapters, shuffle
 
 import imagenet_resized
-from imagenet_resized.tools import fake
 from imagenet_resized.tfds_glue import tfds_internals
+from imagenet_resized.tools import fake
 from imagenet_resized.writing import tfrecord_writer
 
 from conftest import build, build_in_subprocess, source_examples
@@ -85,7 +85,7 @@ def test_builds_match_tfds_own_files(manual_dir, tmp_path, monkeypatch, shuffle_
   for name in ours:
     assert ours[name] == theirs[name], name
   if shuffle_bytes == 0:  # Both builds spilled every example: ours, then TFDS's.
-    assert spilled == ['_LocalBucket'] * 70 + ['_Bucket'] * 70
+    assert spilled == ['LocalBucket'] * 70 + ['_Bucket'] * 70
   else:
     assert spilled == []
   # The swaps last only as long as a build.
@@ -96,7 +96,9 @@ def test_builds_match_tfds_own_files(manual_dir, tmp_path, monkeypatch, shuffle_
   )
 
 
-def _tfds_own_files():
+def _tfds_own_files(touches):
+  """No touch 5 or 6 whatever `touches` allows: TFDS's own file code."""
+  del touches
   import contextlib
   return contextlib.nullcontext()
 

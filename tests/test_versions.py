@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 from packaging.specifiers import SpecifierSet
 
 from conftest import REPO, build
-from imagenet_resized.tfds_glue import tfds_internals
+from imagenet_resized.tfds_glue import touch_checks
 
 
 def _requirement(name: str) -> SpecifierSet:
@@ -33,7 +33,7 @@ def test_lower_bounds_are_the_oldest_set_ci_runs():
     spec = _requirement(name)
     assert version in spec, (name, version)
     assert not any(s.operator in ('<', '<=', '==', '~=') for s in spec), name
-  assert oldest['tensorflow-datasets'] in tfds_internals.VERIFIED_TFDS_VERSIONS
+  assert oldest['tensorflow-datasets'] in touch_checks.VERIFIED_TFDS_VERSIONS
 
 
 def test_no_upper_bound_on_tensorflow_datasets():
@@ -48,7 +48,7 @@ def test_every_touch_is_used_with_the_installed_tfds(caplog):
   lacking = set() if hasattr(
       tfds.download.DownloadManager, '_get_checksum_dl_result') else {4}
   with caplog.at_level(logging.WARNING):
-    assert set(tfds_internals.check_touches().skipped) == lacking
+    assert set(touch_checks.check_touches().skipped) == lacking
   assert caplog.text.count('skipped touch') == len(lacking)
 
 
@@ -59,7 +59,7 @@ def test_an_unverified_tfds_builds_with_every_touch_checked(
   """A release the suite has not passed on is not refused: its touches are
   checked (bytes included), and they hold for these very internals."""
   monkeypatch.setattr(tfds, '__version__', '4.9.99')
-  monkeypatch.setenv(tfds_internals.CACHE_DIR_ENV, str(tmp_path / 'cache'))
+  monkeypatch.setenv(touch_checks.CACHE_DIR_ENV, str(tmp_path / 'cache'))
   with caplog.at_level(logging.WARNING):
     assert build('8x8', dummy_data, tmp_path / 'data').is_prepared()
   assert caplog.text.count('skipped touch') <= 1  # Touch 4 on 4.9.4.

@@ -28,9 +28,9 @@ import functools
 from typing import Any
 
 import numpy as np
+from tensorflow_datasets.core.utils import dtype_utils
 
 from imagenet_resized.tfds_glue import tfds_internals
-from imagenet_resized.tfds_glue.tfds_internals import dtype_utils
 
 
 def _scalar_kind(tensor_info) -> str | None:
