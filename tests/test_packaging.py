@@ -57,9 +57,15 @@ def test_wheel_ships_data_files_as_real_files(wheel):
   for f in ('labels.txt', 'checksums.tsv'):
     assert wheel.read(f'imagenet_resized/{f}') == (REPO / f).read_bytes()
   assert len(wheel.read('imagenet_resized/labels.txt').split()) == 1000
-  for f in ('README.md', 'CITATIONS.bib', 'TAGS.txt', '__init__.py',
-            'imagenet_resized_dataset_builder.py', 'sources.py', 'batch_format.py'):
+  for f in ('README.md', 'CITATIONS.bib', 'TAGS.txt'):
     assert f'imagenet_resized/{f}' in names, f
+  # Every module of the package and of each of its wings (sub-packages).
+  modules = {
+      p.relative_to(REPO).as_posix()
+      for p in (REPO / 'imagenet_resized').rglob('*.py')
+  }
+  assert len({m.count('/') for m in modules}) == 2  # The top and the wings.
+  assert modules <= names, sorted(modules - names)
   assert not any(n.startswith(('tests/', 'dummy_data/', 'benchmarks/')) for n in names)
 
 
