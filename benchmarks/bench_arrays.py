@@ -53,6 +53,9 @@ def _children_peak_mib() -> float:
 
 def _builder(size: int, data_dir: str):
   import tensorflow_datasets as tfds
+
+  import imagenet_resized  # noqa: F401  (registers this package's builder)
+
   return tfds.builder(f'imagenet_resized/{size}x{size}', data_dir=data_dir)
 
 
