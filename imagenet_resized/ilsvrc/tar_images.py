@@ -7,6 +7,7 @@ Beam work units; links, devices and sparse members are refused.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import contextlib
 import io
 import posixpath
 import tarfile
@@ -29,6 +30,16 @@ def open_tar(path: str) -> regular_files.RegularFile:
 
 # ---------------------------------------------------------------------------
 # Reading images out of tars and folders.
+
+
+@contextlib.contextmanager
+def tar_errors(path: str) -> Iterator[None]:
+  """Within the block, a tar that cannot be read (corrupt, truncated, an I/O
+  error) is a one-line SourceError naming `path`."""
+  try:
+    yield
+  except (tarfile.TarError, EOFError, OSError) as e:
+    raise tar_error(path, e) from None
 
 
 def tar_error(path: str, e: Exception) -> SourceError:
@@ -104,14 +115,12 @@ def iter_class_tar(
 ) -> Iterator[resizing.Encoded]:
   """The images of one class tar, read from `fileobj` in stream mode."""
   where_tar = f'{train_tar}:{class_member}'
-  try:
+  with tar_errors(where_tar):
     with tarfile.open(fileobj=fileobj, mode='r|') as inner:
       for path, member in _iter_tar_files(inner, where_tar):
         where = f'{where_tar}/{one_line.shown(member.name)}'
         data = _read_member(inner, member, where)
         yield resizing.Encoded(f'train/{wnid}/{path}', where, data, label)
-  except (tarfile.TarError, EOFError, OSError) as e:
-    raise tar_error(where_tar, e) from None
 
 
 def class_tar_wnid(path: str, name: str, member: tarfile.TarInfo) -> str:
@@ -127,7 +136,7 @@ def class_tar_wnid(path: str, name: str, member: tarfile.TarInfo) -> str:
 
 def iter_train_tar(path: str) -> Iterator[resizing.Encoded]:
   labels = class_labels.label_of_wnid()
-  try:
+  with tar_errors(path):
     with (
         open_tar(path) as f,
         tarfile.open(fileobj=f, mode='r|') as outer,
@@ -140,14 +149,12 @@ def iter_train_tar(path: str) -> Iterator[resizing.Encoded]:
         yield from iter_class_tar(
             outer.extractfile(member), path, member.name, wnid, label
         )
-  except (tarfile.TarError, EOFError, OSError) as e:
-    raise tar_error(path, e) from None
 
 
 def iter_val_tar(path: str) -> Iterator[resizing.Encoded]:
   labels = class_labels.label_of_wnid()
   truth = class_labels.validation_wnids()
-  try:
+  with tar_errors(path):
     with (
         open_tar(path) as f,
         tarfile.open(fileobj=f, mode='r|') as tar,
@@ -158,8 +165,6 @@ def iter_val_tar(path: str) -> Iterator[resizing.Encoded]:
         label = class_labels.validation_label(base, where, truth, labels)
         data = _read_member(tar, member, where)
         yield resizing.Encoded(f'val/{base}', where, data, label)
-  except (tarfile.TarError, EOFError, OSError) as e:
-    raise tar_error(path, e) from None
 
 
 class MemberSlice(io.RawIOBase):
@@ -216,11 +221,9 @@ class _PiecewiseReads:
 
 def tar_members(path: str) -> list[tuple[str, tarfile.TarInfo]]:
   """The file members of an uncompressed tar, reading headers only."""
-  try:
+  with tar_errors(path):
     with (
         open_tar(path) as f,
         tarfile.open(fileobj=_PiecewiseReads(f), mode='r:') as tar,
     ):
       return list(_iter_tar_files(tar, path))
-  except (tarfile.TarError, EOFError, OSError) as e:
-    raise tar_error(path, e) from None
