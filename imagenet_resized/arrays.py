@@ -88,15 +88,20 @@ def _builder(config, data_dir):
     raise ArraysError(str(e)) from None
 
 
+def _stored_statistics(builder, split: str) -> dict | None:
+  """The split's {'mean', 'std'} the build stored in the metadata, or None
+  (a dataset built before the statistics were)."""
+  metadata = builder.info.metadata
+  if metadata is None:
+    return None
+  stored = metadata.get(pixel_statistics.METADATA_KEY, {}).get(split)
+  return stored if stored and stored.get('mean') else None
+
+
 def _train_statistics(builder, fingerprint: dict, split: str):
   """(mean, std) of the train split: the build's, else the export's own."""
-  stats = (
-      builder.info.metadata.get(pixel_statistics.METADATA_KEY, {})
-      if (builder.info.metadata is not None)
-      else {}
-  )
-  train = stats.get('train')
-  if train and train.get('mean'):
+  train = _stored_statistics(builder, 'train')
+  if train:
     return tuple(train['mean']), tuple(train['std'])
   if split == 'train' and fingerprint.get('statistics'):
     sums = pixel_statistics.PixelSums.from_json(fingerprint['statistics'])
@@ -203,5 +208,6 @@ def load(
           builder.builder_config.size,
           worker_pool.default_workers() if workers is None else workers,
           f'{builder.builder_config.name} {split}',
+          sums=_stored_statistics(builder, split) is None,
       )
   return _open(folder, builder, fingerprint, split)

@@ -398,3 +398,87 @@ def test_chunk_png_decoding_equals_pillow(size):
     assert np.array_equal(shard_records.decode_pngs(pngs, size), want)
   with pytest.raises(shard_records.RecordError, match='expected an 8-bit RGB image of'):
     shard_records.decode_pngs([pillow[0]], 8 if size != 8 else 16)
+
+
+def test_records_decode_as_tensorflow_reads_them(tmp_path):
+  """The export's record reader against TensorFlow's: records written by
+  tf.io.TFRecordWriter from tf.train.Example protos (deterministic), with
+  PNGs and labels whose lengths cross the one- and two-byte varints, in the
+  usual layout (read by `usual_stream`) and in others (an extra feature; a
+  PNG of Pillow's), read from record 3 on, compared with TensorFlow's
+  parse and PNG decoder."""
+  import io
+
+  import tensorflow as tf
+  from PIL import Image
+
+  from imagenet_resized.array_files import shard_records
+  from imagenet_resized.writing import png_codec
+
+  rng = np.random.default_rng(0)
+  # From flat to noise: PNGs of ~70 to ~260 bytes at 8x8.
+  images = np.stack([
+      np.clip(128 + rng.integers(-k, k + 1, (8, 8, 3)), 0, 255).astype(np.uint8)
+      for k in range(0, 256, 4)
+  ])
+  pngs = png_codec.encode_pngs(images)
+  assert min(map(len, pngs)) < 100 and max(map(len, pngs)) > 200
+  labels = [(0, 1, 127, 128, 500, 999)[i % 6] for i in range(len(pngs))]
+
+  def example(png, label, extra=False):
+    feature = {
+        'image': tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
+        'label': tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+    }
+    if extra:
+      feature['id'] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'x']))
+    proto = tf.train.Example(features=tf.train.Features(feature=feature))
+    return proto.SerializeToString(deterministic=True)
+
+  from PIL import PngImagePlugin
+
+  text = PngImagePlugin.PngInfo()
+  text.add_text('Comment', 'a text chunk before IDAT')
+  out = io.BytesIO()
+  Image.fromarray(images[5]).save(out, format='PNG', pnginfo=text)
+  records = [example(p, label) for p, label in zip(pngs, labels)]
+  records += [example(pngs[7], 3, extra=True), example(out.getvalue(), 130)]
+  path = str(tmp_path / 'shard.tfrecord')
+  with tf.io.TFRecordWriter(path) as writer:
+    for record in records:
+      writer.write(record)
+  usual = [shard_records.usual_stream(r, 8) is not None for r in records]
+  assert usual == [True] * len(pngs) + [False, False]
+
+  task = shard_records.ShardRange(path, 'tfrecord', 3, len(records) - 3, 8)
+  chunks = list(shard_records.decode_range(task))
+  got_images = np.concatenate([c.images for c in chunks])
+  got_labels = np.concatenate([c.labels for c in chunks])
+  want_images, want_labels = [], []
+  for raw in tf.data.TFRecordDataset(path).skip(3):
+    proto = tf.train.Example.FromString(raw.numpy())
+    feature = proto.features.feature
+    want_images.append(tf.io.decode_png(feature['image'].bytes_list.value[0]).numpy())
+    want_labels.append(feature['label'].int64_list.value[0])
+  assert np.array_equal(got_images, np.stack(want_images))
+  assert got_labels.tolist() == want_labels
+
+
+def test_a_declared_length_past_the_file_is_refused_before_reading(tmp_path):
+  """A record header whose length (with a valid checksum) runs past the end
+  of the file: one line naming the file and record, nothing allocated."""
+  import struct
+
+  from imagenet_resized.array_files import shard_records
+  from imagenet_resized.writing import tfrecord_writer
+
+  length = struct.pack('<Q', 1 << 60)
+  header = length + struct.pack('<I', tfrecord_writer.masked_crc32c(length))
+  path = tmp_path / 'shard.tfrecord'
+  path.write_bytes(tfrecord_writer.framed(b'first') + header + b'\0' * 16)
+  task = shard_records.ShardRange(str(path), 'tfrecord', 1, 1, 8)
+  with pytest.raises(shard_records.RecordError) as raised:
+    list(shard_records.decode_range(task))
+  message = str(raised.value)
+  assert message.startswith(f'{path}: record 1 is cut short (16 of {1 << 60} bytes)')
+  assert '\n' not in message

@@ -47,15 +47,20 @@ def work_ranges(
     file_format: str,
     size: int,
     range_rows: int = RANGE_ROWS,
+    sums: bool = True,
 ) -> list[tuple[int, shard_records.ShardRange]]:
-  """(first row in the split, ShardRange) covering the shards, in order."""
+  """(first row in the split, ShardRange) covering the shards, in order;
+  `sums`: whether the workers add up the pixels."""
   out = []
   first = 0
   for path, count in shards:
     for start in range(0, count, range_rows):
       n = min(range_rows, count - start)
       out.append(
-          (first, shard_records.ShardRange(path, file_format, start, n, size))
+          (
+              first,
+              shard_records.ShardRange(path, file_format, start, n, size, sums),
+          )
       )
       first += n
   return out
@@ -129,18 +134,21 @@ def export(
     size: int,
     workers: int,
     description: str,
+    sums: bool = True,
 ) -> dict:
   """Writes the split's .npy files and fingerprint into `folder`; returns the
   fingerprint. `dataset` is its `dataset` entry (array_location.identity),
   `shards` the (path, examples) of the split's shards in TFDS's read order.
-  The caller holds the folder's lock."""
+  `sums`: whether to add up the pixels for the fingerprint's statistics
+  (not needed where the build stored the split's). The caller holds the
+  folder's lock."""
   os.makedirs(folder, exist_ok=True)
   remove_incomplete(folder)
   # Whatever was here is no longer complete from now on.
   with contextlib.suppress(FileNotFoundError):
     os.remove(os.path.join(folder, array_fingerprint.FINGERPRINT))
   total = dataset['num_examples']
-  ranges = work_ranges(shards, dataset['file_format'], size)
+  ranges = work_ranges(shards, dataset['file_format'], size, RANGE_ROWS, sums)
   suffix = f'{INCOMPLETE}{os.getpid()}'
   paths = {
       name: os.path.join(folder, name + suffix)
