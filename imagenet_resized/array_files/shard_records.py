@@ -457,9 +457,34 @@ def decode_pngs(pngs: list[bytes], size: int) -> np.ndarray:
   return _decoded_images(size, len(pngs), [], list(enumerate(pngs)))
 
 
+@functools.cache
+def _keep_freed_memory() -> None:
+  """Asks glibc's malloc to keep freed memory for reuse, once per process.
+
+  Each chunk allocates some 35 MB in blocks of a few MB (the stack of
+  scanlines, its zlib wrapping, Pillow's image, the arrays); by default
+  glibc returns such blocks to the kernel when they are freed, and the next
+  chunk faults them in again, zeroed: measured at 32x32, 5.5 us of system
+  time per example, a tenth of a worker's time, against 1.3 us with the
+  thresholds raised. The memory kept is what the process peaked at anyway.
+  A no-op where the C library is not glibc.
+  """
+  try:
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    mallopt = libc.mallopt
+  except (OSError, AttributeError):
+    return
+  m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>.
+  mallopt(m_trim_threshold, 256 << 20)
+  mallopt(m_mmap_threshold, 64 << 20)
+
+
 def decode_range(task: ShardRange) -> Iterator[DecodedChunk]:
   """The examples of `task`, decoded, CHUNK_RECORDS at a time (a worker
   function of `worker_pool.parallel_streams`)."""
+  _keep_freed_memory()
   if task.file_format == TFRECORD:
     records = _tfrecords(task.path, task.start, task.count)
   elif task.file_format == ARRAY_RECORD:
