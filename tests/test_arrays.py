@@ -167,6 +167,31 @@ def test_truncated_and_modified_files_are_refused(built_8, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_dataset_built_without_statistics_gets_them_from_its_export(
+    built_8, tmp_path):
+  """The export adds up the pixels only where the build did not store the
+  statistics: a dataset whose metadata lacks them (as built before they
+  were) gets the train split's from the export, equal to numpy's over the
+  split as TFDS decodes it; other splits none."""
+  import json
+
+  data = copy_of(built_8, tmp_path)
+  metadata = os.path.join(data, 'imagenet_resized', '8x8', '0.1.0', 'metadata.json')
+  with open(metadata) as f:
+    saved = json.load(f)
+  del saved['statistics']
+  with open(metadata, 'w') as f:
+    json.dump(saved, f)
+  found = arrays.load('8x8', 'train', data_dir=data)
+  pixels = np.stack([image for image, _ in read_split(built_8, 'train')])
+  pixels = pixels.reshape(-1, 3).astype(np.float64)
+  np.testing.assert_allclose(found.mean, pixels.mean(axis=0), rtol=1e-12)
+  np.testing.assert_allclose(found.std, pixels.std(axis=0), rtol=1e-12)
+  validation = arrays.load('8x8', 'validation', data_dir=data)
+  assert validation.mean is None and validation.std is None
+
+
+@pytest.mark.slow
 def test_export_of_another_build_is_refused(built_8, tmp_path):
   other_manual = tmp_path / 'other'
   fake.write_sources(str(other_manual), 8, train_batches=2, examples_per_batch=300,
@@ -354,6 +379,13 @@ def test_tf_data_random_batches_hold_no_copy_of_the_split(built_8, tmp_path):
       default=0,
   )
   assert biggest < 1024 < split_bytes
+  # Unscaled: the stored uint8, for pipelines that normalise on the device.
+  raw_ds = imagenet_resized.arrays.tf_random_batches(
+      found, batch_size=64, seed=1, steps=2, scaled=False)
+  for images, labels in raw_ds.as_numpy_iterator():
+    assert images.dtype == np.uint8 and images.shape == (64, 8, 8, 3)
+    for image, label in zip(images, labels):
+      assert int(label) in by_image[image.tobytes()]
 
 
 @pytest.mark.slow

@@ -5,7 +5,9 @@
   index, read from the memory map; for grain.DataLoader / MapDataset, or any
   sampler that indexes.
 * `tf_random_batches`: a tf.data.Dataset of random batches (images scaled
-  to float32 in [0, 1], labels int64), drawn by a NumPy generator and read
+  to float32 in [0, 1], or the stored uint8 with `scaled=False` for
+  pipelines that normalise on the accelerator; labels int64), drawn by a
+  NumPy generator and read
   from the memory map inside `tf.py_function`: the graph holds the indices'
   step counter only, never the split (no `from_tensor_slices` of the
   arrays, which would copy them into a graph constant).
@@ -39,11 +41,16 @@ class RandomAccess:
     return f'RandomAccess({len(self)} examples, images {self._images.shape})'
 
 
-def random_batch(arrays, rng: np.random.Generator, batch_size: int):
-  """(images float32 in [0, 1], labels int64) of `batch_size` examples drawn
-  uniformly with replacement; indices sorted, which reads the memory map in
-  file order (the batch's examples are still a random sample)."""
+def random_batch(
+    arrays, rng: np.random.Generator, batch_size: int, scaled: bool = True
+):
+  """(images, labels int64) of `batch_size` examples drawn uniformly with
+  replacement; images float32 in [0, 1], or (scaled=False) uint8 as stored.
+  Indices sorted, which reads the memory map in file order (the batch's
+  examples are still a random sample)."""
   index = np.sort(rng.integers(0, len(arrays.labels), batch_size))
+  if not scaled:
+    return arrays.images[index], arrays.labels[index]
   # One pass: converted and scaled by the same ufunc call.
   images = np.multiply(
       arrays.images[index], np.float32(1 / 255), dtype=np.float32
@@ -52,19 +59,25 @@ def random_batch(arrays, rng: np.random.Generator, batch_size: int):
 
 
 def tf_random_batches(
-    arrays, batch_size: int = 256, seed: int = 0, steps: int | None = None
+    arrays,
+    batch_size: int = 256,
+    seed: int = 0,
+    steps: int | None = None,
+    scaled: bool = True,
 ):
-  """A tf.data.Dataset of `steps` random batches (endless if None)."""
+  """A tf.data.Dataset of `steps` random batches (endless if None); images
+  float32 in [0, 1], or uint8 as stored if not `scaled`."""
   import tensorflow as tf
 
   size = arrays.images.shape[1:]
+  image_dtype = tf.float32 if scaled else tf.uint8
 
   def fetch(step):
     rng = np.random.default_rng([seed, int(step)])
-    return random_batch(arrays, rng, batch_size)
+    return random_batch(arrays, rng, batch_size, scaled)
 
   def as_tensors(step):
-    images, labels = tf.py_function(fetch, [step], (tf.float32, tf.int64))
+    images, labels = tf.py_function(fetch, [step], (image_dtype, tf.int64))
     images.set_shape((batch_size, *size))
     labels.set_shape((batch_size,))
     return images, labels
