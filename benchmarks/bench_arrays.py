@@ -10,14 +10,23 @@ each in a fresh subprocess (own wall time, own peak memory):
   tf.data cache   the same with .cache() after decoding: the second epoch.
   data_source     tfds.data_source over array_record, random batches of 256
                   indices, decoded and scaled to float32.
-  export          imagenet_resized.arrays.load(refresh=True): the split
+  export          imagenet_resized.arrays.load, the first call: the split
                   exported to .npy (decoded from the tfrecord shards).
   arrays          random batches of 256 from the memory-mapped arrays,
                   scaled to float32.
+  arrays uint8    the same, unscaled (`scaled=False`: for pipelines that
+                  normalise on the accelerator); not what the issue measures.
 
   python benchmarks/bench_arrays.py --sizes 32 64 --out /tmp/bench_arrays.md
 
-prints a Markdown table (and writes it to --out if given).
+prints a Markdown table (and writes it to --out if given). With `--real`,
+at the real size instead (`photo_sources.real_layout`: 1,281,167 train
+examples, the sources written once as `bench_real_size.py` writes them):
+tf.data, the export and the arrays only (the cached epoch would hold the
+split as float32 in memory, 15.7 GB at 32x32; the array_record build would
+double the disk).
+
+  python benchmarks/bench_arrays.py --real --sizes 32 --out /tmp/bench_arrays_real.md
 """
 
 from __future__ import annotations
@@ -102,16 +111,24 @@ def _data_source(size: int, data_dir: str, batches: int) -> dict:
 
 
 def _export(size: int, data_dir: str) -> dict:
+  """The first export: the arrays of an earlier run are removed first (not
+  timed), so that nothing is replaced."""
+  import shutil
+
   from imagenet_resized import arrays
+  from imagenet_resized.array_files import array_location
+  folder = array_location.folder_for(_builder(size, data_dir), 'train', None)
+  shutil.rmtree(folder, ignore_errors=True)
+  os.sync()  # The removal's and the build's writes, before the clock starts.
   start = time.perf_counter()
-  found = arrays.load(f'{size}x{size}', 'train', data_dir=data_dir, refresh=True)
+  found = arrays.load(f'{size}x{size}', 'train', data_dir=data_dir)
   seconds = time.perf_counter() - start
   return {'examples': len(found), 'seconds': seconds,
           'peak_rss_mib': _peak_rss_mib(),
           'workers_peak_rss_mib': _children_peak_mib()}
 
 
-def _arrays(size: int, data_dir: str, batches: int) -> dict:
+def _arrays(size: int, data_dir: str, batches: int, scaled: bool = True) -> dict:
   import numpy as np
   from imagenet_resized.array_files import array_views
   from imagenet_resized import arrays
@@ -122,7 +139,7 @@ def _arrays(size: int, data_dir: str, batches: int) -> dict:
     array_views.random_batch(found, rng, BATCH)
   start = time.perf_counter()
   for _ in range(batches):
-    images, labels = array_views.random_batch(found, rng, BATCH)
+    images, labels = array_views.random_batch(found, rng, BATCH, scaled)
     del images, labels
   return {'examples': batches * BATCH, 'seconds': time.perf_counter() - start}
 
@@ -153,6 +170,8 @@ def child(args) -> None:
     out = _export(args.size, args.data_dir)
   elif task == 'arrays':
     out = _arrays(args.size, args.data_dir, args.batches)
+  elif task == 'arrays_uint8':
+    out = _arrays(args.size, args.data_dir, args.batches, scaled=False)
   else:
     raise SystemExit(f'unknown task {task}')
   out.setdefault('peak_rss_mib', _peak_rss_mib())
@@ -187,6 +206,8 @@ def main() -> None:
   parser.add_argument('--sizes', type=int, nargs='+', default=[32, 64])
   parser.add_argument('--work_dir', default=common.DEFAULT_WORK_DIR)
   parser.add_argument('--out', default=None)
+  parser.add_argument('--real', action='store_true',
+                      help='the real size: tf.data, export and arrays only')
   args = parser.parse_args()
   import photo_sources
   lines = [
@@ -197,12 +218,16 @@ def main() -> None:
   ]
   exports = []
   for size in args.sizes:
-    batches, per_batch, val = LAYOUTS[size]
-    layout = photo_sources.Layout((per_batch,) * batches, val)
+    if args.real:
+      layout = photo_sources.real_layout()
+    else:
+      batches, per_batch, val = LAYOUTS[size]
+      layout = photo_sources.Layout((per_batch,) * batches, val)
     sources = photo_sources.ensure_sources(args.work_dir, size, layout)
     dirs = {}
-    for fmt in ('tfrecord', 'array_record'):
-      dirs[fmt] = os.path.join(args.work_dir, f'arrays_{size}_{fmt}')
+    for fmt in ('tfrecord',) if args.real else ('tfrecord', 'array_record'):
+      name = f'arrays_real_{size}_{fmt}' if args.real else f'arrays_{size}_{fmt}'
+      dirs[fmt] = os.path.join(args.work_dir, name)
       marker = os.path.join(dirs[fmt], '.complete')
       if not os.path.exists(marker):
         import shutil
@@ -211,16 +236,20 @@ def main() -> None:
         open(marker, 'w').close()
     results = {
         'tf.data (decode in parallel map)': run_child('tfdata', size, dirs['tfrecord']),
-        'tf.data + cache (2nd epoch)': run_child('tfdata_cache', size, dirs['tfrecord']),
-        'tfds.data_source, array_record': run_child(
-            'data_source', size, dirs['array_record'], batches=40),
     }
+    if not args.real:
+      results['tf.data + cache (2nd epoch)'] = run_child(
+          'tfdata_cache', size, dirs['tfrecord'])
+      results['tfds.data_source, array_record'] = run_child(
+          'data_source', size, dirs['array_record'], batches=40)
     export = run_child('export', size, dirs['tfrecord'])
     results['arrays (memory-mapped .npy)'] = run_child(
         'arrays', size, dirs['tfrecord'], batches=400)
+    results['arrays, uint8 batches (scaled=False)'] = run_child(
+        'arrays_uint8', size, dirs['tfrecord'], batches=400)
     base = results['tf.data (decode in parallel map)']
     base_rate = base['examples'] / base['seconds']
-    train = batches * per_batch
+    train = sum(layout.train_rows)
     for name, r in results.items():
       rate = r['examples'] / r['seconds']
       lines.append(
