@@ -78,9 +78,8 @@ class DecodedChunk:
 def _tfrecords(path: str, start: int, count: int) -> Iterator[bytes]:
   """Records start..start+count of a TFRecord file, checksums verified.
 
-  Read in blocks of _READ_BYTES, each record sliced out of its block (one
-  read per record costs 3 system calls and buffer copies: ~40 % of this
-  function's time at 32x32); a declared length is checked against the file's
+  Read in blocks of _READ_BYTES, each record sliced out of its block (not
+  three reads per record); a declared length is checked against the file's
   size before anything is read for it.
   """
   if not file_lock.is_local(path):  # gs://... (not tried here): through etils.
@@ -281,8 +280,8 @@ def usual_stream(record: bytes, size: int) -> tuple[bytes, int] | None:
   Proven by rebuilding every byte of the record but the stream and IDAT's
   CRC (the stream's own Adler-32 is checked when it is inflated, and the
   record's CRC-32C covers all its bytes): a dict lookup of the tail, one
-  cached prefix and one comparison per record, where walking the message and
-  then the PNG's chunks cost ~4x as much.
+  cached prefix and one comparison per record, far less than walking the
+  message and then the PNG's chunks.
   """
   for tail_length in _TAIL_LENGTHS:
     label = _LABEL_OF_TAIL.get(record[-tail_length:])
@@ -331,6 +330,12 @@ def decode_png(data: bytes, size: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------
 # PNG decoding, a chunk of images at a time.
+#
+# Written here rather than left to a PNG library: measured on photo crops
+# (BENCHMARKS.md, "The export's PNG decoding"), this is as fast per image as
+# libspng (pyspng), the fastest library tried, and faster than imagecodecs,
+# OpenCV and Pillow one image at a time (3.5x and 2x at 32x32 and 64x64),
+# with nothing beyond Pillow and libdeflate, which the package needs anyway.
 
 _CHUNK_HEAD = struct.Struct('>I4s')
 
@@ -407,8 +412,8 @@ def _unfilter(scanlines: list[bytes], size: int) -> np.ndarray:
   images are stacked into one tall image, each preceded by a row of zeros
   with filter type None, which is what the PNG spec takes as the row above
   an image's first row; the stack is wrapped in a stored (level 0) zlib
-  stream, which costs a copy (libdeflate's level 0 takes half of zlib's
-  time: its Adler-32 is faster). One decoder call for thousands of images,
+  stream, which costs a copy (libdeflate's level 0: its Adler-32 is faster
+  than zlib's). One decoder call for thousands of images,
   instead of Pillow's fixed cost per image (most of its time at this size).
   """
   separator = bytes(1 + 3 * size)
@@ -461,13 +466,12 @@ def decode_pngs(pngs: list[bytes], size: int) -> np.ndarray:
 def _keep_freed_memory() -> None:
   """Asks glibc's malloc to keep freed memory for reuse, once per process.
 
-  Each chunk allocates some 35 MB in blocks of a few MB (the stack of
+  Each chunk allocates tens of MB in blocks of a few MB (the stack of
   scanlines, its zlib wrapping, Pillow's image, the arrays); by default
   glibc returns such blocks to the kernel when they are freed, and the next
-  chunk faults them in again, zeroed: measured at 32x32, 5.5 us of system
-  time per example, a tenth of a worker's time, against 1.3 us with the
-  thresholds raised. The memory kept is what the process peaked at anyway.
-  A no-op where the C library is not glibc.
+  chunk faults them in again, zeroed, in system time (docs/arrays.md has the
+  measurement). The memory kept is what the process peaked at anyway. A
+  no-op where the C library is not glibc.
   """
   try:
     import ctypes
