@@ -192,6 +192,27 @@ def test_a_dataset_built_without_statistics_gets_them_from_its_export(
 
 
 @pytest.mark.slow
+def test_flushes_during_the_export_keep_the_result(built_8, tmp_path, monkeypatch):
+  """The flushes to disk that run in a thread while the export writes (every
+  SYNC_BYTES; here every 4 KiB, so that they run in this small export): the files
+  are still the split."""
+  from imagenet_resized.array_files import array_export
+
+  monkeypatch.setattr(array_export, 'SYNC_BYTES', 4096)
+  flushed = []
+  real_flushed = array_export._flushed
+
+  def counted(fd):
+    real_flushed(fd)
+    flushed.append(fd)
+
+  monkeypatch.setattr(array_export, '_flushed', counted)
+  found = arrays.load('8x8', 'train', data_dir=copy_of(built_8, tmp_path), workers=0)
+  assert flushed
+  assert_same_as_tfds(built_8, 'train', found)
+
+
+@pytest.mark.slow
 def test_export_of_another_build_is_refused(built_8, tmp_path):
   other_manual = tmp_path / 'other'
   fake.write_sources(str(other_manual), 8, train_batches=2, examples_per_batch=300,
@@ -514,3 +535,54 @@ def test_a_declared_length_past_the_file_is_refused_before_reading(tmp_path):
   message = str(raised.value)
   assert message.startswith(f'{path}: record 1 is cut short (16 of {1 << 60} bytes)')
   assert '\n' not in message
+
+
+def test_mutated_records_give_one_line_or_pixels():
+  """Records whose bytes are mutated (flipped, cut, grown; framed again with
+  valid checksums, as a deliberate change would be) are read as pixels or
+  refused in one line naming the file: never another exception."""
+  import random
+  import tempfile
+
+  from imagenet_resized.array_files import shard_records
+  from imagenet_resized.writing import example_wire
+  from imagenet_resized.writing import png_codec
+  from imagenet_resized.writing import tfrecord_writer
+
+  rng = np.random.default_rng(3)
+  images = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+  images[:3] //= 32  # Some compress, some do not.
+  records = []
+  for png, label in zip(png_codec.encode_pngs(images), (0, 5, 127, 128, 700, 999)):
+    entries = example_wire.bytes_entry_head('image', len(png)) + png
+    entries += example_wire.int_entry('label', label)
+    records.append(example_wire.example_head(len(entries)) + entries)
+  pick = random.Random(0)
+  outcomes = {'pixels': 0, 'refused': 0}
+  with tempfile.TemporaryDirectory() as folder:
+    path = os.path.join(folder, 'shard.tfrecord')
+    for _ in range(400):
+      mutated = [bytearray(r) for r in records]
+      target = mutated[pick.randrange(len(mutated))]
+      for _ in range(pick.randint(1, 4)):
+        where = pick.randrange(len(target))
+        kind = pick.randrange(3)
+        if kind == 0:
+          target[where] ^= 1 << pick.randrange(8)
+        elif kind == 1:
+          del target[where:where + pick.randint(1, 40)]
+        else:
+          target[where:where] = bytes(pick.randrange(256) for _ in range(pick.randint(1, 8)))
+      with open(path, 'wb') as f:
+        for record in mutated:
+          f.write(tfrecord_writer.framed(bytes(record)))
+      task = shard_records.ShardRange(path, 'tfrecord', 0, len(records), 8)
+      try:
+        chunks = list(shard_records.decode_range(task))
+      except shard_records.RecordError as e:
+        assert str(e).startswith(path) and '\n' not in str(e), str(e)
+        outcomes['refused'] += 1
+      else:
+        assert sum(len(c.labels) for c in chunks) == len(records)
+        outcomes['pixels'] += 1
+  assert outcomes['refused'] > 100 and outcomes['pixels'] > 0, outcomes

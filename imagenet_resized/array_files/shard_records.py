@@ -124,6 +124,11 @@ def _tfrecords(path: str, start: int, count: int) -> Iterator[bytes]:
       if end > len(block):
         block = block[pos:] + f.read(max(_READ_BYTES, end - pos))
         block, pos, offset, end = block, 0, offset + pos, end - pos
+        if end > len(block):  # The file shrank while it was read.
+          raise RecordError(
+              f'{path}: record {index} is cut short; expected a whole'
+              ' TFRecord file'
+          )
       data = block[pos + _HEADER.size : end - _CRC.size]
       (crc,) = _CRC.unpack_from(block, end - _CRC.size)
       if tfrecord_writer.masked_crc32c(data) != crc:
