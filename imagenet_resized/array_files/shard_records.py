@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from imagenet_resized.pipeline import pixel_statistics
+from imagenet_resized.pipeline import worker_pool
 from imagenet_resized.readers import one_line
 from imagenet_resized.tfds_glue import file_lock
 from imagenet_resized.writing import example_wire
@@ -475,9 +476,12 @@ def _keep_freed_memory() -> None:
   scanlines, its zlib wrapping, Pillow's image, the arrays); by default
   glibc returns such blocks to the kernel when they are freed, and the next
   chunk faults them in again, zeroed, in system time (docs/arrays.md has the
-  measurement). The memory kept is what the process peaked at anyway. A
-  no-op where the C library is not glibc.
+  measurement). The memory kept is what the process peaked at anyway. Only
+  in the export's worker processes (never the caller's own process, as when
+  `workers` is 0); a no-op where the C library is not glibc.
   """
+  if not worker_pool.in_worker():
+    return
   try:
     import ctypes
 

@@ -161,6 +161,13 @@ worker_pool._serve(connection.Connection(fd))
 """
 
 _PACKAGE = __name__.partition('.')[0]
+_in_worker = False
+
+
+def in_worker() -> bool:
+  """Whether this process is a worker of `parallel_streams` (so that a work
+  function may tune the process, which is its own, not the caller's)."""
+  return _in_worker
 
 
 def _serve(conn: connection.Connection) -> None:
@@ -169,6 +176,8 @@ def _serve(conn: connection.Connection) -> None:
   Messages out: ('value', index, value), ('done', index, None) and
   ('error', index, exception). None in: stop.
   """
+  global _in_worker
+  _in_worker = True
   while True:
     try:
       task = conn.recv()
