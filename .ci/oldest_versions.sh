@@ -3,7 +3,13 @@
 # in a fresh venv, then the slice of the suite named in .ci/oldest_slice.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${OLDEST_VENV:-$(mktemp -d)/oldest}
+if [[ -n ${OLDEST_VENV:-} ]]; then
+  venv=$OLDEST_VENV
+else
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT  # A venv of some 3 GB: not left behind.
+  venv=$work/oldest
+fi
 pins=$(grep -v '^#' .ci/oldest_versions.txt)
 python3 -m venv "$venv"
 # shellcheck disable=SC2086

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT  # A venv of some 3 GB: not left behind.
 venv=${PRELOADED_VENV:-$work/preloaded}
 python3 -m venv "$venv"
 "$venv/bin/pip" install -q tensorflow==2.18.1 tensorflow-datasets==4.9.7 \
