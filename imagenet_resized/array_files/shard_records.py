@@ -48,7 +48,6 @@ _READ_BYTES = 1 << 20
 
 _HEADER = struct.Struct('<QI')
 _CRC = struct.Struct('<I')
-_CRC_BE = struct.Struct('>I')
 
 
 class RecordError(ValueError):
@@ -265,18 +264,20 @@ def _usual_prefix(record_length: int, tail_length: int, size: int):
     image_head = example_wire.bytes_entry_head('image', png)
     head = example_wire.example_head(len(image_head) + png + label_entry)
     if len(head) + len(image_head) == heads:
-      prefix = b''.join(
-          (
-              head,
-              image_head,
-              _PNG_SIGNATURE,
-              _rgb_ihdr(size),
-              struct.pack('>I', stream),
-              b'IDAT',
-          )
-      )
+      prefix = head + image_head + _png_head(size, stream)
       return prefix, len(prefix) + stream
   return None
+
+
+def _png_head(size: int, stream_length: int) -> bytes:
+  """The bytes of our writer's PNG before its zlib stream: the signature,
+  the IHDR chunk, IDAT's length and type."""
+  return (
+      _PNG_SIGNATURE
+      + _rgb_ihdr(size)
+      + struct.pack('>I', stream_length)
+      + b'IDAT'
+  )
 
 
 def usual_stream(record: bytes, size: int) -> tuple[bytes, int] | None:
@@ -350,18 +351,14 @@ def _one_idat(data: bytes, size: int) -> bytes | None:
   """The IDAT body of a PNG laid out as this package's writer writes it
   (signature, IHDR of an 8-bit RGB size x size image, one IDAT, IEND), or
   None for any other layout."""
-  head = len(_PNG_SIGNATURE) + 25
+  stream = len(data) - _PNG_BEFORE_STREAM - _PNG_AFTER_STREAM
   if (
-      data[head + 4 : head + 8] != b'IDAT'
+      stream < 0
+      or not data.startswith(_png_head(size, stream))
       or not data.endswith(_IEND_CHUNK)
-      or data[len(_PNG_SIGNATURE) : head] != _rgb_ihdr(size)
-      or not data.startswith(_PNG_SIGNATURE)
   ):
     return None
-  (length,) = _CRC_BE.unpack_from(data, head)
-  if head + 12 + length + len(_IEND_CHUNK) != len(data):
-    return None
-  return data[head + 8 : head + 8 + length]
+  return data[_PNG_BEFORE_STREAM : _PNG_BEFORE_STREAM + stream]
 
 
 def _png_scanlines(data: bytes, size: int) -> bytes | None:
