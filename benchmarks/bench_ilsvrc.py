@@ -101,7 +101,9 @@ def time_beam(source, size: int, options: list[str]) -> tuple[int, float]:
   from apache_beam.options.pipeline_options import PipelineOptions
   from apache_beam.testing.util import assert_that, equal_to
 
-  expected = sum(1 for _ in source.images())
+  expected = sum(
+      1 for unit in split_examples.work_units(source) for _ in unit.images()
+  )
   start = time.perf_counter()
   with beam.Pipeline(options=PipelineOptions(options)) as pipeline:
     count = (
@@ -140,7 +142,7 @@ def main() -> None:
 
   folder = ensure_tarballs(args.work_dir, args.images, args.classes, args.val_images)
   train_tar = os.path.join(folder, layout.TRAIN_TAR)
-  source = finding.SplitSource(common.TRAIN, layout.FORM_TARBALL, (train_tar,))
+  source = finding.SplitImages(common.TRAIN, layout.FORM_TARBALL, (train_tar,))
   mib = os.path.getsize(train_tar) / 2**20
   workers = worker_pool.default_workers()
   print(f'machine: {common.machine()}; load average before: {common.load_average()}')

@@ -116,12 +116,22 @@ def crops(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
   return out
 
 
-def _chunk_rows(args: tuple[int, int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _chunk_rows(args: tuple[int, int, int, int, int]):
   """Worker: one chunk of a batch as (planar rows, 1-based labels)."""
   seed, size, batch_index, chunk_index, n = args
   rng = np.random.default_rng([seed, size, batch_index, chunk_index])
   rows = fake.images_to_rows(crops(rng, n, size))
-  return rows, rng.integers(1, 1001, size=n)
+  yield rows, rng.integers(1, 1001, size=n)
+
+
+def _in_order(results):
+  """The values of `parallel_streams` (one per item) in the items' order."""
+  pending, wanted = {}, 0
+  for index, value in results:
+    pending[index] = value
+    while wanted in pending:
+      yield pending.pop(wanted)
+      wanted += 1
 
 
 def _write_npy_header(f, shape: tuple[int, ...], dtype) -> None:
@@ -153,7 +163,8 @@ def write_batch_npz(
     with zf.open(zipfile.ZipInfo('data.npy', _ZIP_DATE), 'w', force_zip64=True) as f:
       _write_npy_header(f, (rows, width), np.uint8)
       done = 0
-      for chunk, chunk_labels in worker_pool.parallel_map(_chunk_rows, jobs, workers):
+      chunks = worker_pool.parallel_streams(_chunk_rows, jobs, workers)
+      for chunk, chunk_labels in _in_order(chunks):
         f.write(chunk.tobytes())
         labels[done : done + len(chunk)] = chunk_labels
         total += chunk.sum(axis=0, dtype=np.float64)

@@ -24,6 +24,7 @@ import tensorflow_datasets as tfds
 
 import imagenet_resized
 from imagenet_resized import common
+from imagenet_resized import configs
 from imagenet_resized import labels
 from imagenet_resized.authors import publication
 from imagenet_resized.common import SourceError
@@ -34,7 +35,7 @@ PROG = 'imagenet-resized'
 # `fake` writes the authors' archives, of the published sizes; `show` draws
 # any registered config.
 CONFIGS = tuple(f'{size}x{size}' for size in common.SIZES)
-SHOW_CONFIGS = tuple(c.name for c in imagenet_resized.Builder.BUILDER_CONFIGS)
+SHOW_CONFIGS = tuple(c.name for c in configs.REGISTERED)
 DEFAULT_SHOW_EXAMPLES = 16
 
 
@@ -107,15 +108,9 @@ def read_examples(config: str, split: str, data_dir: str | None, count: int):
         f'--data-dir {data_dir}: no such folder; expected the data_dir the'
         ' dataset was built into'
     )
-  builder = tfds.builder(f'imagenet_resized/{config}', data_dir=data_dir)
+  builder = imagenet_resized.Builder(config=config, data_dir=data_dir)
   if not builder.is_prepared():
-    raise CliError(
-        f'imagenet_resized/{config} is not prepared in {builder.data_dir}:'
-        ' build it first (tfds build imagenet_resized --imports'
-        f' imagenet_resized --config {config} --manual_dir DIR'
-        + (f' --data_dir {data_dir}' if data_dir else '')
-        + ')'
-    )
+    raise CliError(builder.unprepared(data_dir))
   try:  # Checked here, before TensorFlow is started for the reading.
     builder.info.splits[split]
   except ValueError as e:  # An unknown split or a bad slice.
@@ -168,7 +163,7 @@ def _fake(args: argparse.Namespace) -> None:
   else:
     written = fake.write_sources(
         args.out,
-        int(args.config.split('x')[0]),
+        configs.from_name(args.config).size,
         fmt=args.format,
         train_batches=args.train_batches,
         examples_per_batch=args.examples_per_batch,

@@ -5,8 +5,11 @@
   arrays.labels   # (N,) int64
   arrays.mean, arrays.std  # the train split's per-channel statistics
 
-The examples are those of the prepared split, in the order of
-`builder.as_dataset(split=split, shuffle_files=False)`. The first call
+The examples are those of the prepared split in TFDS's index order: row i
+is example i as TFDS numbers it (`split='train[i:i+1]'`,
+`as_data_source(split)[i]`), the shards one after the other; tf.data reads
+them in this order with `read_config=tfds.ReadConfig(interleave_cycle_length=1)`
+(docs/arrays.md). The first call
 exports them (`array_export`, with a progress bar); later calls check the
 files' fingerprint (`array_fingerprint`) and open them at once. Where the
 files live: `array_location`. Views for grain and tf.data, `RandomAccess` and
@@ -18,29 +21,31 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 
 import numpy as np
-import tensorflow_datasets as tfds
 
+from imagenet_resized import configs
 from imagenet_resized import imagenet_resized_dataset_builder as builder_module
 from imagenet_resized.array_files import array_export
 from imagenet_resized.array_files import array_fingerprint
 from imagenet_resized.array_files import array_location
 from imagenet_resized.array_files.array_fingerprint import ArraysError
-
-# The views input libraries expect, part of this public module.
-from imagenet_resized.array_files.array_views import RandomAccess  # noqa: F401
-from imagenet_resized.array_files.array_views import tf_random_batches  # noqa: F401
+from imagenet_resized.array_files.array_views import RandomAccess
+from imagenet_resized.array_files.array_views import tf_random_batches
 from imagenet_resized.pipeline import pixel_statistics
+from imagenet_resized.pipeline import stop_signals
 from imagenet_resized.pipeline import worker_pool
 from imagenet_resized.tfds_glue import file_lock
 
-__all__ = ['ArraysError', 'SplitArrays', 'load']
+__all__ = [
+    'ArraysError',
+    'RandomAccess',
+    'SplitArrays',
+    'load',
+    'tf_random_batches',
+]
 
 log = logging.getLogger(__name__)
-
-_SUBSET_NAME = re.compile(r'(\d+)x\1_(\d+)')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,21 +75,11 @@ class SplitArrays:
 def _builder(config, data_dir):
   """The TFDS builder of `config`: a registered name ('32x32'), a class
   subset's name ('32x32_100'), or an ImagenetResizedConfig."""
-  if isinstance(config, str):
-    registered = {c.name for c in builder_module.Builder.BUILDER_CONFIGS}
-    match = _SUBSET_NAME.fullmatch(config)
-    if config not in registered and match:
-      config = builder_module.ImagenetResizedConfig(
-          size=int(match[1]), num_classes=int(match[2])
-      )
-    elif config not in registered:
-      raise ArraysError(
-          f'config {config!r}: not a config of imagenet_resized; expected one'
-          f' of {", ".join(sorted(registered))}, or SxS_K (a class subset)'
-      )
   try:
-    return tfds.builder('imagenet_resized', config=config, data_dir=data_dir)
-  except builder_module.ConfigError as e:
+    if isinstance(config, str):
+      config = configs.from_name(config)
+    return builder_module.Builder(config=config, data_dir=data_dir)
+  except configs.ConfigError as e:
     raise ArraysError(str(e)) from None
 
 
@@ -169,12 +164,7 @@ def load(
   """
   builder = _builder(config, data_dir)
   if not builder.is_prepared():
-    raise ArraysError(
-        f'imagenet_resized/{builder.builder_config.name} is not prepared in'
-        f' {builder.data_dir}: build it first (tfds build imagenet_resized'
-        f' --imports imagenet_resized --config {builder.builder_config.name}'
-        ' --manual_dir DIR)'
-    )
+    raise ArraysError(builder.unprepared())
   if split not in builder.info.splits.keys():
     raise ArraysError(
         f'split {split!r}: not a split of imagenet_resized/'
@@ -191,7 +181,10 @@ def load(
       f' {builder.version} {split} to arrays'
   )
   os.makedirs(os.path.dirname(folder), exist_ok=True)
-  with file_lock.held(folder + '.lock', what):
+  with (
+      stop_signals.stopped_by_signals(f'the {what}'),
+      file_lock.held(folder + '.lock', what),
+  ):
     # Another process may have exported it while this one waited.
     fingerprint = None if refresh else _checked(folder, expected, verify, False)
     if fingerprint is None:

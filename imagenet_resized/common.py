@@ -6,6 +6,8 @@ A leaf: it imports nothing of the package, and every module may import it.
 from __future__ import annotations
 
 from collections.abc import Callable
+import os
+import re
 from typing import Protocol, TypeVar
 
 # The image sizes the authors published.
@@ -16,6 +18,13 @@ VALIDATION = 'validation'
 SPLITS = (TRAIN, VALIDATION)
 # Classes of ILSVRC2012, in the authors' label order (labels.txt).
 NUM_CLASSES = 1000
+# A WordNet ID, which names an ILSVRC2012 class (and its folder or tar).
+WNID_RE = re.compile(r'^n\d{8}$')
+
+
+def is_local(path) -> bool:
+  """Whether `path` is on this machine's file system (not gs://, s3://, ...)."""
+  return '://' not in os.fspath(path)
 
 
 class SourceError(ValueError):
@@ -29,8 +38,8 @@ class SourceError(ValueError):
 class SplitSource(Protocol):
   """What one split is built from, whichever kind of source it is.
 
-  Met by the authors' batches (`authors.batch_files.SplitSource`) and by the
-  ILSVRC2012 JPEGs (`ilsvrc.finding.SplitSource`); the builder needs no more
+  Met by the authors' batches (`authors.batch_files.SplitBatches`) and by the
+  ILSVRC2012 JPEGs (`ilsvrc.finding.SplitImages`); the builder needs no more
   than this of either.
   """
 

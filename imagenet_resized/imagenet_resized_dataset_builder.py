@@ -1,27 +1,23 @@
 """imagenet_resized: the downsampled ImageNet of Chrabaszcz et al. (2017) for TFDS.
 
-TFDS glue only: configs, metadata, where the sources come from, and handing
-(key, example) pairs to TFDS. Reading and validating the authors' batches is
-in `sources` / `batch_format`, ImageNet's JPEGs in `ilsvrc`, PNG encoding in
-`png_codec`, Beam in `beam_io`, and every touch of TFDS's internals in
-`tfds_internals`.
-
-One name, one dataset: `8x8` ... `64x64` are built from the authors' archives
-only; the same sizes computed from the ILSVRC2012 JPEGs are other datasets,
-with names of their own (`32x32_ilsvrc2012`), asked for by name.
+TFDS glue only: the builder's info, where each split's source comes from,
+and handing (key, example) pairs to TFDS. The configs are in `configs`;
+finding and reading the authors' batches in `authors/` and `readers/`, the
+ILSVRC2012 JPEGs in `ilsvrc/`, the workers and PNGs in `pipeline/` and
+`writing/`, and every touch of TFDS's internals in `tfds_glue/`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from imagenet_resized import common
+from imagenet_resized import configs
 from imagenet_resized import resources
 from imagenet_resized.authors import batch_files
 from imagenet_resized.authors import discovery
@@ -36,6 +32,7 @@ from imagenet_resized.ilsvrc import layout
 from imagenet_resized.ilsvrc import split_examples
 from imagenet_resized.pipeline import examples
 from imagenet_resized.pipeline import pixel_statistics
+from imagenet_resized.pipeline import stop_signals
 from imagenet_resized.pipeline import worker_pool
 from imagenet_resized.readers import one_line
 from imagenet_resized.tfds_glue import build_lock
@@ -44,194 +41,8 @@ from imagenet_resized.tfds_glue import deterministic_serializer
 from imagenet_resized.tfds_glue import tfds_internals
 from imagenet_resized.tfds_glue import touch_checks
 
-VERSION = tfds.core.Version('0.1.0')
 HOMEPAGE = 'https://patrykchrabaszcz.github.io/Imagenet32/'
 LOGIN_PAGE = 'https://image-net.org/download-images'
-
-# Where a config's images come from.
-AUTHORS = 'authors'  # The authors' published batches (npz or pickle).
-ILSVRC2012 = 'ilsvrc2012'  # Computed here from the ILSVRC2012 JPEGs.
-SOURCE_NAMES = (AUTHORS, ILSVRC2012)
-
-log = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-  """A config that would not name one well-defined dataset."""
-
-
-def config_name(
-    size: int,
-    source: str = AUTHORS,
-    jpeg_draft: bool = False,
-    num_classes: int | None = None,
-) -> str:
-  """The one name of a config: '32x32', '16x16_120', '32x32_ilsvrc2012',
-  '48x48_ilsvrc2012_draft'."""
-  name = f'{size}x{size}'
-  if num_classes is not None:
-    name += f'_{num_classes}'
-  if source == ILSVRC2012:
-    name += '_ilsvrc2012'
-  return name + ('_draft' if jpeg_draft else '')
-
-
-def _description(
-    size: int, source: str, jpeg_draft: bool, num_classes: int | None
-) -> str:
-  if num_classes is not None:
-    text = (
-        f"The authors' {size}x{size} batches restricted to their first"
-        f' {num_classes} classes (1-based labels 1..{num_classes}, here'
-        f' 0..{num_classes - 1}), examples keyed as in {size}x{size}.'
-    )
-    if (size, num_classes) == (imagenet16_120.SIZE, imagenet16_120.NUM_CLASSES):
-      text += (
-          ' ImageNet16-120 of NAS-Bench-201 (Dong and Yang, 2020), with its'
-          ' x_valid and x_test halves of the validation split.'
-      )
-    return text
-  if source == AUTHORS:
-    return (
-        f"ImageNet (ILSVRC2012) box-resized to {size}x{size}: the authors'"
-        ' published batches.'
-    )
-  return (
-      f'ImageNet (ILSVRC2012) box-resized to {size}x{size}, computed from the'
-      " ILSVRC2012 JPEGs by the authors' documented method (Pillow,"
-      " convert('RGB'), resize BOX); not compared with the authors' files,"
-      ' whose exact JPEGs and Pillow version are unknown, so pixels may differ;'
-      " keys and order differ from the authors' archives."
-      + (
-          ' JPEG draft decoding: faster, not pixel-identical to the full'
-          ' decode.'
-          if jpeg_draft
-          else ''
-      )
-  )
-
-
-def _checked_name(size, source, jpeg_draft, num_classes, name) -> str:
-  """The config's one name; ConfigError if the arguments name no dataset."""
-  if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-    raise ConfigError(f'size={size!r}: expected a positive int')
-  if source not in SOURCE_NAMES:
-    raise ConfigError(
-        f"source={source!r}: expected {AUTHORS!r} (the authors' archives) or"
-        f' {ILSVRC2012!r} (computed from the ILSVRC2012 JPEGs)'
-    )
-  if source == AUTHORS and size not in common.SIZES:
-    raise ConfigError(
-        f'size={size}: the authors published 8x8, 16x16, 32x32 and 64x64'
-        f' only; to compute {size}x{size} from the ILSVRC2012 JPEGs, ask for'
-        f' ImagenetResizedConfig(size={size}, source={ILSVRC2012!r})'
-    )
-  if jpeg_draft and source != ILSVRC2012:
-    raise ConfigError(
-        'jpeg_draft=True: only JPEGs can be draft-decoded; expected'
-        f' source={ILSVRC2012!r} with it'
-    )
-  if num_classes is not None:
-    if (
-        isinstance(num_classes, bool)
-        or not isinstance(num_classes, int)
-        or not 1 <= num_classes < NUM_CLASSES
-    ):
-      raise ConfigError(
-          f'num_classes={num_classes!r}: expected 1..{NUM_CLASSES - 1}, the'
-          f" first classes of the authors' labels (all {NUM_CLASSES} is"
-          f' ImagenetResizedConfig(size={size}))'
-      )
-    if source != AUTHORS:
-      raise ConfigError(
-          f'num_classes={num_classes}: class subsets are drawn from the'
-          f" authors' batches; expected source={AUTHORS!r}"
-      )
-  canonical = config_name(size, source, jpeg_draft, num_classes)
-  if name is not None and name != canonical:
-    raise ConfigError(
-        f'name={name!r}: this config is {canonical!r}; expected no name (each'
-        ' dataset has one name, so that a name always means the same examples)'
-    )
-  return canonical
-
-
-# The registered configs by name (see ImagenetResizedConfig.__new__).
-_REGISTERED: dict[str, ImagenetResizedConfig] = {}
-
-
-class ImagenetResizedConfig(tfds.core.BuilderConfig):
-  """One dataset: an image size and where its images come from.
-
-  `ImagenetResizedConfig(size=S)` (S in 8, 16, 32, 64; name 'SxS') is the
-  authors' published data. `source='ilsvrc2012'` computes the images from the
-  ILSVRC2012 JPEGs by the authors' method, at any size (name
-  'SxS_ilsvrc2012'); `jpeg_draft=True` decodes the JPEGs at reduced scale,
-  faster but not pixel-identical (name 'SxS_ilsvrc2012_draft').
-  """
-
-  def __new__(cls, *args, **kwargs):
-    # TFDS refuses a config object that is not the registered one under a
-    # registered name (it compares by identity), so asking for a registered
-    # dataset by its arguments, ImagenetResizedConfig(size=32,
-    # source='ilsvrc2012'), gives the registered object itself. (Without
-    # arguments, as when unpickled, a new object.)
-    if 'size' in kwargs and not args:
-      name = _checked_name(
-          kwargs['size'],
-          kwargs.get('source', AUTHORS),
-          kwargs.get('jpeg_draft', False),
-          kwargs.get('num_classes'),
-          kwargs.get('name'),
-      )
-      extra = set(kwargs) - {
-          'size',
-          'source',
-          'jpeg_draft',
-          'num_classes',
-          'name',
-      }
-      if name in _REGISTERED and not extra:
-        return _REGISTERED[name]
-    return super().__new__(cls)
-
-  def __init__(
-      self,
-      *,
-      size: int,
-      source: str = AUTHORS,
-      jpeg_draft: bool = False,
-      num_classes: int | None = None,
-      name: str | None = None,
-      **kwargs,
-  ):
-    if _REGISTERED.get(getattr(self, 'name', None)) is self:
-      return  # The registered config, given back by __new__.
-    canonical = _checked_name(size, source, jpeg_draft, num_classes, name)
-    kwargs.setdefault('version', VERSION)
-    kwargs.setdefault(
-        'description', _description(size, source, jpeg_draft, num_classes)
-    )
-    super().__init__(name=canonical, **kwargs)
-    self.size = size
-    self.source = source
-    self.jpeg_draft = jpeg_draft
-    self.num_classes = num_classes
-
-  @property
-  def has_x_splits(self) -> bool:
-    """Whether this is ImageNet16-120, with NAS-Bench-201's x_valid and x_test."""
-    return (self.size, self.num_classes) == (
-        imagenet16_120.SIZE,
-        imagenet16_120.NUM_CLASSES,
-    )
-
-  @classmethod
-  def registered(cls, **kwargs) -> ImagenetResizedConfig:
-    """A config that TFDS finds by name (`tfds.builder('imagenet_resized/NAME')`)."""
-    config = cls(**kwargs)
-    _REGISTERED[config.name] = config
-    return config
 
 
 def _manual_instructions() -> str:
@@ -261,28 +72,20 @@ def _manual_instructions() -> str:
 def _ilsvrc_hint(size: int) -> str:
   return (
       f'to compute the images from the ILSVRC2012 JPEGs instead, build'
-      f' imagenet_resized/{config_name(size, ILSVRC2012)}'
-      f' (ImagenetResizedConfig(size={size}, source={ILSVRC2012!r}))'
+      f' imagenet_resized/{configs.config_name(size, configs.ILSVRC2012)}'
+      f' (ImagenetResizedConfig(size={size}, source={configs.ILSVRC2012!r}))'
   )
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
   """ImageNet downsampled to 8x8, 16x16, 32x32 or 64x64 (authors' labels)."""
 
-  VERSION = VERSION
+  VERSION = configs.VERSION
   RELEASE_NOTES = {
       '0.1.0': "The authors' npz/pickle archives, any form; ILSVRC2012 builds"
       ' under names of their own.',
   }
-  BUILDER_CONFIGS = [
-      ImagenetResizedConfig.registered(size=s, source=source)
-      for source in SOURCE_NAMES
-      for s in common.SIZES
-  ] + [
-      ImagenetResizedConfig.registered(
-          size=imagenet16_120.SIZE, num_classes=imagenet16_120.NUM_CLASSES
-      ),
-  ]
+  BUILDER_CONFIGS = list(configs.REGISTERED)
   DEFAULT_CONFIG_NAME = '8x8'
   MANUAL_DOWNLOAD_INSTRUCTIONS = _manual_instructions()
   # Serialized examples TFDS's shuffler may hold in memory (its default: 1 GB)
@@ -323,21 +126,36 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     launching process) all come here. A build waits for another build of
     the same dataset into the same local data_dir, then reuses its result;
     it removes what killed builds of the dataset left behind (`build_lock`).
+    SIGINT, SIGTERM and SIGHUP stop it with one line, keeping nothing
+    (`stop_signals`).
     """
     mode = getattr(download_config, 'download_mode', None)
-    return build_lock.prepare_once(
-        str(self.data_path),
-        self.info.full_name,
-        prepare=functools.partial(
-            super().download_and_prepare,
-            download_dir=download_dir,
-            download_config=download_config,
-            **kwargs,
-        ),
-        # This builder was made before the build it waited for prepared
-        # the dataset: it has not read the prepared splits yet.
-        reread=lambda: self.info.read_from_directory(self.data_dir),
-        overwrite=bool(getattr(mode, 'overwrite_dataset', False)),
+    with stop_signals.stopped_by_signals(f'the build of {self.info.full_name}'):
+      return build_lock.prepare_once(
+          str(self.data_path),
+          self.info.full_name,
+          prepare=functools.partial(
+              super().download_and_prepare,
+              download_dir=download_dir,
+              download_config=download_config,
+              **kwargs,
+          ),
+          # This builder was made before the build it waited for prepared
+          # the dataset: it has not read the prepared splits yet.
+          reread=lambda: self.info.read_from_directory(self.data_dir),
+          overwrite=bool(getattr(mode, 'overwrite_dataset', False)),
+      )
+
+  def unprepared(self, data_dir: str | None = None) -> str:
+    """One line: the dataset is not prepared, and how to prepare it
+    (`data_dir`: as the user named it, for the command)."""
+    name = self.builder_config.name
+    return (
+        f'imagenet_resized/{name} is not prepared in {self.data_dir}: build'
+        f' it first (tfds build imagenet_resized --imports imagenet_resized'
+        f' --config {name} --manual_dir DIR'
+        + (f' --data_dir {data_dir}' if data_dir else '')
+        + ')'
     )
 
   def _download_and_prepare(self, dl_manager, download_config=None):
@@ -370,14 +188,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _find_sources(self, dl_manager) -> dict[str, common.SplitSource]:
     """{split: source}, from the config's one kind of source."""
     manual_dir = tfds_internals.manual_dir_of(dl_manager)
-    if self.builder_config.source == ILSVRC2012:
+    if self.builder_config.source == configs.ILSVRC2012:
       return self._find_ilsvrc(manual_dir)
     found = discovery.find_sources(manual_dir, self.builder_config.size)
     return found or self._download(dl_manager, manual_dir)
 
   def _find_ilsvrc(
       self, manual_dir: str | None
-  ) -> dict[str, finding.SplitSource]:
+  ) -> dict[str, finding.SplitImages]:
     found = finding.find_sources(manual_dir)
     if not found:
       raise SourceError(
@@ -389,7 +207,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _download(
       self, dl_manager, manual_dir: str | None
-  ) -> dict[str, batch_files.SplitSource]:
+  ) -> dict[str, batch_files.SplitBatches]:
     """The npz zips through TFDS's downloader, if the site can give them."""
     size = self.builder_config.size
     place = manual_dir or 'the manual_dir'
@@ -441,7 +259,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     }
     generate = (
         self._generate_ilsvrc_examples
-        if self.builder_config.source == ILSVRC2012
+        if self.builder_config.source == configs.ILSVRC2012
         else self._generate_examples
     )
     generators = {
@@ -451,7 +269,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       generators.update(self._x_split_generators(found[common.VALIDATION]))
     return generators
 
-  def _x_split_generators(self, validation: batch_files.SplitSource) -> dict:
+  def _x_split_generators(self, validation: batch_files.SplitBatches) -> dict:
     """NAS-Bench-201's x_valid and x_test: positions among the validation
     rows of classes 1..120, which must be 6,000 (checked before building)."""
     config = self.builder_config
@@ -472,7 +290,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _method(self) -> dict[str, str]:
     """{'method': how images were made} where they are computed here."""
-    if self.builder_config.source != ILSVRC2012:
+    if self.builder_config.source != configs.ILSVRC2012:
       return {}
     return {'method': layout.method(self.builder_config.jpeg_draft)}
 
@@ -493,7 +311,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       self.info.metadata.set_statistics(split, tally.sums)
 
   def _generate_ilsvrc_examples(
-      self, source: finding.SplitSource, split: str | None = None
+      self, source: finding.SplitImages, split: str | None = None
   ):
     """Examples decoded and box-resized from the ILSVRC2012 JPEGs."""
     size = self.builder_config.size
@@ -515,7 +333,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(
       self,
-      source: batch_files.SplitSource,
+      source: batch_files.SplitBatches,
       selection=None,
       split: str | None = None,
   ):
@@ -536,7 +354,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if self._use_beam:
       from imagenet_resized.tfds_glue import beam_io
 
-      return beam_io.ExamplesFromBatches(
+      return beam_io.examples_from_batches(
           source,
           size,
           selection,

@@ -190,3 +190,29 @@ def build_in_subprocess(
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   return proc.stdout
+
+
+def wait_until_gone(pids, guard_s: float = 30.0) -> None:
+  """Returns once every process of `pids` has ended (the kernel wakes us
+  through pidfds); fails if any is still running after `guard_s`."""
+  import select
+  handles = []
+  for pid in pids:
+    try:
+      handles.append(os.pidfd_open(pid))
+    except ProcessLookupError:
+      continue  # Already gone.
+  poller = select.poll()
+  for fd in handles:
+    poller.register(fd, select.POLLIN)
+  try:
+    left = set(handles)
+    while left:
+      events = poller.poll(int(guard_s * 1000))  # A guard only.
+      assert events, f'processes still running after {guard_s} s: {pids}'
+      for fd, _ in events:
+        left.discard(fd)
+        poller.unregister(fd)
+  finally:
+    for fd in handles:
+      os.close(fd)

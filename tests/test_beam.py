@@ -126,7 +126,7 @@ def test_ptransform_yields_the_generator_examples(manual_dir):
   source = _split_source(manual_dir)
   expected = list(examples.iter_split_examples(source, SIZE))
   with beam.Pipeline() as pipeline:
-    pairs = pipeline | beam_io.ExamplesFromBatches(source, SIZE)
+    pairs = pipeline | beam_io.examples_from_batches(source, SIZE)
     beam_util.assert_that(pairs, beam_util.equal_to(expected))
 
 
@@ -136,7 +136,7 @@ def test_ptransform_checks_the_published_count(manual_dir):
   )
   with pytest.raises(Exception) as e:
     with beam.Pipeline() as pipeline:
-      _ = pipeline | beam_io.ExamplesFromBatches(source, SIZE)
+      _ = pipeline | beam_io.examples_from_batches(source, SIZE)
   message = (
       f'{", ".join(source.files)}: the train split has'
       f' {TRAIN_BATCHES * PER_BATCH} examples; the published archives hold'

@@ -5,7 +5,7 @@ import tensorflow_datasets as tfds
 
 import imagenet_resized
 from imagenet_resized import ImagenetResizedConfig
-from imagenet_resized.imagenet_resized_dataset_builder import ConfigError
+from imagenet_resized.configs import ConfigError
 
 PUBLISHED = ['8x8', '16x16', '32x32', '64x64']
 

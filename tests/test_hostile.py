@@ -62,13 +62,11 @@ try:
     for chunk in batch.chunks({size}):
       result['rows'] += len(chunk.images)
   elif kind == 'val tar':
-    for item in finding.SplitSource('validation', layout.FORM_TARBALL, (path,)).images():
-      resizing.resize_image(item.data, item.where, {size})
-      result['rows'] += 1
-  elif kind == 'beam val tar':
-    source = finding.SplitSource('validation', layout.FORM_TARBALL, (path,))
+    source = finding.SplitImages('validation', layout.FORM_TARBALL, (path,))
     for unit in split_examples.work_units(source):
-      result['rows'] += sum(1 for _ in unit.images())
+      for item in unit.images():
+        resizing.resize_image(item.data, item.where, {size})
+        result['rows'] += 1
 except Exception as e:
   result['error'] = type(e).__name__
   result['message'] = str(e)
@@ -401,11 +399,11 @@ def image_member_of_a_gigabyte(tmp_path):
 
 
 def pax_header_declaring_a_terabyte(tmp_path):
-  """A pax extended header that declares 1 TiB (read for Beam's units)."""
+  """A pax extended header that declares 1 TiB (read when the tar is cut into work units)."""
   tar = (crafted.tar_header('././@PaxHeader', 1 << 40, tarfile.XHDTYPE)
          + bytes(512) + crafted.tar_end())
   path = _write(tmp_path, 'ILSVRC2012_img_val.tar', tar)
-  return 'beam val tar', path, None, (
+  return 'val tar', path, None, (
       f'{path}: not a readable tar (corrupt or truncated: empty header);'
       ' expected the ILSVRC2012 tarball as downloaded'
   )

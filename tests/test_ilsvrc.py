@@ -24,6 +24,7 @@ from imagenet_resized.authors import download_probe
 from imagenet_resized import resources
 from imagenet_resized.ilsvrc import class_labels, finding, layout, split_examples
 from imagenet_resized.common import SourceError
+from imagenet_resized.pipeline import examples
 
 import fake_helpers
 from conftest import TFDS_CLI, build, read_split, run
@@ -205,7 +206,7 @@ def assert_same(got: dict, want: dict) -> None:
     np.testing.assert_array_equal(got[key][0], image, err_msg=key)
 
 
-@pytest.mark.parametrize('workers', [0, 2])
+@pytest.mark.parametrize('workers', [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_tarball_examples_are_box_resized_originals(tiny, tarballs, workers):
   found = finding.find_sources(tarballs)
   assert {s: (v.form, v.files) for s, v in found.items()} == {
@@ -233,7 +234,8 @@ def test_folder_examples_have_the_tarball_keys(tiny, tmp_path, val_by_class):
 
 
 def test_work_units_cover_the_split_once(tiny, tarballs, folders):
-  """The Beam units (offsets into tars, class folders) give the same examples."""
+  """The work units (offsets into tars, class folders), made one by one,
+  give the split's examples: one unit per class."""
   want = tiny.expected(16)
   for root in (tarballs, folders):
     got = {}
@@ -242,7 +244,8 @@ def test_work_units_cover_the_split_once(tiny, tarballs, folders):
       if source.split == 'train':
         assert len(units) == NUM_CLASSES
       for unit in units:
-        got.update(decoded(split_examples.unit_examples(unit, 16)))
+        rows = split_examples.unit_rows(split_examples.UnitTask(unit, 16))
+        got.update(decoded(examples.examples_of(rows, None)))
     assert_same(got, want)
 
 
@@ -305,7 +308,7 @@ def write_train_tar(folder, classes: dict[str, list[tuple[str, bytes]]], val) ->
   return os.path.join(folder, layout.TRAIN_TAR)
 
 
-@pytest.mark.parametrize('workers', [0, 2])
+@pytest.mark.parametrize('workers', [0, pytest.param(2, marks=pytest.mark.slow)])
 @pytest.mark.parametrize('corrupt', ['truncated', 'not an image'])
 def test_corrupt_image_names_the_member(tiny, tmp_path, workers, corrupt):
   wnid = tiny.wnids[1]

@@ -40,9 +40,10 @@ if kind == 'build':
   from conftest import build
   build({config!r}, root, {data_dir!r})
 else:  # Reads every ILSVRC image of the validation split, as a build would.
-  from imagenet_resized.ilsvrc import finding, layout
-  for item in finding.find_sources(root)['validation'].images():
-    pass
+  from imagenet_resized.ilsvrc import finding, split_examples
+  for unit in split_examples.work_units(finding.find_sources(root)['validation']):
+    for item in unit.images():
+      pass
 print('done')
 '''
 

@@ -114,9 +114,9 @@ def test_a_published_batch_needs_the_whole_published_split(fmt, tmp_path):
   assert_nothing_built('8x8', tmp_path / 'data')
 
 
-def _source(split: str, names) -> batch_files.SplitSource:
+def _source(split: str, names) -> batch_files.SplitBatches:
   batches = tuple(batch_files.Batch('/m', None, f'{n}.npz', True) for n in names)
-  return batch_files.SplitSource(split, 'npz files', ('/m/a', '/m/b'), batches)
+  return batch_files.SplitBatches(split, 'npz files', ('/m/a', '/m/b'), batches)
 
 
 def test_published_batches_must_add_up_to_the_published_split():

@@ -1,65 +1,17 @@
-"""The worker pool: ordered results, bounded read-ahead, errors and closing."""
+"""The worker pool: every value, bounded read-ahead, errors, closing, dying."""
 
 import fcntl
 import itertools
+import subprocess
+import sys
+from multiprocessing import connection
 import os
 
 import pytest
 
 from imagenet_resized.pipeline import worker_pool
+from conftest import REPO, wait_until_gone
 from imagenet_resized.common import SourceError
-
-
-def _square(x: int) -> int:
-  return x * x
-
-
-@pytest.mark.parametrize('workers', [0, 2])
-def test_parallel_map_keeps_the_input_order(workers):
-  assert list(worker_pool.parallel_map(_square, range(50), workers)) == [
-      x * x for x in range(50)
-  ]
-
-
-def test_parallel_map_reads_ahead_a_bounded_number_of_items():
-  drawn = []
-
-  def items():
-    for i in itertools.count():
-      drawn.append(i)
-      yield i
-
-  results = worker_pool.parallel_map(_square, items(), workers=2, in_flight_per_worker=2)
-  assert next(results) == 0
-  # 4 pending in the pool, one waiting in the read-ahead queue, one in hand.
-  assert len(drawn) <= 2 * 2 + 2
-  results.close()
-
-
-def test_parallel_map_reraises_a_reader_error():
-  def items():
-    yield 1
-    yield 2
-    raise SourceError('batch.npz: file ends early')
-
-  results = worker_pool.parallel_map(_square, items(), workers=2)
-  with pytest.raises(SourceError, match=r'^batch\.npz: file ends early$'):
-    list(results)
-
-
-def test_prefetch_closes_an_abandoned_source():
-  closed = []
-
-  def items():
-    try:
-      yield from range(100)
-    finally:
-      closed.append(True)
-
-  ahead = worker_pool.prefetch(items(), depth=2)
-  assert [next(ahead), next(ahead)] == [0, 1]
-  ahead.close()
-  assert closed == [True]
 
 
 # ---------------------------------------------------------------------------
@@ -178,18 +130,6 @@ class _Reports:
   def close(self) -> None:
     os.close(self._keep_open)
     self._file.close()
-
-
-def _blocked(pid: int) -> bool:
-  """Whether process `pid` sleeps (here: waits in a read or a write)."""
-  with open(f'/proc/{pid}/stat') as f:
-    return f.read().rpartition(')')[2].split()[0] == 'S'
-
-
-def _wait_until_blocked(pid: int) -> None:
-  """Returns once process `pid` sleeps in the kernel (it cannot go on)."""
-  while not _blocked(pid):
-    os.sched_yield()
 
 
 class _GateOpeningError(SourceError):
@@ -312,11 +252,10 @@ def test_a_worker_runs_at_most_one_value_ahead_of_the_reader(tmp_path):
 
 
 def _end_at_gate(args):
-  tag, fails, gate, reports = args
+  tag, fails, gate = args
   if tag == 'batch_1':
     yield tag
   _wait_at_gate(gate)
-  _report(reports, f'{os.getpid()}')  # Next: its last message, then a read.
   if fails:
     raise SourceError(f'{tag}.npz: bad')
 
@@ -327,18 +266,70 @@ def test_an_error_and_a_later_items_end_read_together(tmp_path):
   the first batch's error and the second batch's end arrive in one wait. The
   error is raised as it was (the end of an item no longer awaited is
   ignored)."""
-  gate, fifo = str(tmp_path / 'gate'), str(tmp_path / 'reports')
+  gate = str(tmp_path / 'gate')
   _HELD_GATES[gate] = _close_gate(gate)
-  reports = _Reports(fifo)
-  try:
-    items = [('batch_1', True, gate, fifo), ('batch_2', False, gate, fifo),
-             ('batch_3', False, gate, fifo)]
-    results = worker_pool.parallel_streams(_end_at_gate, items, 2)
-    assert next(results) == (0, 'batch_1')
-    _open_gate(gate)  # Now batch_1 fails and batch_2 ends.
-    for pid in (int(reports.next_line()), int(reports.next_line())):
-      _wait_until_blocked(pid)  # Its last message sent; waiting for a task.
-    with pytest.raises(SourceError, match=r'^batch_1\.npz: bad$'):
-      next(results)
-  finally:
-    reports.close()
+  items = [('batch_1', True, gate), ('batch_2', False, gate),
+           ('batch_3', False, gate)]
+  results = worker_pool.parallel_streams(_end_at_gate, items, 2)
+  assert next(results) == (0, 'batch_1')
+  _open_gate(gate)  # Now batch_1 fails and batch_2 ends.
+  # Blocks until both workers' last messages (batch_1's error, batch_2's
+  # end) are there to be read: the kernel says so, not a clock.
+  conns = [worker.conn for worker in worker_pool._live]
+  ready = set()
+  while len(ready) < 2:
+    ready.update(connection.wait(conns))
+  with pytest.raises(SourceError, match=r'^batch_1\.npz: bad$'):
+    next(results)
+
+
+def _draw(_):
+  yield os.getpid()
+
+
+@pytest.mark.slow
+def test_items_are_drawn_as_workers_become_free():
+  """A streamed source stays streamed: an item is drawn only when a worker
+  is free for it."""
+  drawn = []
+
+  def items():
+    for i in itertools.count():
+      drawn.append(i)
+      yield i
+
+  results = worker_pool.parallel_streams(_draw, items(), 2)
+  next(results)
+  assert len(drawn) <= 3  # One per worker, and one handed on at most.
+  results.close()
+
+
+_ORPHANS = r"""
+import sys
+sys.path[:0] = [{repo!r}, {tests!r}]
+from imagenet_resized.pipeline import worker_pool
+import test_worker_pool
+seen = set()
+for index, value in worker_pool.parallel_streams(
+    test_worker_pool._pid_then_endless, [0, 0], 2):
+  if index not in seen:  # Each item's first value: its worker's pid.
+    seen.add(index)
+    print(value, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_workers_die_with_their_caller_silently(tmp_path):
+  """SIGKILL the caller (as the OOM killer does): its workers end within
+  seconds (the kernel is asked to kill them with it), writing nothing."""
+  caller = subprocess.Popen(
+      [sys.executable, '-c', _ORPHANS.format(repo=str(REPO), tests=str(REPO / 'tests'))],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+  )
+  pids = set()
+  while len(pids) < 2:
+    pids.add(int(caller.stdout.readline()))
+  caller.kill()
+  caller.wait()
+  wait_until_gone(pids, guard_s=10)
+  assert caller.stderr.read() == ''

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 
+from imagenet_resized import common
 from imagenet_resized.array_files import array_fingerprint
-from imagenet_resized.tfds_glue import file_lock
 
 FOLDER = 'arrays'
 
@@ -23,7 +23,7 @@ FOLDER = 'arrays'
 def folder_for(builder, split: str, cache_dir: str | None) -> str:
   """The folder of `split`'s array files (ArraysError where there is none)."""
   if cache_dir is not None:
-    if not file_lock.is_local(cache_dir):
+    if not common.is_local(cache_dir):
       raise array_fingerprint.ArraysError(
           f'cache_dir {cache_dir}: not a local folder; expected a folder on'
           ' this machine (the arrays are memory-mapped)'
@@ -36,7 +36,7 @@ def folder_for(builder, split: str, cache_dir: str | None) -> str:
         split,
     )
   data_path = os.fspath(builder.data_path)
-  if not file_lock.is_local(data_path):
+  if not common.is_local(data_path):
     raise array_fingerprint.ArraysError(
         f'{data_path}: not a local folder, so the arrays cannot sit next to'
         ' it; expected cache_dir=DIR (--cache-dir DIR), a local folder for'
@@ -56,7 +56,7 @@ def identity(builder, split: str) -> dict:
     try:
       size = (
           os.stat(path).st_size
-          if file_lock.is_local(path)
+          if common.is_local(path)
           else (_remote_size(path))
       )
     except FileNotFoundError:

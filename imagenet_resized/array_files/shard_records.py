@@ -31,10 +31,10 @@ import deflate
 import numpy as np
 from PIL import Image
 
+from imagenet_resized import common
 from imagenet_resized.pipeline import pixel_statistics
 from imagenet_resized.pipeline import worker_pool
 from imagenet_resized.readers import one_line
-from imagenet_resized.tfds_glue import file_lock
 from imagenet_resized.writing import example_wire
 from imagenet_resized.writing import tfrecord_writer
 
@@ -82,7 +82,7 @@ def _tfrecords(path: str, start: int, count: int) -> Iterator[bytes]:
   three reads per record); a declared length is checked against the file's
   size before anything is read for it.
   """
-  if not file_lock.is_local(path):  # gs://... (not tried here): through etils.
+  if not common.is_local(path):  # gs://... (not tried here): through etils.
     from etils import epath
 
     opened = epath.Path(path).open('rb')

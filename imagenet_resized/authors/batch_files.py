@@ -1,7 +1,7 @@
 """One batch of the authors' data, and what a split is built from.
 
 A `Batch` is a zip member or a file on disk, with the prefix of its
-examples' keys; a `SplitSource` is one split's batches in one form.
+examples' keys; a `SplitBatches` is one split's batches in one form.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def batches_in_zip(path: str, split: str) -> list[Batch]:
 
 
 @dataclasses.dataclass(frozen=True)
-class SplitSource:
+class SplitBatches:
   """What one split is built from."""
 
   split: str

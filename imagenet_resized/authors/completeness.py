@@ -42,7 +42,7 @@ def check_numbering(
 
 
 def check_batch_rows(
-    source: batch_files.SplitSource, batch: batch_files.Batch, rows: int
+    source: batch_files.SplitBatches, batch: batch_files.Batch, rows: int
 ) -> None:
   """Refuses a batch of the published size in a split that lacks batches.
 
@@ -77,7 +77,7 @@ def _published_size_batches(rows_by_batch: dict[str, int]) -> list[str]:
 
 
 def is_published(
-    source: batch_files.SplitSource, rows_by_batch: dict[str, int]
+    source: batch_files.SplitBatches, rows_by_batch: dict[str, int]
 ) -> bool:
   """Whether a split read whole is the published one: from the registered
   archives, or made of batches of their published row counts."""
@@ -87,7 +87,7 @@ def is_published(
 
 
 def check_split_rows(
-    source: batch_files.SplitSource, rows_by_batch: dict[str, int]
+    source: batch_files.SplitBatches, rows_by_batch: dict[str, int]
 ) -> None:
   """Refuses a split that claims to be the published one but is not whole.
 

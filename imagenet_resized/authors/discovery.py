@@ -34,17 +34,26 @@ from imagenet_resized.readers import npz_batches
 
 log = logging.getLogger(__name__)
 
-# Class folders of an extracted ImageNet (train/n01440764/...) hold JPEGs, never
-# the authors' batches; skipping them keeps the search fast when ImageNet
-# itself (1.28M files) sits in the same manual folder.
-_CLASS_FOLDER_RE = re.compile(r'^n\d{8}$')
+# How many folders below the searched folder archives and batch files may
+# sit (deeper ones are passed over): far more than any layout of the
+# published forms needs.
+MAX_DEPTH = 8
 
 
 def _walk(root: str) -> list[str]:
-  """All files under root, in a stable order (ImageNet class folders skipped)."""
+  """The files at most MAX_DEPTH folders below `root`, in a stable order.
+
+  ImageNet's class folders (train/n01440764/...) are skipped: they hold
+  JPEGs, never the authors' batches, and ImageNet itself (1.28 M files) may
+  sit in the same manual folder.
+  """
   found = []
+  top = root.rstrip(os.sep).count(os.sep)
   for dirpath, dirnames, filenames in os.walk(root):
-    dirnames[:] = sorted(d for d in dirnames if not _CLASS_FOLDER_RE.match(d))
+    deeper = dirpath.count(os.sep) - top < MAX_DEPTH
+    dirnames[:] = sorted(
+        d for d in dirnames if deeper and not common.WNID_RE.match(d)
+    )
     found.extend(os.path.join(dirpath, f) for f in sorted(filenames))
   return found
 
@@ -96,7 +105,7 @@ def _from_zips(
     split: str,
     form: str,
     verify: bool = True,
-) -> batch_files.SplitSource:
+) -> batch_files.SplitBatches:
   """`paths` hold the archives registered as `names` (same order)."""
   batches = [b for p in paths for b in batch_files.batches_in_zip(p, split)]
   completeness.check_numbering(split, batches, ' and '.join(paths))
@@ -106,7 +115,7 @@ def _from_zips(
   ):
     # The published archives must give the published split sizes.
     expected = publication.PUBLISHED_SPLIT_SIZES[split]
-  return batch_files.SplitSource(
+  return batch_files.SplitBatches(
       split, form, tuple(paths), tuple(batches), expected
   )
 
@@ -183,7 +192,7 @@ def _extracted_by_name(
 
 def find_split_source(
     root: str, files: Sequence[str], size: int, split: str
-) -> batch_files.SplitSource | None:
+) -> batch_files.SplitBatches | None:
   """The preferred form of `split` among `files` (all files under `root`)."""
   by_base: dict[str, list[str]] = {}
   for path in files:
@@ -215,7 +224,7 @@ def find_split_source(
       for p in chosen
   )
   completeness.check_numbering(split, batches, root)
-  return batch_files.SplitSource(split, form, tuple(chosen), batches)
+  return batch_files.SplitBatches(split, form, tuple(chosen), batches)
 
 
 def missing_sources_message(size: int, places: Sequence[str]) -> str:
@@ -234,7 +243,7 @@ def missing_sources_message(size: int, places: Sequence[str]) -> str:
 
 def find_sources(
     root: str, size: int
-) -> dict[str, batch_files.SplitSource] | None:
+) -> dict[str, batch_files.SplitBatches] | None:
   """Sources for both splits under `root`; None if neither is there.
 
   Raises SourceError if only one split is found.
@@ -268,7 +277,7 @@ def find_sources(
 
 def sources_from_downloads(
     paths: Sequence[str], size: int
-) -> dict[str, batch_files.SplitSource]:
+) -> dict[str, batch_files.SplitBatches]:
   """Sources from the downloaded npz zips, given in `download_names` order."""
   named = dict(zip(publication.download_names(size), paths))
   return {

@@ -18,7 +18,6 @@ from imagenet_resized.common import SourceError
 
 SIZE = 16
 NUM_CLASSES = 120
-CONFIG_NAME = f'{SIZE}x{SIZE}_{NUM_CLASSES}'
 X_VALID = 'x_valid'
 X_TEST = 'x_test'
 X_SPLITS = (X_VALID, X_TEST)

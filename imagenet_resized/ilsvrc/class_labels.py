@@ -12,6 +12,7 @@ import importlib.util
 import io
 import os
 
+from imagenet_resized import common
 from imagenet_resized import resources
 from imagenet_resized.common import SourceError
 from imagenet_resized.ilsvrc import layout
@@ -57,7 +58,7 @@ def validation_wnids(path: str | None = None) -> tuple[str, ...]:
         f' ({e.strerror or e}); expected the file tensorflow-datasets ships'
     ) from None
   if len(wnids) != layout.NUM_VALIDATION_IMAGES or not all(
-      map(layout.WNID_RE.match, wnids)
+      map(common.WNID_RE.match, wnids)
   ):
     raise SourceError(
         f'{path}: holds {len(wnids)} lines; expected {layout.NUM_VALIDATION_IMAGES}'

@@ -1,33 +1,15 @@
 """Finding ILSVRC2012's two splits in a manual folder: tarballs or extracted folders.
 
-The authors made their batches from the ILSVRC2012 training and validation
-images: each image opened with Pillow, `convert('RGB')`, `resize((S, S),
-Image.BOX)` (no crop, aspect ratio squashed). This module applies the same
-method, at any size S, to the files TFDS's `imagenet2012` asks for:
-
-  tarballs  `ILSVRC2012_img_train.tar` (a tar of 1000 class tars
-            `nXXXXXXXX.tar` of JPEGs) and `ILSVRC2012_img_val.tar` (flat
-            `ILSVRC2012_val_%08d.JPEG`);
-  folders   their extracted form: `train/nXXXXXXXX/*.JPEG`, and
-            `val/*.JPEG` or `val/nXXXXXXXX/*.JPEG` (`ILSVRC2012_img_train` /
-            `ILSVRC2012_img_val` / `validation` name the folders too).
-
-Tars are read with `tarfile` in stream mode, nested class tars included:
-nothing is extracted and nothing is written to disk. Training labels come
-from the class (tar or folder) WordNet ID; validation labels from the
-ILSVRC2012 ground truth that tensorflow-datasets ships
-(`datasets/imagenet2012/validation_labels.txt`, line k = WNID of image k+1).
-Labels are indices in the authors' `labels.txt`.
-
-Example keys are the image paths in the extracted layout
-(`train/n01440764/n01440764_10026.JPEG`, `val/ILSVRC2012_val_00000001.JPEG`),
-whichever form the images come from, so tarballs and folders give the same
-dataset. Pure Python + Pillow (+ Apache Beam, imported lazily): no TFDS here.
+The files TFDS's `imagenet2012` asks for, `ILSVRC2012_img_train.tar` (a tar
+of 1000 class tars `nXXXXXXXX.tar` of JPEGs) and `ILSVRC2012_img_val.tar`
+(flat `ILSVRC2012_val_%08d.JPEG`), or their extracted folders
+(`train/nXXXXXXXX/*.JPEG`, and `val/*.JPEG` or `val/nXXXXXXXX/*.JPEG`; other
+names in `layout.FOLDER_NAMES`), at most `layout.MAX_SEARCH_DEPTH` folders
+below the manual folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import dataclasses
 import logging
 import os
@@ -38,18 +20,12 @@ from imagenet_resized.common import SPLITS
 from imagenet_resized.common import TRAIN
 from imagenet_resized.ilsvrc import folder_images
 from imagenet_resized.ilsvrc import layout
-from imagenet_resized.ilsvrc import resizing
-from imagenet_resized.ilsvrc import tar_images
 
 log = logging.getLogger(__name__)
 
 
-# ---------------------------------------------------------------------------
-# Finding the source.
-
-
 @dataclasses.dataclass(frozen=True)
-class SplitSource:
+class SplitImages:
   """One split of ImageNet: a tarball or an extracted folder."""
 
   split: str
@@ -59,18 +35,6 @@ class SplitSource:
   @property
   def path(self) -> str:
     return self.files[0]
-
-  def images(self) -> Iterator[resizing.Encoded]:
-    """The split's encoded images, in tar (or sorted folder) order."""
-    if self.form == layout.FORM_TARBALL:
-      return (
-          tar_images.iter_train_tar(self.path)
-          if self.split == TRAIN
-          else tar_images.iter_val_tar(self.path)
-      )
-    if self.split == TRAIN:
-      return folder_images.iter_train_folder(self.path)
-    return folder_images.iter_val_files(folder_images.val_files(self.path))
 
 
 def _holds_images(folder: str) -> bool:
@@ -93,14 +57,14 @@ def _is_val_folder(path: str) -> bool:
       return True
     if (
         entry.is_dir()
-        and layout.WNID_RE.match(entry.name)
+        and common.WNID_RE.match(entry.name)
         and _holds_images(entry.path)
     ):
       return True
   return False
 
 
-def find_split_source(root: str, split: str) -> SplitSource | None:
+def find_split_source(root: str, split: str) -> SplitImages | None:
   """The split's tarball (preferred) or extracted folder under `root`."""
   tarballs, folders = [], []
   root_depth = root.rstrip(os.sep).count(os.sep)
@@ -111,7 +75,7 @@ def find_split_source(root: str, split: str) -> SplitSource | None:
     keep = []
     for name in dirnames:
       path = os.path.join(dirpath, name)
-      if name.startswith('.') or layout.WNID_RE.match(name):
+      if name.startswith('.') or common.WNID_RE.match(name):
         continue  # Class folders hold images only: no need to list them.
       if name in layout.FOLDER_NAMES[split]:
         is_split = (
@@ -134,7 +98,7 @@ def find_split_source(root: str, split: str) -> SplitSource | None:
           ' expected one (remove or move the others)'
       )
     if paths:
-      return SplitSource(split, form, (paths[0],))
+      return SplitImages(split, form, (paths[0],))
   return None
 
 
@@ -146,7 +110,7 @@ def expected_sources() -> str:
   )
 
 
-def find_sources(root: str | None) -> dict[str, SplitSource] | None:
+def find_sources(root: str | None) -> dict[str, SplitImages] | None:
   """ImageNet's two splits under `root`; None if neither is there.
 
   Raises SourceError if only one split is found.

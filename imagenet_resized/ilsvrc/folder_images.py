@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 import os
 
+from imagenet_resized import common
 from imagenet_resized import resources
 from imagenet_resized.common import SourceError
 from imagenet_resized.ilsvrc import class_labels
-from imagenet_resized.ilsvrc import layout
 from imagenet_resized.ilsvrc import resizing
 from imagenet_resized.readers import regular_files
 
@@ -38,7 +38,7 @@ def train_class_folders(folder: str) -> list[tuple[str, str]]:
   return [
       (entry.name, entry.path)
       for entry in visible_entries(folder)
-      if entry.is_dir() and layout.WNID_RE.match(entry.name)
+      if entry.is_dir() and common.WNID_RE.match(entry.name)
   ]
 
 
@@ -57,21 +57,13 @@ def iter_class_folder(
       )
 
 
-def iter_train_folder(folder: str) -> Iterator[resizing.Encoded]:
-  labels = class_labels.label_of_wnid()
-  for wnid, path in train_class_folders(folder):
-    yield from iter_class_folder(
-        wnid, path, class_labels.train_label(wnid, path, labels)
-    )
-
-
 def val_files(folder: str) -> list[tuple[str, str | None]]:
   """(path, wnid of its class folder or None) of the validation images."""
   files = []
   for entry in visible_entries(folder):
     if not entry.is_dir():  # A pipe or a device is refused when read.
       files.append((entry.path, None))
-    elif layout.WNID_RE.match(entry.name):
+    elif common.WNID_RE.match(entry.name):
       files.extend(
           (e.path, entry.name)
           for e in visible_entries(entry.path)

@@ -37,19 +37,16 @@ NUM_VALIDATION_IMAGES = 50_000
 # The ground truth as tensorflow-datasets ships it, relative to its package.
 VALIDATION_LABELS = 'datasets/imagenet2012/validation_labels.txt'
 
-# Key prefixes: the split folders of the extracted layout.
-_KEY_DIRS = {TRAIN: 'train', VALIDATION: 'val'}
-WNID_RE = re.compile(r'^n\d{8}$')
 CLASS_TAR_RE = re.compile(r'^(n\d{8})\.tar$')
 VAL_NAME_RE = re.compile(r'^ILSVRC2012_val_(\d{8})\.JPEG$')
 # How deep under the searched folder the tarballs / split folders may sit
 # (Kaggle's layout puts them at ILSVRC/Data/CLS-LOC/train).
 MAX_SEARCH_DEPTH = 5
-# Images per work item handed to a decoding worker: enough to amortise the
-# inter-process hop, few enough (about 110 kB each) to keep memory flat.
+# Images decoded, resized and encoded at a time in a worker (one message to
+# the caller).
 DECODE_CHUNK_IMAGES = 64
-# Validation images per Beam work unit.
-BEAM_VAL_IMAGES_PER_UNIT = 1000
+# Validation images per work unit (a class is one unit of the train split).
+VAL_IMAGES_PER_UNIT = 1000
 # Image formats accepted under a .JPEG name (ImageNet holds one PNG).
 IMAGE_FORMATS = ('JPEG', 'PNG')
 # Bounds on one image, checked before it is read or decoded. ILSVRC2012's

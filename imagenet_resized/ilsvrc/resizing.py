@@ -1,8 +1,7 @@
-"""One image: decoded, box-resized by the authors' method, PNG-encoded."""
+"""One image: decoded and box-resized by the authors' method."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
 import dataclasses
 import io
 
@@ -11,12 +10,7 @@ from PIL import Image
 
 from imagenet_resized.common import SourceError
 from imagenet_resized.ilsvrc import layout
-from imagenet_resized.pipeline import pixel_statistics
 from imagenet_resized.readers import one_line
-from imagenet_resized.writing import png_codec
-
-# ---------------------------------------------------------------------------
-# Decoding and resizing.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,44 +56,6 @@ def resize_image(
         ' expected a JPEG (or PNG) image'
     ) from None
   return np.asarray(resized)
-
-
-def image_example(
-    item: Encoded, size: int, draft: bool
-) -> tuple[str, bytes, int]:
-  """(key, PNG bytes, label) of one image: decoded, box-resized, encoded."""
-  image = resize_image(item.data, item.where, size, draft)
-  return item.key, png_codec.encode_png(image), item.label
-
-
-def encode_chunk(
-    args: tuple[Sequence[Encoded], int, bool],
-) -> tuple[list[tuple[str, bytes, int]], pixel_statistics.PixelSums]:
-  """Worker: decode, box-resize and PNG-encode a chunk of images; and the
-  exact pixel sums of the resized images."""
-  chunk, size, draft = args
-  images = [resize_image(item.data, item.where, size, draft) for item in chunk]
-  sums = (
-      pixel_statistics.PixelSums.of_images(np.stack(images))
-      if images
-      else (pixel_statistics.PixelSums())
-  )
-  encoded = [
-      (item.key, png_codec.encode_png(image), item.label)
-      for item, image in zip(chunk, images)
-  ]
-  return encoded, sums
-
-
-def chunked(items: Iterable[Encoded], n: int) -> Iterator[list[Encoded]]:
-  chunk = []
-  for item in items:
-    chunk.append(item)
-    if len(chunk) >= n:
-      yield chunk
-      chunk = []
-  if chunk:
-    yield chunk
 
 
 def check_image_bytes(where: str, size: int) -> None:

@@ -1,10 +1,21 @@
-"""A split's examples: over the worker pool, or as Beam work units."""
+"""A split's examples, made unit by unit: over the worker pool, or on Beam.
+
+A split is cut into work units (`work_units`), each read on its own by one
+worker: a class of the train split (a class tar at its offset in the train
+tarball, or a class folder), or a slice of the validation images (members
+of the validation tarball at their offsets, or files). `unit_rows` decodes,
+box-resizes, PNG-encodes and sums a unit's images a chunk at a time, and is
+the one way images are made here: run by the worker pool
+(`iter_examples`) or by Beam workers (`beam_examples`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 import dataclasses
 import posixpath
+
+import numpy as np
 
 from imagenet_resized.common import TRAIN
 from imagenet_resized.ilsvrc import class_labels
@@ -13,43 +24,12 @@ from imagenet_resized.ilsvrc import folder_images
 from imagenet_resized.ilsvrc import layout
 from imagenet_resized.ilsvrc import resizing
 from imagenet_resized.ilsvrc import tar_images
+from imagenet_resized.pipeline import examples
 from imagenet_resized.pipeline import pixel_statistics
 from imagenet_resized.pipeline import worker_pool
 from imagenet_resized.readers import one_line
-from imagenet_resized.writing import png_codec
 
-# ---------------------------------------------------------------------------
-# Examples, in this process or in forked workers.
-
-
-def iter_examples(
-    source: finding.SplitSource,
-    size: int,
-    workers: int = 0,
-    draft: bool = False,
-    tally: pixel_statistics.Tally | None = None,
-) -> Iterator[tuple[str, dict]]:
-  """(key, {'image': PNG bytes, 'label': int}) of a split, decoded in workers;
-  the pixel sums of the images added to `tally` (if given)."""
-  chunks = (
-      (chunk, size, draft)
-      for chunk in resizing.chunked(source.images(), layout.DECODE_CHUNK_IMAGES)
-  )
-  for encoded, sums in worker_pool.parallel_map(
-      resizing.encode_chunk, chunks, workers
-  ):
-    if tally is not None:
-      tally.add(sums)
-    for key, png, label in encoded:
-      yield key, {'image': png, 'label': label}
-
-
-# ---------------------------------------------------------------------------
-# Apache Beam: work units spread across workers.
-
-
-# Parts of a split that one Beam worker reads on its own: four kinds, each a
-# small type with `images()`.
+# Work units: four kinds, each a small type with `images()`.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,15 +115,18 @@ class ValFilesUnit:
 WorkUnit = ClassTarUnit | ClassFolderUnit | ValTarUnit | ValFilesUnit
 
 
-def work_units(source: finding.SplitSource) -> list[WorkUnit]:
+def _slices(items: list, n: int) -> list[tuple]:
+  return [tuple(items[i : i + n]) for i in range(0, len(items), n)]
+
+
+def work_units(source: finding.SplitImages) -> list[WorkUnit]:
   """The split cut into units: one per class for train, slices of validation."""
   if source.form == layout.FORM_TARBALL and source.split == TRAIN:
     return [
         ClassTarUnit(source.path, m.name, m.offset_data, m.size)
         for name, m in tar_images.tar_members(source.path)
-        if tar_images.class_tar_wnid(
-            source.path, name, m
-        )  # Refuses other members.
+        # Refuses members that are not class tars.
+        if tar_images.class_tar_wnid(source.path, name, m)
     ]
   if source.form == layout.FORM_TARBALL:
     members = []
@@ -153,10 +136,8 @@ def work_units(source: finding.SplitSource) -> list[WorkUnit]:
       )
       members.append((m.name, m.offset_data, m.size))
     return [
-        ValTarUnit(
-            source.path, tuple(members[i : i + layout.BEAM_VAL_IMAGES_PER_UNIT])
-        )
-        for i in range(0, len(members), layout.BEAM_VAL_IMAGES_PER_UNIT)
+        ValTarUnit(source.path, part)
+        for part in _slices(members, layout.VAL_IMAGES_PER_UNIT)
     ]
   if source.split == TRAIN:
     return [
@@ -165,37 +146,76 @@ def work_units(source: finding.SplitSource) -> list[WorkUnit]:
     ]
   files = folder_images.val_files(source.path)
   return [
-      ValFilesUnit(tuple(files[i : i + layout.BEAM_VAL_IMAGES_PER_UNIT]))
-      for i in range(0, len(files), layout.BEAM_VAL_IMAGES_PER_UNIT)
+      ValFilesUnit(part) for part in _slices(files, layout.VAL_IMAGES_PER_UNIT)
   ]
 
 
-def unit_examples(
-    unit: WorkUnit, size: int, draft: bool = False
+@dataclasses.dataclass(frozen=True)
+class UnitTask:
+  """One work unit to make, at `size`, with JPEG draft decoding or not."""
+
+  unit: WorkUnit
+  size: int
+  draft: bool = False
+
+
+def unit_rows(task: UnitTask) -> Iterator[examples.EncodedRows]:
+  """The examples of a unit's images, DECODE_CHUNK_IMAGES at a time: decoded,
+  box-resized, PNG-encoded, and their pixel sums (a worker function)."""
+  items = []
+  for item in task.unit.images():
+    items.append(item)
+    if len(items) == layout.DECODE_CHUNK_IMAGES:
+      yield _encoded(items, task)
+      items = []
+  if items:
+    yield _encoded(items, task)
+
+
+def _encoded(items: list[resizing.Encoded], task: UnitTask):
+  images = np.stack(
+      [
+          resizing.resize_image(i.data, i.where, task.size, task.draft)
+          for i in items
+      ]
+  )
+  return examples.EncodedRows.of(
+      [i.key for i in items], images, [i.label for i in items]
+  )
+
+
+def iter_examples(
+    source: finding.SplitImages,
+    size: int,
+    workers: int = 0,
+    draft: bool = False,
+    tally: pixel_statistics.Tally | None = None,
 ) -> Iterator[tuple[str, dict]]:
-  """(key, example) of one work unit, decoded here."""
-  for item in unit.images():
-    key, png, label = resizing.image_example(item, size, draft)
-    yield key, {'image': png, 'label': label}
+  """(key, {'image': PNG bytes, 'label': int}) of a split, made by `workers`
+  worker processes; the pixel sums of the images added to `tally` (if
+  given)."""
+  tasks = [UnitTask(unit, size, draft) for unit in work_units(source)]
+  stream = worker_pool.parallel_streams(unit_rows, tasks, workers)
+  return examples.examples_of((rows for _, rows in stream), tally)
 
 
 _SUMS = 'pixel_sums'
 
 
-def _unit_examples_and_sums(unit: WorkUnit, size: int, draft: bool = False):
+def _beam_unit(task: UnitTask):
   """Beam: the examples of a unit, then its pixel sums on the `_SUMS` output."""
   import apache_beam as beam
 
-  sums = pixel_statistics.PixelSums()
-  for item in unit.images():
-    image = resizing.resize_image(item.data, item.where, size, draft)
-    sums = sums + pixel_statistics.PixelSums.of_images(image[None])
-    yield item.key, {'image': png_codec.encode_png(image), 'label': item.label}
-  yield beam.pvalue.TaggedOutput(_SUMS, sums)
+  sums = pixel_statistics.Tally()
+  yield from examples.examples_of(unit_rows(task), sums)
+  yield beam.pvalue.TaggedOutput(_SUMS, sums.sums)
 
 
 def beam_examples(
-    source: finding.SplitSource, size: int, draft: bool = False, statistics=None
+    source: finding.SplitImages,
+    size: int,
+    draft: bool = False,
+    statistics=None,
 ):
   """A Beam PTransform (PBegin -> (key, example)) spreading the units.
 
@@ -204,18 +224,16 @@ def beam_examples(
   """
   import apache_beam as beam
 
-  units = work_units(source)
+  tasks = [UnitTask(unit, size, draft) for unit in work_units(source)]
 
   @beam.ptransform_fn
   def examples_from_ilsvrc(pbegin):
     outputs = (
         pbegin
-        | 'Units' >> beam.Create(units)
+        | 'Units' >> beam.Create(tasks)
         | 'Spread' >> beam.Reshuffle()
         | 'Decode'
-        >> beam.FlatMap(
-            _unit_examples_and_sums, size=size, draft=draft
-        ).with_outputs(_SUMS, main='examples')
+        >> beam.FlatMap(_beam_unit).with_outputs(_SUMS, main='examples')
     )
     if statistics is not None:
       statistics(

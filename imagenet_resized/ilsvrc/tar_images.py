@@ -13,7 +13,6 @@ import posixpath
 import tarfile
 
 from imagenet_resized.common import SourceError
-from imagenet_resized.ilsvrc import class_labels
 from imagenet_resized.ilsvrc import layout
 from imagenet_resized.ilsvrc import resizing
 from imagenet_resized.readers import one_line
@@ -26,10 +25,6 @@ def open_tar(path: str) -> regular_files.RegularFile:
   """A tarball opened if it is a regular file (SourceError otherwise); reads
   stop at its size when opened."""
   return regular_files.open_regular(path, _EXPECTED_TAR)
-
-
-# ---------------------------------------------------------------------------
-# Reading images out of tars and folders.
 
 
 @contextlib.contextmanager
@@ -134,39 +129,6 @@ def class_tar_wnid(path: str, name: str, member: tarfile.TarInfo) -> str:
   return m.group(1)
 
 
-def iter_train_tar(path: str) -> Iterator[resizing.Encoded]:
-  labels = class_labels.label_of_wnid()
-  with tar_errors(path):
-    with (
-        open_tar(path) as f,
-        tarfile.open(fileobj=f, mode='r|') as outer,
-    ):
-      for name, member in _iter_tar_files(outer, path):
-        wnid = class_tar_wnid(path, name, member)
-        label = class_labels.train_label(
-            wnid, f'{path}:{one_line.shown(member.name)}', labels
-        )
-        yield from iter_class_tar(
-            outer.extractfile(member), path, member.name, wnid, label
-        )
-
-
-def iter_val_tar(path: str) -> Iterator[resizing.Encoded]:
-  labels = class_labels.label_of_wnid()
-  truth = class_labels.validation_wnids()
-  with tar_errors(path):
-    with (
-        open_tar(path) as f,
-        tarfile.open(fileobj=f, mode='r|') as tar,
-    ):
-      for name, member in _iter_tar_files(tar, path):
-        where = f'{path}:{one_line.shown(member.name)}'
-        base = posixpath.basename(name)
-        label = class_labels.validation_label(base, where, truth, labels)
-        data = _read_member(tar, member, where)
-        yield resizing.Encoded(f'val/{base}', where, data, label)
-
-
 class MemberSlice(io.RawIOBase):
   """`length` bytes of a file from its current position, read-only.
 
@@ -219,11 +181,13 @@ class _PiecewiseReads:
     return getattr(self._f, name)
 
 
-def tar_members(path: str) -> list[tuple[str, tarfile.TarInfo]]:
-  """The file members of an uncompressed tar, reading headers only."""
+def tar_members(path: str) -> Iterator[tuple[str, tarfile.TarInfo]]:
+  """The file members of an uncompressed tar, reading headers only, one
+  after the other (a member's declared size can be checked before the next
+  header is looked for)."""
   with tar_errors(path):
     with (
         open_tar(path) as f,
         tarfile.open(fileobj=_PiecewiseReads(f), mode='r:') as tar,
     ):
-      return list(_iter_tar_files(tar, path))
+      yield from _iter_tar_files(tar, path)

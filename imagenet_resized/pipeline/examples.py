@@ -1,15 +1,16 @@
 """From the batches of a split to TFDS (key, example) pairs.
 
 Each example is `{'image': PNG bytes, 'label': 0-based int}`; its key is the
-batch's key followed by the row index, as TFDS's own builder forms it.
-Pure Python + numpy + zlib: no TFDS here (the worker processes import this
-module without TFDS).
+batch's key followed by the row index, as TFDS's own builder forms it. No
+TFDS here: the worker processes import this module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 import dataclasses
+
+import numpy as np
 
 from imagenet_resized.authors import batch_files
 from imagenet_resized.authors import completeness
@@ -32,6 +33,28 @@ class EncodedRows:
   pngs: list[bytes]
   labels: list[int]
   sums: pixel_statistics.PixelSums
+
+  @classmethod
+  def of(cls, keys: list[str], images, labels) -> EncodedRows:
+    """The rows of (n, S, S, 3) uint8 `images`: PNG-encoded and summed."""
+    return cls(
+        keys,
+        png_codec.encode_pngs(images),
+        np.asarray(labels, np.int64).tolist(),
+        pixel_statistics.PixelSums.of_images(images),
+    )
+
+
+def examples_of(
+    encoded: Iterable[EncodedRows], tally: pixel_statistics.Tally | None
+) -> Iterator[tuple[str, dict]]:
+  """The (key, example) pairs of encoded rows; their pixel sums go to
+  `tally` (if given) before their examples are yielded."""
+  for rows in encoded:
+    if tally is not None:
+      tally.add(rows.sums)
+    for key, png, label in zip(rows.keys, rows.pngs, rows.labels):
+      yield key, {'image': png, 'label': label}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,12 +98,7 @@ def encode_batch(task: BatchTask) -> Iterator[EncodedRows | BatchRead]:
         f'{batch.key}{row}'
         for row in (chunk.start + mask.nonzero()[0]).tolist()
     ]
-    yield EncodedRows(
-        keys,
-        png_codec.encode_pngs(images),
-        labels.tolist(),
-        pixel_statistics.PixelSums.of_images(images),
-    )
+    yield EncodedRows.of(keys, images, labels)
   yield BatchRead(rows)
 
 
@@ -126,14 +144,11 @@ def iter_examples(
           batch_done(batches[reported], rows)
         reported += 1
       continue
-    if tally is not None:
-      tally.add(result.sums)
-    for key, png, label in zip(result.keys, result.pngs, result.labels):
-      yield key, {'image': png, 'label': label}
+    yield from examples_of([result], tally)
 
 
 def check_split(
-    source: batch_files.SplitSource,
+    source: batch_files.SplitBatches,
     rows_by_batch: dict[str, int],
     kept: int,
     check_kept: CheckKept | None = None,
@@ -147,7 +162,7 @@ def check_split(
 
 
 def iter_split_examples(
-    source: batch_files.SplitSource,
+    source: batch_files.SplitBatches,
     size: int,
     workers: int = 0,
     selection=row_selection.EveryRow(),
@@ -172,7 +187,7 @@ def iter_split_examples(
 
 
 def count_rows_of_classes(
-    source: batch_files.SplitSource, size: int, num_classes: int
+    source: batch_files.SplitBatches, size: int, num_classes: int
 ) -> int:
   """Rows of the first `num_classes` classes in a split (read, not encoded)."""
   return sum(

@@ -32,7 +32,7 @@ _COUNTS = 'counts'
 def _batch_examples(
     batch: batch_files.Batch,
     size: int,
-    source: batch_files.SplitSource,
+    source: batch_files.SplitBatches,
     selection,
 ) -> Iterator:
   """The (key, example) pairs of one batch, encoded in this worker; then, on
@@ -63,7 +63,7 @@ def _batch_examples(
 
 
 def _check_counts(
-    counts: dict[str, tuple], source: batch_files.SplitSource, check_kept
+    counts: dict[str, tuple], source: batch_files.SplitBatches, check_kept
 ) -> None:
   rows_by_batch = {name: rows for name, (rows, _, _) in counts.items()}
   kept = sum(k for _, k, _ in counts.values())
@@ -80,44 +80,36 @@ def _split_sums(counts: dict[str, tuple]) -> pixel_statistics.PixelSums:
 StatisticsSink = Callable[[beam.PCollection], None]
 
 
-class ExamplesFromBatches(beam.PTransform):
-  """PBegin -> PCollection of (key, {'image': PNG bytes, 'label': int})."""
+def examples_from_batches(
+    source: batch_files.SplitBatches,
+    size: int,
+    selection=row_selection.EveryRow(),
+    check_kept=None,
+    statistics: StatisticsSink | None = None,
+):
+  """A PTransform: PBegin -> PCollection of (key, {'image': PNG bytes,
+  'label': int}), one batch per task."""
 
-  def __init__(
-      self,
-      source: batch_files.SplitSource,
-      size: int,
-      selection=row_selection.EveryRow(),
-      check_kept=None,
-      statistics: StatisticsSink | None = None,
-  ):
-    super().__init__()
-    self._statistics = statistics
-    self._source = source
-    self._size = size
-    self._selection = selection
-    self._check_kept = check_kept
-
-  def expand(self, pipeline):
+  @beam.ptransform_fn
+  def examples_from_batches(pipeline):
     outputs = (
         pipeline
-        | 'Batches' >> beam.Create(list(self._source.batches))
+        | 'Batches' >> beam.Create(list(source.batches))
         # Breaks fusion with Create so that batches go to different workers.
         | 'SpreadBatches' >> beam.Reshuffle()
         | 'Examples'
         >> beam.FlatMap(
-            _batch_examples,
-            size=self._size,
-            source=self._source,
-            selection=self._selection,
+            _batch_examples, size=size, source=source, selection=selection
         ).with_outputs(_COUNTS, main='examples')
     )
     # A split that claims to be the published one must be whole; a wrong
     # count fails the pipeline with the same message as the generator path.
     by_batch = outputs[_COUNTS] | 'CountsByBatch' >> beam.combiners.ToDict()
     _ = by_batch | 'CheckCounts' >> beam.Map(
-        _check_counts, source=self._source, check_kept=self._check_kept
+        _check_counts, source=source, check_kept=check_kept
     )
-    if self._statistics is not None:
-      self._statistics(by_batch | 'PixelSums' >> beam.Map(_split_sums))
+    if statistics is not None:
+      statistics(by_batch | 'PixelSums' >> beam.Map(_split_sums))
     return outputs['examples']
+
+  return examples_from_batches()

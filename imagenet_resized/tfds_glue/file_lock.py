@@ -19,12 +19,9 @@ import fcntl
 import logging
 import os
 
+from imagenet_resized import common
+
 log = logging.getLogger(__name__)
-
-
-def is_local(path) -> bool:
-  """Whether `path` is on this machine's file system (not gs://, s3://, ...)."""
-  return '://' not in os.fspath(path)
 
 
 @contextlib.contextmanager
@@ -35,7 +32,7 @@ def held(lock_path: str, what: str) -> Iterator[bool]:
   example 'build of imagenet_resized/32x32 0.1.0') and the holder's pid.
   Yields True when the lock is held, False for a remote path (no lock).
   """
-  if not is_local(lock_path):
+  if not common.is_local(lock_path):
     log.info(
         'No lock for the %s: %s is not a local path; concurrent runs into it'
         ' are not kept apart',

@@ -65,7 +65,7 @@ from tensorflow_datasets.core import shuffle
 from tensorflow_datasets.core.download import download_manager
 from tensorflow_datasets.core.download import resource as resource_lib
 
-from imagenet_resized.tfds_glue import file_lock
+from imagenet_resized import common
 from imagenet_resized.writing import tfrecord_writer
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ class LocalBucket(shuffle._Bucket):
 
   def __init__(self, path):
     super().__init__(path)
-    self._local = file_lock.is_local(path)
+    self._local = common.is_local(path)
 
   def add(self, key, data: bytes) -> None:
     if not self._local:
@@ -261,7 +261,7 @@ def write_examples_locally(original):
   """TfRecordFileAdapter.write_examples, on Python's files for local paths."""
 
   def write_examples(cls, path, iterator):
-    if not file_lock.is_local(path):
+    if not common.is_local(path):
       return original.__func__(cls, path, iterator)
     tfrecord_writer.write_records(path, (data for _, data in iterator))
     return None  # As TFDS's: TFRecord shards record no positions.

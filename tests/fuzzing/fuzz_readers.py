@@ -264,19 +264,16 @@ def read_tar(data: bytes) -> Iterator[Callable[[], int]]:
       path = os.path.join(folder, name)
       with open(path, 'wb') as f:
         f.write(data)
-      source = finding.SplitSource(split, layout.FORM_TARBALL, (path,))
-
-      def stream(source=source) -> int:
-        n = 0
-        for item in source.images():
-          resizing.resize_image(item.data, item.where, SIZE)
-          n += 1
-        return n
+      source = finding.SplitImages(split, layout.FORM_TARBALL, (path,))
 
       def units(source=source) -> int:
-        return sum(sum(1 for _ in unit.images()) for unit in split_examples.work_units(source))
+        n = 0
+        for unit in split_examples.work_units(source):
+          for item in unit.images():
+            resizing.resize_image(item.data, item.where, SIZE)
+            n += 1
+        return n
 
-      yield stream
       yield units
   finally:
     for name in os.listdir(folder):
