@@ -33,7 +33,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common
 import photo_sources
-from imagenet_resized.writing import png_codec
+from imagenet_resized.formats import png_codec
 
 # Images per size: about the same number of pixels for each.
 DEFAULT_COUNTS = {8: 8000, 16: 4000, 32: 2000, 64: 800}

@@ -3,7 +3,7 @@
 On the PNGs of a prepared split's first shard (photo crops, as
 `bench_arrays.py` builds them), CPU time per image, one process:
 
-  ours            shard_records' chunk decoder: each image's zlib stream
+  ours            png_decoding's chunk decoder: each image's zlib stream
                   inflated by libdeflate, then 2,048 images' scanlines
                   unfiltered by one Pillow call (`decode_pngs`)
   Pillow          Image.open + np.asarray, one image at a time
@@ -33,7 +33,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common
 
 sys.path.insert(0, common.REPO)
-from imagenet_resized.array_files import shard_records  # noqa: E402
+from imagenet_resized.formats import example_wire  # noqa: E402
+from imagenet_resized.formats import png_decoding  # noqa: E402
+from imagenet_resized.formats import tfrecord_files  # noqa: E402
 
 IMAGES = 8192
 
@@ -45,16 +47,17 @@ def _pngs(work_dir: str, size: int) -> list[bytes]:
   shards = sorted(glob.glob(pattern, recursive=True))
   if not shards:
     raise SystemExit(f'no shards at {pattern}: run bench_arrays.py first')
-  return [
-      shard_records.parse_example(record)[0]
-      for record in shard_records._tfrecords(shards[0], 0, IMAGES)
-  ]
+  with open(shards[0], 'rb') as f:
+    return [
+        example_wire.parse_example(record)[0]
+        for record in tfrecord_files.read_records(f, shards[0], 0, IMAGES)
+    ]
 
 
 def _decoders(size: int) -> dict:
   out = {
       'ours (libdeflate + one Pillow unfilter per 2,048)': lambda pngs: (
-          shard_records.decode_pngs(pngs, size)
+          png_decoding.decode_pngs(pngs, size)
       ),
       'Pillow, per image': lambda pngs: np.stack(
           [np.asarray(Image.open(io.BytesIO(p))) for p in pngs]

@@ -65,7 +65,7 @@ JOBS = (
     (
         'writing shards',
         (
-            'tfrecord_writer',
+            'tfrecord_files',
             'tfrecord_files',
             'write_examples',
             'file_adapters',

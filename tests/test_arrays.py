@@ -427,32 +427,6 @@ def test_torch_recipe_of_the_docs_runs(built_8, tmp_path):
       'torch.Size([256, 3, 8, 8]) torch.float32 torch.Size([256])')
 
 
-@pytest.mark.parametrize('size', [8, 32, 64])
-def test_chunk_png_decoding_equals_pillow(size):
-  """The export's PNG decoder against Pillow's, one image at a time, on our
-  writer's PNGs (every row filter) and on Pillow's own."""
-  import io
-  from PIL import Image
-  from imagenet_resized.writing import png_codec
-  from imagenet_resized.array_files import shard_records
-  rng = np.random.default_rng(size)
-  smooth = np.cumsum(rng.integers(0, 9, (20, size, size, 3)), axis=2).astype(np.uint8)
-  noise = rng.integers(0, 256, (20, size, size, 3), dtype=np.uint8)
-  images = np.concatenate([smooth, noise])
-  written = [png_codec.encode_pngs(images, filter_type=f)
-             for f in (None, *png_codec.FILTER_TYPES)]
-  pillow = []
-  for image in images:
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, format='PNG')
-    pillow.append(out.getvalue())
-  for pngs in written + [pillow]:
-    want = np.stack([np.asarray(Image.open(io.BytesIO(p))) for p in pngs])
-    assert np.array_equal(shard_records.decode_pngs(pngs, size), want)
-  with pytest.raises(shard_records.RecordError, match='expected an 8-bit RGB image of'):
-    shard_records.decode_pngs([pillow[0]], 8 if size != 8 else 16)
-
-
 def test_records_decode_as_tensorflow_reads_them(tmp_path):
   """The export's record reader against TensorFlow's: records written by
   tf.io.TFRecordWriter from tf.train.Example protos (deterministic), with
@@ -466,7 +440,7 @@ def test_records_decode_as_tensorflow_reads_them(tmp_path):
   from PIL import Image
 
   from imagenet_resized.array_files import shard_records
-  from imagenet_resized.writing import png_codec
+  from imagenet_resized.formats import png_codec
 
   rng = np.random.default_rng(0)
   # From flat to noise: PNGs of ~70 to ~260 bytes at 8x8.
@@ -523,12 +497,12 @@ def test_a_declared_length_past_the_file_is_refused_before_reading(tmp_path):
   import struct
 
   from imagenet_resized.array_files import shard_records
-  from imagenet_resized.writing import tfrecord_writer
+  from imagenet_resized.formats import tfrecord_files
 
   length = struct.pack('<Q', 1 << 60)
-  header = length + struct.pack('<I', tfrecord_writer.masked_crc32c(length))
+  header = length + struct.pack('<I', tfrecord_files.masked_crc32c(length))
   path = tmp_path / 'shard.tfrecord'
-  path.write_bytes(tfrecord_writer.framed(b'first') + header + b'\0' * 16)
+  path.write_bytes(tfrecord_files.framed(b'first') + header + b'\0' * 16)
   task = shard_records.ShardRange(str(path), 'tfrecord', 1, 1, 8)
   with pytest.raises(shard_records.RecordError) as raised:
     list(shard_records.decode_range(task))
@@ -545,9 +519,9 @@ def test_mutated_records_give_one_line_or_pixels():
   import tempfile
 
   from imagenet_resized.array_files import shard_records
-  from imagenet_resized.writing import example_wire
-  from imagenet_resized.writing import png_codec
-  from imagenet_resized.writing import tfrecord_writer
+  from imagenet_resized.formats import example_wire
+  from imagenet_resized.formats import png_codec
+  from imagenet_resized.formats import tfrecord_files
 
   rng = np.random.default_rng(3)
   images = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
@@ -575,7 +549,7 @@ def test_mutated_records_give_one_line_or_pixels():
           target[where:where] = bytes(pick.randrange(256) for _ in range(pick.randint(1, 8)))
       with open(path, 'wb') as f:
         for record in mutated:
-          f.write(tfrecord_writer.framed(bytes(record)))
+          f.write(tfrecord_files.framed(bytes(record)))
       task = shard_records.ShardRange(path, 'tfrecord', 0, len(records), 8)
       try:
         chunks = list(shard_records.decode_range(task))

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from imagenet_resized.tools import fake
-from imagenet_resized.writing import png_codec
+from imagenet_resized.formats import png_codec
 
 from conftest import REPO
 
@@ -227,3 +227,29 @@ def test_bad_input_is_refused_in_one_line():
       'images have dtype float32 and shape (2, 8, 8, 3); expected uint8 of'
       ' shape (n, height, width, channels) with 1 to 4 channels'
   )
+
+
+@pytest.mark.parametrize('size', [8, 32, 64])
+def test_chunk_png_decoding_equals_pillow(size):
+  """The batched PNG decoder (the export's) against Pillow's, one image at a
+  time, on our writer's PNGs (every row filter) and on Pillow's own."""
+  import io
+  from PIL import Image
+  from imagenet_resized.formats import png_codec
+  from imagenet_resized.formats import png_decoding
+  rng = np.random.default_rng(size)
+  smooth = np.cumsum(rng.integers(0, 9, (20, size, size, 3)), axis=2).astype(np.uint8)
+  noise = rng.integers(0, 256, (20, size, size, 3), dtype=np.uint8)
+  images = np.concatenate([smooth, noise])
+  written = [png_codec.encode_pngs(images, filter_type=f)
+             for f in (None, *png_codec.FILTER_TYPES)]
+  pillow = []
+  for image in images:
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format='PNG')
+    pillow.append(out.getvalue())
+  for pngs in written + [pillow]:
+    want = np.stack([np.asarray(Image.open(io.BytesIO(p))) for p in pngs])
+    assert np.array_equal(png_decoding.decode_pngs(pngs, size), want)
+  with pytest.raises(png_decoding.PngError, match='expected an 8-bit RGB image of'):
+    png_decoding.decode_pngs([pillow[0]], 8 if size != 8 else 16)

@@ -52,19 +52,6 @@ def test_workers_are_other_processes_without_tfds():
   assert [modules for _, modules in got] == [[], []]
 
 
-def _in_worker(_):
-  yield worker_pool.in_worker()
-
-
-@pytest.mark.slow
-def test_a_work_function_knows_whether_it_runs_in_a_worker():
-  """What the export's workers rely on to tune their own process only."""
-  assert [v for _, v in worker_pool.parallel_streams(_in_worker, [0, 1], 2)] == [
-      True, True]
-  assert [v for _, v in worker_pool.parallel_streams(_in_worker, [0], 0)] == [False]
-  assert not worker_pool.in_worker()
-
-
 def _fail_on_b(tag):
   yield tag
   if tag == 'b':

@@ -7,8 +7,8 @@ dataset with a fingerprint (`array_fingerprint`), says where they live
 (`array_location`), and gives the views input libraries expect
 (`array_views`: grain, tf.data). The public entry is `imagenet_resized.arrays`.
 
-May import: the standard library, numpy, Pillow, google_crc32c, etils,
-array_record and tensorflow (lazily, for their views and remote shards),
-`writing/`, `pipeline/`, `tfds_glue/`, and the package's leaves. Never the
-builder module.
+May import (besides the standard library and the leaves `common`, `resources`):
+`numpy`, `google_crc32c`, `etils`, `tqdm`, `array_record`, `pyarrow`,
+`tensorflow`, `readers/`, `formats/`, `pipeline/`. array_record, pyarrow and
+tensorflow lazily (their shards and views), never the top of the package.
 """

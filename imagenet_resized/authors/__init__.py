@@ -6,6 +6,6 @@ published forms, checking that a split is complete, which rows a config keeps
 (`row_selection`), ImageNet16-120's published sizes and splits, and asking
 the download site whether it serves the archives (`download_probe`).
 
-May import: the standard library, numpy, `readers/`, and the package's leaves
-(`common`, `resources`). Never TFDS or TensorFlow.
+May import (besides the standard library and the leaves `common`, `resources`):
+`numpy`, `readers/`. Never TFDS or TensorFlow.
 """

@@ -6,7 +6,7 @@ and folders (`folder_images`), labels (`class_labels`), decoding and
 box-resizing (`resizing`), and a split's examples over the worker pool or as
 Beam work units (`split_examples`).
 
-May import: the standard library, numpy, Pillow, apache_beam (lazily, on the
-Beam path), `readers/`, `writing/`, `pipeline/`, and the package's leaves
-(`common`, `resources`). Never TFDS or TensorFlow.
+May import (besides the standard library and the leaves `common`, `resources`):
+`numpy`, `PIL`, `apache_beam`, `readers/`, `pipeline/`. Never TFDS or
+TensorFlow (apache_beam lazily, on the Beam path).
 """

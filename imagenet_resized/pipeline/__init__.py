@@ -4,7 +4,7 @@ A worker process owns a whole batch: it reads, selects and PNG-encodes its
 rows and streams the results back (`examples`, `worker_pool`); the per-channel
 pixel sums of the statistics are made there too.
 
-May import: the standard library, numpy, `readers/`, `authors/`, `writing/`,
-and the package's leaves (`common`, `resources`). Never TFDS or TensorFlow:
-the workers are fresh interpreters that import only what their work needs.
+May import (besides the standard library and the leaves `common`, `resources`):
+`numpy`, `authors/`, `formats/`. Never TFDS or TensorFlow: the workers are
+fresh interpreters that import only what their work needs.
 """

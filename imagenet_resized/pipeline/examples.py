@@ -15,9 +15,9 @@ import numpy as np
 from imagenet_resized.authors import batch_files
 from imagenet_resized.authors import completeness
 from imagenet_resized.authors import row_selection
+from imagenet_resized.formats import png_codec
 from imagenet_resized.pipeline import pixel_statistics
 from imagenet_resized.pipeline import worker_pool
-from imagenet_resized.writing import png_codec
 
 # Rows read, selected and PNG-encoded at a time in a worker, and sent to the
 # main process as one message: about 2.4 MiB of PNGs at 32x32, 8 MiB at 64x64.

@@ -6,6 +6,6 @@ is ever unpickled or run) into row chunks and 0-based labels, checking every
 declared size against the bytes that back it before allocating. Opens only
 regular files (`regular_files`).
 
-May import: the standard library, numpy, and the package's leaves (`common`,
-`resources`). Never TFDS or TensorFlow: worker processes import these modules.
+May import (besides the standard library and the leaves `common`, `resources`):
+`numpy`. Never TFDS or TensorFlow: worker processes import these modules.
 """

@@ -4,6 +4,7 @@
 benchmarks), `picture_grid` draws a captioned grid of examples, and
 `quiet_start` keeps TensorFlow's start-up logs off the command line.
 
-May import: the standard library, numpy, Pillow, `readers/`, `authors/`,
-`writing/`, and the package's leaves. Never the builder module.
+May import (besides the standard library and the leaves `common`, `resources`):
+`numpy`, `PIL`, `tensorflow`, `authors/`. tensorflow for the quiet start of the
+command line only; never the top of the package.
 """

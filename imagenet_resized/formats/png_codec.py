@@ -1,0 +1,221 @@
+"""Lossless PNG encoding of image chunks: adaptive row filters, libdeflate.
+
+`tfds.features.Image` PNG-encodes numpy arrays one at a time through a TF
+graph, the largest cost of TFDS's build; it passes `bytes` through. The
+builder's workers encode a whole chunk of images per call here:
+
+* Row filters (PNG spec, section 9): every scanline is stored as one of five
+  predictions of its bytes (None, Sub, Up, Average, Paeth), chosen per row by
+  libpng's own heuristic: the least sum of the filtered bytes read as signed
+  values (min(v, 256 - v)). numpy computes all five filters and their sums
+  for a block of images at once.
+* Deflate by libdeflate (the `deflate` package), at the level `deflate_level`
+  picks by image size: its near-optimal level 12 for images of up to 16x16,
+  where it is the only way to files no larger than libpng's; level 1 above,
+  as small as zlib at any level and the fastest that is (docs/speed.md,
+  "The PNG writer", measured by `benchmarks/bench_png.py`).
+
+The files are 8-bit, non-interlaced, with one IDAT chunk; any PNG decoder
+reads them. They are written here, not by Pillow or OpenCV, because for
+images this small those libraries' fixed costs per image outweigh the
+compression (BENCHMARKS.md, "PNG writer").
+
+Determinism: the bytes are a pure function of the pixels, the level and the
+deflate implementation. libdeflate's output can change between its releases,
+so pyproject.toml pins the `deflate` package (whose wheels bundle libdeflate)
+to one version: the same sources then give byte-identical shards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import functools
+import struct
+import zlib
+
+import deflate
+import numpy as np
+
+# libdeflate's levels (1..12) by image size; see `deflate_level`.
+SMALL_IMAGE_PIXELS = 16 * 16
+SMALL_IMAGE_LEVEL = 12
+LEVEL = 1
+
+# PNG filter types (PNG spec, 9.2), in the order libpng tries them: ties go to
+# the first.
+NONE, SUB, UP, AVERAGE, PAETH = range(5)
+FILTER_TYPES = (NONE, SUB, UP, AVERAGE, PAETH)
+
+SIGNATURE = b'\x89PNG\r\n\x1a\n'
+# IHDR's data: width, height, bit depth, colour type, compression (deflate),
+# filter method, interlace (none).
+IHDR = struct.Struct('>IIBBBBB')
+# PNG colour type by the number of channels: grey, grey+alpha, RGB, RGBA.
+_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
+RGB = _COLOR_TYPES[3]
+# Images filtered per numpy pass: about 256 KiB of pixels, so the five
+# filtered copies and their temporaries stay in the CPU caches and a worker's
+# memory stays small whatever the chunk size.
+_BLOCK_BYTES = 256 << 10
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+  """A PNG chunk: length, type, data, CRC-32 of type and data."""
+  crc = zlib.crc32(data, zlib.crc32(tag))
+  return struct.pack('>I', len(data)) + tag + data + struct.pack('>I', crc)
+
+
+IEND = _chunk(b'IEND', b'')
+
+
+@functools.cache
+def header(height: int, width: int, channels: int = 3) -> bytes:
+  """What this writer puts before an image's IDAT chunk: the signature and
+  the IHDR chunk of an 8-bit, non-interlaced image."""
+  ihdr = IHDR.pack(width, height, 8, _COLOR_TYPES[channels], 0, 0, 0)
+  return SIGNATURE + _chunk(b'IHDR', ihdr)
+
+
+def before_stream(size: int, stream_length: int) -> bytes:
+  """The bytes of this writer's size x size RGB PNG before its zlib stream of
+  `stream_length` bytes: the header, then IDAT's length and type. Its IDAT's
+  CRC and IEND follow the stream (`IEND_AFTER_STREAM` bytes)."""
+  return header(size, size) + struct.pack('>I', stream_length) + b'IDAT'
+
+
+# After the zlib stream: IDAT's CRC, then the IEND chunk.
+IEND_AFTER_STREAM = 4 + len(IEND)
+
+
+def _check(images: np.ndarray) -> np.ndarray:
+  images = np.asarray(images)
+  if (
+      images.dtype != np.uint8
+      or images.ndim != 4
+      or images.shape[3] not in _COLOR_TYPES
+  ):
+    raise ValueError(
+        f'images have dtype {images.dtype} and shape {images.shape}; expected'
+        ' uint8 of shape (n, height, width, channels) with 1 to 4 channels'
+    )
+  return images
+
+
+def filtered_rows(rows: np.ndarray, bpp: int) -> np.ndarray:
+  """All five filters of every scanline: (5, n, H, L) uint8, L = W * bpp.
+
+  `rows` is (n, H, L) uint8; `bpp` the bytes per pixel. Byte arithmetic is
+  modulo 256 as the spec has it (uint8 wraps); a, b, c are the bytes to the
+  left, above and above-left, 0 outside the image: views into one copy of the
+  rows padded with a zero row on top and a zero pixel on the left.
+  """
+  n, height, length = rows.shape
+  padded = np.zeros((n, height + 1, length + bpp), np.uint8)
+  padded[:, 1:, bpp:] = rows
+  # Contiguous copies: numpy's loops over strided views measured 2-10x slower.
+  x = np.ascontiguousarray(rows)
+  a = np.ascontiguousarray(padded[:, 1:, :-bpp])
+  b = np.ascontiguousarray(padded[:, :-1, bpp:])
+  c = np.ascontiguousarray(padded[:, :-1, :-bpp])
+  out = np.empty((5, n, height, length), np.uint8)
+  out[NONE] = x
+  np.subtract(x, a, out=out[SUB])
+  np.subtract(x, b, out=out[UP])
+  # floor((a + b) / 2) without leaving 8 bits.
+  np.subtract(x, (a >> 1) + (b >> 1) + (a & b & 1), out=out[AVERAGE])
+  # Paeth: of a, b, c the one closest to p = a + b - c (ties: a, then b);
+  # |p - a| = |b - c|, |p - b| = |a - c|, |p - c| = |(a - c) + (b - c)|.
+  a_c = np.subtract(a, c, dtype=np.int16)
+  b_c = np.subtract(b, c, dtype=np.int16)
+  pa, pb, pc = np.abs(b_c), np.abs(a_c), np.abs(a_c + b_c)
+  use_a = ((pa <= pb) & (pa <= pc)).view(np.uint8)
+  use_b = (pb <= pc).view(np.uint8)
+  # Selection by 0/1 factors (modulo 256): np.where on uint8 measured ~10x
+  # slower.
+  predictor = c + (b - c) * use_b
+  predictor += (a - predictor) * use_a
+  np.subtract(x, predictor, out=out[PAETH])
+  return out
+
+
+def choose_filters(filtered: np.ndarray) -> np.ndarray:
+  """libpng's choice per row: (n, H) filter types, from `filtered_rows`.
+
+  The cost of a row is the sum of its bytes read as signed (min(v, 256 - v),
+  which is |int8(v)| with -128 read as 128); the least cost wins, ties to the
+  lower filter type.
+  """
+  magnitude = np.abs(filtered.view(np.int8)).view(np.uint8)
+  # Summed as float32 through a matrix product: exact (sums < 2**24 for rows
+  # under 131,072 bytes) and measured ~1.7x faster than sum(dtype=uint32).
+  if magnitude.shape[-1] < (1 << 17):
+    costs = magnitude.astype(np.float32) @ np.ones(
+        magnitude.shape[-1], np.float32
+    )
+  else:
+    costs = magnitude.sum(axis=-1, dtype=np.uint64)
+  return np.argmin(costs, axis=0).astype(np.uint8)
+
+
+def scanlines(images: np.ndarray, filter_type: int | None = None) -> np.ndarray:
+  """(n, H, 1 + W*C) uint8: each row's filter type byte, then its filtered bytes.
+
+  filter_type: None chooses per row (libpng's heuristic); one of
+  FILTER_TYPES uses that filter on every row (for tests).
+  """
+  images = _check(images)
+  n, height, width, channels = images.shape
+  length = width * channels
+  rows = images.reshape(n, height, length)
+  out = np.empty((n, height, 1 + length), np.uint8)
+  per_block = max(1, _BLOCK_BYTES // max(1, height * length))
+  for start in range(0, n, per_block):
+    block = rows[start : start + per_block]
+    filtered = filtered_rows(block, channels)
+    if filter_type is None:
+      chosen = choose_filters(filtered)
+    else:
+      chosen = np.full(block.shape[:2], filter_type, np.uint8)
+    target = out[start : start + per_block].reshape(-1, 1 + length)
+    target[:, 0] = chosen.reshape(-1)
+    # Each row's chosen copy, gathered whole rows at a time.
+    count = target.shape[0]
+    target[:, 1:] = filtered.reshape(5, count, length)[
+        chosen.reshape(-1), np.arange(count)
+    ]
+  return out
+
+
+def deflate_level(height: int, width: int) -> int:
+  """libdeflate's level for images of this size (module docstring: why)."""
+  return SMALL_IMAGE_LEVEL if height * width <= SMALL_IMAGE_PIXELS else LEVEL
+
+
+def encode_pngs(
+    images: np.ndarray,
+    level: int | None = None,
+    compress: Callable[[bytes, int], bytes] | None = None,
+    filter_type: int | None = None,
+) -> list[bytes]:
+  """(n, H, W, C) uint8 images (C in 1..4) -> n lossless PNG byte strings.
+
+  level: the compressor's level; None: `deflate_level` of the image size.
+  compress: a zlib-stream compressor (data, level) -> bytes, libdeflate's by
+  default (the benchmark passes others to compare them).
+  filter_type: see `scanlines`.
+  """
+  images = _check(images)
+  _, height, width, channels = images.shape
+  compress = compress or deflate.zlib_compress
+  if level is None:
+    level = deflate_level(height, width)
+  head = header(height, width, channels)
+  return [
+      b''.join((head, _chunk(b'IDAT', compress(rows, level)), IEND))
+      for rows in scanlines(images, filter_type)
+  ]
+
+
+def encode_png(image: np.ndarray, level: int | None = None) -> bytes:
+  """One (H, W, C) uint8 image -> lossless PNG bytes."""
+  return encode_pngs(np.asarray(image)[None], level)[0]

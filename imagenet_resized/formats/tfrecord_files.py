@@ -1,0 +1,125 @@
+"""TFRecord files written and read without TensorFlow.
+
+A TFRecord file is a sequence of records, each framed as: the data's length
+(8 bytes, little-endian), the masked CRC-32C of those 8 bytes (4 bytes), the
+data, the masked CRC-32C of the data (4 bytes). The checksums come from
+google-crc32c (a C extension); only the framing is written here. Both
+checksums are verified on reading, as TensorFlow's reader does.
+
+Why not `tf.io.TFRecordWriter`, which TFDS's writer uses: it is the only
+reason a build from local files imports TensorFlow, whose import costs more
+CPU and memory than the rest of a small build (docs/speed.md). The bytes
+written are TensorFlow's (tests/test_tfrecord_files.py compares them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+import io
+import os
+import struct
+
+import google_crc32c
+
+_HEADER = struct.Struct('<QI')  # The length and its checksum.
+_LENGTH = struct.Struct('<Q')
+_CRC = struct.Struct('<I')
+# TFRecord's checksum mask (as in TensorFlow's crc32c::Mask).
+_MASK_DELTA = 0xA282EAD8
+# Bytes buffered before a write to the file, and read at a time.
+_BUFFER_BYTES = 1 << 20
+
+
+class RecordError(ValueError):
+  """Bytes that are not the records they should be."""
+
+
+def masked_crc32c(data: bytes) -> int:
+  """CRC-32C of `data`, rotated right by 15 bits plus a constant, as TFRecord
+  stores it."""
+  crc = google_crc32c.value(data)
+  return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def framed(data: bytes) -> bytes:
+  """One record: length, its checksum, the data, its checksum."""
+  length = _LENGTH.pack(len(data))
+  return b''.join(
+      (
+          length,
+          _CRC.pack(masked_crc32c(length)),
+          data,
+          _CRC.pack(masked_crc32c(data)),
+      )
+  )
+
+
+def write_records(path: str | os.PathLike, records: Iterable[bytes]) -> int:
+  """Writes `records` to a new TFRecord file at `path`; returns how many."""
+  count = 0
+  with open(path, 'wb', buffering=_BUFFER_BYTES) as f:
+    for data in records:
+      f.write(framed(data))
+      count += 1
+  return count
+
+
+def read_records(
+    f: io.BufferedIOBase, path: str, start: int, count: int
+) -> Iterator[bytes]:
+  """Records start..start+count of the TFRecord file `f` (at `path`, which
+  messages name), checksums verified.
+
+  Read in blocks, each record sliced out of its block (not three reads per
+  record); a declared length is checked against the file's size before
+  anything is read for it. RecordError (one line) for a file that ends
+  early, a corrupt length or corrupt data.
+  """
+  f.seek(0, io.SEEK_END)
+  file_size = f.tell()
+  f.seek(0)
+  block, pos, offset = b'', 0, 0  # offset: the file position of block[0].
+  for index in range(start + count):
+    if len(block) - pos < _HEADER.size:
+      block, pos, offset = block[pos:] + f.read(_BUFFER_BYTES), 0, offset + pos
+    if len(block) - pos < _HEADER.size:
+      raise RecordError(
+          f'{path}: ends after {index} records; expected at least'
+          f' {start + count}'
+      )
+    length, length_crc = _HEADER.unpack_from(block, pos)
+    if masked_crc32c(block[pos : pos + 8]) != length_crc:
+      raise RecordError(
+          f'{path}: record {index} has a corrupt length (checksum'
+          ' mismatch); expected a TFRecord file'
+      )
+    end = pos + _HEADER.size + length + _CRC.size
+    if offset + end > file_size:
+      raise RecordError(
+          f'{path}: record {index} is cut short'
+          f' ({file_size - offset - pos - _HEADER.size} of {length} bytes);'
+          ' expected a whole TFRecord file'
+      )
+    if index < start:  # Skipped: its length is checked, not its data.
+      if end > len(block):
+        f.seek(offset + end)
+        block, pos, offset = b'', 0, offset + end
+      else:
+        pos = end
+      continue
+    if end > len(block):
+      block = block[pos:] + f.read(max(_BUFFER_BYTES, end - pos))
+      block, pos, offset, end = block, 0, offset + pos, end - pos
+      if end > len(block):  # The file shrank while it was read.
+        raise RecordError(
+            f'{path}: record {index} is cut short; expected a whole'
+            ' TFRecord file'
+        )
+    data = block[pos + _HEADER.size : end - _CRC.size]
+    (crc,) = _CRC.unpack_from(block, end - _CRC.size)
+    if masked_crc32c(data) != crc:
+      raise RecordError(
+          f'{path}: record {index} is corrupt (data checksum mismatch)'
+      )
+    pos = end
+    yield data
