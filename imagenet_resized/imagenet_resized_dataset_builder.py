@@ -4,12 +4,11 @@ TFDS glue only: the builder's info, where each split's source comes from,
 and handing (key, example) pairs to TFDS. The configs are in `configs`;
 finding and reading the authors' batches in `authors/` and `readers/`, the
 ILSVRC2012 JPEGs in `ilsvrc/`, the workers and PNGs in `pipeline/` and
-`writing/`, and every touch of TFDS's internals in `tfds_glue/`.
+`formats/`, and every touch of TFDS's internals in `tfds_glue/`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 
@@ -37,9 +36,7 @@ from imagenet_resized.pipeline import worker_pool
 from imagenet_resized.readers import one_line
 from imagenet_resized.tfds_glue import build_lock
 from imagenet_resized.tfds_glue import build_metadata
-from imagenet_resized.tfds_glue import deterministic_serializer
-from imagenet_resized.tfds_glue import tfds_internals
-from imagenet_resized.tfds_glue import touch_checks
+from imagenet_resized.tfds_glue import tfds_touches
 
 HOMEPAGE = 'https://patrykchrabaszcz.github.io/Imagenet32/'
 LOGIN_PAGE = 'https://image-net.org/download-images'
@@ -164,30 +161,19 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         download_config
         and (download_config.beam_options or download_config.beam_runner)
     )
-    # Each touch of TFDS internals is checked; one that differs from what it
-    # replaces is skipped for this build (TFDS's own code, one log line).
-    touches = self._touches = touch_checks.check_touches(dl_manager)
-    with contextlib.ExitStack() as stack:
-      # Byte-identical shards from build to build (and faster serialization);
-      # local files written without importing TensorFlow.
-      if touches.uses(tfds_internals.SERIALIZER):
-        stack.enter_context(
-            tfds_internals.example_serializer_swapped(
-                deterministic_serializer.DeterministicExampleSerializer
-            )
-        )
-      if touches.uses(tfds_internals.SHUFFLE_MEMORY):
-        stack.enter_context(
-            tfds_internals.shuffle_memory_capped(self.SHUFFLE_MEMORY_BYTES)
-        )
-      stack.enter_context(
-          tfds_internals.local_files_without_tensorflow(touches)
-      )
+    # Each touch of TFDS internals is checked; one that cannot be used is
+    # skipped for this build (TFDS's own code, one log line).
+    touches = self._touches = tfds_touches.check(
+        dl_manager, self.info.file_format.value
+    )
+    with touches.applied(self):
       return super()._download_and_prepare(dl_manager, download_config)
 
   def _find_sources(self, dl_manager) -> dict[str, common.SplitSource]:
     """{split: source}, from the config's one kind of source."""
-    manual_dir = tfds_internals.manual_dir_of(dl_manager)
+    manual_dir = tfds_touches.manual_dir_of(
+        dl_manager, getattr(self, '_touches', None)
+    )
     if self.builder_config.source == configs.ILSVRC2012:
       return self._find_ilsvrc(manual_dir)
     found = discovery.find_sources(manual_dir, self.builder_config.size)
@@ -226,16 +212,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         publication.URL_BASE + name for name in publication.download_names(size)
     ]
     # Fail in seconds, not after minutes of TFDS's retries: ask the site first,
-    # unless TFDS has the file cached (touch 4; without it, TFDS's downloader
-    # decides, slower to fail but never refusing a cached file), or the
-    # download manager's download is not TFDS's own (TFDS's test harness
-    # serves EXAMPLE_DIR through it): then only it is asked.
-    touches = getattr(self, '_touches', None) or touch_checks.check_touches()
-    if tfds_internals.downloads_through_tfds(dl_manager) and touches.uses(
-        tfds_internals.DOWNLOAD_CACHE
+    # unless TFDS has the file cached (DOWNLOAD_CACHE; without it, TFDS's
+    # downloader decides, slower to fail but never refusing a cached file),
+    # or the download manager's download is not TFDS's own (TFDS's test
+    # harness serves EXAMPLE_DIR through it): then only it is asked.
+    touches = getattr(self, '_touches', None) or tfds_touches.check()
+    if tfds_touches.downloads_through_tfds(dl_manager) and touches.uses(
+        tfds_touches.DOWNLOAD_CACHE
     ):
       for url in urls:
-        if not tfds_internals.is_download_cached(dl_manager, url):
+        if not tfds_touches.is_download_cached(dl_manager, url):
           why = download_probe.why_not_downloadable(url)
           if why:
             raise cannot(f'download failed: {why}')
@@ -375,5 +361,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
 
 # Where TFDS would find its own imagenet_resized by this name first (4.9.4 to
-# 4.9.6), the name finds this builder (touch 7 of tfds_internals).
-touch_checks.name_resolves_to(Builder)
+# 4.9.6), the name finds this builder (tfds_touches.NAME_LOOKUP).
+tfds_touches.name_resolves_to(Builder)

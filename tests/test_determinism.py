@@ -11,9 +11,9 @@ from tensorflow_datasets.core import example_serializer
 
 import imagenet_resized
 from imagenet_resized.tfds_glue import deterministic_serializer
-from imagenet_resized.tfds_glue import tfds_internals
+from imagenet_resized.tfds_glue import tfds_touches
 from imagenet_resized.tools import fake
-from imagenet_resized.writing import png_codec
+from imagenet_resized.formats import png_codec
 
 from conftest import build_in_subprocess, read_split, source_examples
 
@@ -154,9 +154,7 @@ def test_serializer_falls_back_for_other_features():
 
 def test_serializer_is_used_only_during_a_build():
   original = example_serializer.ExampleSerializer
-  with tfds_internals.example_serializer_swapped(
-      deterministic_serializer.DeterministicExampleSerializer
-  ):
+  with tfds_touches.SERIALIZER.applied(None):
     assert (
         example_serializer.ExampleSerializer
         is deterministic_serializer.DeterministicExampleSerializer

@@ -2,7 +2,8 @@
 
 Each test changes what one touch replaces, as a new TFDS release might, and
 checks that the build skips that touch (TFDS's own code instead), says so in
-one log line, and gives the same examples as a normal build.
+one log line, and gives the same examples as a normal build; and that a
+parquet build keeps every example whichever writer runs, or is refused.
 """
 
 import functools
@@ -24,7 +25,7 @@ from conftest import DUMMY_DATA, build, read_split
 from imagenet_resized.authors import download_probe
 from imagenet_resized.authors import publication
 from imagenet_resized import common
-from imagenet_resized.tfds_glue import tfds_internals, touch_checks
+from imagenet_resized.tfds_glue import tfds_touches
 from test_download_probe import _serve, download_calls, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
@@ -45,15 +46,16 @@ def normal(tmp_path_factory):
   return _examples(build(CONFIG, DUMMY_DATA, tmp_path_factory.mktemp('normal')))
 
 
-# Touches the installed release lacks anyway (touch 4 on 4.9.4).
+# Touches the installed release lacks anyway (DOWNLOAD_CACHE on 4.9.4).
 ALREADY_SKIPPED = tuple(
-    f'skipped touch {t} ' for t in touch_checks.check_touches().skipped)
+    f"touch of TFDS's {name}," for name, why in tfds_touches.check().skipped.items()
+    if why != tfds_touches.NOT_PARQUET)
 
 
 def _skipped_lines(caplog) -> list[str]:
   return [
       m for m in (r.getMessage() for r in caplog.records)
-      if 'skipped touch' in m and not any(a in m for a in ALREADY_SKIPPED)
+      if 'skipped its touch' in m and not any(a in m for a in ALREADY_SKIPPED)
   ]
 
 
@@ -63,8 +65,8 @@ def _build_falls_back(touch, tmp_path, caplog, normal, manual=DUMMY_DATA):
   assert type(builder) is imagenet_resized.Builder
   lines = _skipped_lines(caplog)
   assert len(lines) == 1, lines
-  assert lines[0].startswith(f'imagenet_resized: skipped touch {touch} of TFDS')
-  assert tfds_internals.TOUCH_NAMES[touch] in lines[0]
+  assert lines[0].startswith(
+      f"imagenet_resized: skipped its touch of TFDS's {touch.name}, using")
   assert '\n' not in lines[0]
   assert _examples(builder) == normal
   return builder
@@ -79,13 +81,13 @@ def test_a_changed_example_serializer_class(tmp_path, monkeypatch, caplog, norma
       return super().serialize_example(example)
 
   monkeypatch.setattr(example_serializer, 'ExampleSerializer', NewReleaseSerializer)
-  _build_falls_back(1, tmp_path, caplog, normal)
+  _build_falls_back(tfds_touches.SERIALIZER, tmp_path, caplog, normal)
   assert used  # TFDS's (new) serializer wrote the examples, not ours.
 
 
 def test_a_changed_shuffle_memory_constant(tmp_path, monkeypatch, caplog, normal):
   monkeypatch.setattr(shuffle, 'MAX_MEM_BUFFER_SIZE', float(1 << 30))
-  _build_falls_back(2, tmp_path, caplog, normal)
+  _build_falls_back(tfds_touches.SHUFFLE_MEMORY, tmp_path, caplog, normal)
   assert shuffle.MAX_MEM_BUFFER_SIZE == float(1 << 30)
 
 
@@ -94,17 +96,17 @@ def test_a_download_manager_without_manual_dir_field(tmp_path):
       download_dir=str(tmp_path / 'dl'), manual_dir=str(DUMMY_DATA),
       manual_dir_instructions='x',
   )
-  assert tfds_internals.manual_dir_of(manager) == str(DUMMY_DATA)
+  assert tfds_touches.manual_dir_of(manager) == str(DUMMY_DATA)
   del manager.__dict__['_manual_dir']  # A release that renamed it.
-  touches = touch_checks.check_touches(manager)
-  assert 3 in touches.skipped
+  touches = tfds_touches.check(manager)
+  assert not touches.uses(tfds_touches.MANUAL_DIR)
   # TFDS's public property then answers (here it fails: None, never raises).
-  assert tfds_internals.manual_dir_of(manager, touches) is None
+  assert tfds_touches.manual_dir_of(manager, touches) is None
 
 
 @pytest.mark.skipif(
     not hasattr(tfds.download.DownloadManager, '_get_checksum_dl_result'),
-    reason='this tensorflow-datasets has no touch 4 to change')
+    reason='this tensorflow-datasets has no download cache lookup to change')
 def test_a_changed_download_cache_lookup(
     server, tmp_path, monkeypatch, caplog, normal, download_calls
 ):
@@ -116,28 +118,36 @@ def test_a_changed_download_cache_lookup(
           self, resource, legacy_mode),
   )
   monkeypatch.setattr(download_probe, 'why_not_downloadable', functools.partial(
-      pytest.fail, 'probed without touch 4'))
+      pytest.fail, 'probed without the download cache lookup'))
   base = _serve(server, 'files', monkeypatch)
-  _build_falls_back(4, tmp_path, caplog, normal, manual=tmp_path / 'manual')
+  _build_falls_back(tfds_touches.DOWNLOAD_CACHE, tmp_path, caplog, normal,
+                    manual=tmp_path / 'manual')
   assert download_calls == [[base + n for n in publication.download_names(16)]]
 
 
-def test_a_shard_writer_writing_other_bytes(tmp_path, monkeypatch, caplog, normal):
-  """On a release the suite has not passed on, bytes are compared: a writer
-  that writes (valid) shards other than ours makes the build take it."""
+def test_an_unverified_release_writes_with_its_own_code(
+    tmp_path, monkeypatch, caplog, normal
+):
+  """On a release the suite has not compared bytes on, TFDS's own serializer,
+  shard writer and spill files write (one line each), the same examples."""
   original = vars(file_adapters.TfRecordFileAdapter)['write_examples']
   calls = []
 
   def write_examples(cls, path, iterator):
     calls.append(path)
-    return original.__func__(cls, path, reversed(list(iterator)))
+    return original.__func__(cls, path, iterator)
 
   monkeypatch.setattr(file_adapters.TfRecordFileAdapter, 'write_examples',
                       classmethod(write_examples))
   monkeypatch.setattr(tfds, '__version__', '4.9.99')
-  monkeypatch.setenv(touch_checks.CACHE_DIR_ENV, str(tmp_path / 'cache'))
-  _build_falls_back(5, tmp_path, caplog, normal)
-  assert calls  # TFDS's (new) writer wrote the shards, not ours.
+  with caplog.at_level(logging.WARNING):
+    builder = build(CONFIG, DUMMY_DATA, tmp_path / 'data')
+  lines = _skipped_lines(caplog)
+  assert len(lines) == 3, lines
+  assert all('its bytes have not been compared with this release' in x
+             for x in lines)
+  assert calls  # TFDS's own writer wrote the shards.
+  assert _examples(builder) == normal
 
 
 def test_a_changed_spill_bucket_class(tmp_path, monkeypatch, caplog, normal):
@@ -149,16 +159,10 @@ def test_a_changed_spill_bucket_class(tmp_path, monkeypatch, caplog, normal):
       super().__init__(path)
 
   monkeypatch.setattr(shuffle, '_Bucket', NewReleaseBucket)
-  _build_falls_back(6, tmp_path, caplog, normal)
+  _build_falls_back(tfds_touches.SPILL_BUCKET, tmp_path, caplog, normal)
 
 
-def test_the_byte_probe_runs_once_per_release_in_a_subprocess(tmp_path, monkeypatch):
-  monkeypatch.setenv(touch_checks.CACHE_DIR_ENV, str(tmp_path))
-  verdict = touch_checks._probe_in_subprocess()
-  assert verdict == {1: None, 5: None, 6: None}
-
-
-# Touch 7, the name lookup (at import, not per build).
+# The name lookup (at import, not per build).
 
 _NAME_LOOKUP_SCRIPT = '''
 import sys
@@ -197,7 +201,7 @@ def test_the_name_finds_this_builder_in_a_fresh_process(order, tmp_path):
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'),
   )
   assert done.returncode == 0 and done.stdout.strip() == 'ok', done.stderr[-3000:]
-  assert 'skipped touch' not in done.stderr
+  assert 'skipped its touch' not in done.stderr
 
 
 class _OtherBuilder:
@@ -224,10 +228,66 @@ def test_a_changed_name_lookup(change, monkeypatch, caplog):
   monkeypatch.setitem(registered._DATASET_REGISTRY, 'imagenet_resized',
                       imagenet_resized.Builder)
   with caplog.at_level(logging.WARNING):
-    touch_checks.name_resolves_to(imagenet_resized.Builder)
+    tfds_touches.name_resolves_to(imagenet_resized.Builder)
   lines = [r.getMessage() for r in caplog.records
-           if 'skipped touch' in r.getMessage()]
+           if 'skipped its touch' in r.getMessage()]
   assert len(lines) == 1, lines
-  assert lines[0].startswith('imagenet_resized: skipped touch 7 of TFDS')
-  assert 'registered._get_existing_dataset_packages' in lines[0]
+  assert lines[0].startswith(
+      "imagenet_resized: skipped its touch of TFDS's"
+      ' registered._get_existing_dataset_packages, using')
   assert why in lines[0] and '\n' not in lines[0]
+
+
+# Parquet: every example kept, whichever writer runs, or no build.
+
+PARQUET_NAME = tfds_touches.PARQUET_WRITER.name
+
+
+def _parquet_build(tmp_path):
+  builder = tfds.builder(f'imagenet_resized/{CONFIG}', data_dir=str(tmp_path / 'data'))
+  builder.download_and_prepare(
+      file_format='parquet',
+      download_config=tfds.download.DownloadConfig(manual_dir=str(DUMMY_DATA)))
+  return builder
+
+
+def test_a_release_whose_parquet_writer_keeps_every_example(
+    tmp_path, monkeypatch, caplog, normal
+):
+  """Its own writer runs (ours would write the same rows)."""
+  from imagenet_resized.tfds_glue import parquet_shards
+  calls = []
+
+  def write_examples(cls, path, iterator):
+    calls.append(path)
+    return parquet_shards.write_examples(cls, path, iterator)
+
+  monkeypatch.setattr(file_adapters.ParquetFileAdapter, 'write_examples',
+                      classmethod(write_examples))
+  with caplog.at_level(logging.WARNING):
+    builder = _parquet_build(tmp_path)
+  (line,) = [x for x in _skipped_lines(caplog) if PARQUET_NAME in x]
+  assert "TFDS's own writer keeps every example" in line
+  assert len(calls) >= 2 + 1  # The probe, then the shards.
+  assert _examples(builder) == normal
+
+
+def test_a_release_whose_parquet_writer_and_ours_lose_examples(tmp_path, monkeypatch):
+  """Refused in one line rather than lose examples."""
+  from imagenet_resized.tfds_glue import parquet_shards
+  write_all = parquet_shards.write_examples
+
+  def losing(cls, path, iterator):
+    return write_all(cls, path, list(iterator)[1:])
+
+  monkeypatch.setattr(file_adapters.ParquetFileAdapter, 'write_examples',
+                      classmethod(losing))
+  monkeypatch.setattr(parquet_shards, 'write_examples', losing)
+  with pytest.raises(ValueError) as e:
+    _parquet_build(tmp_path)
+  assert str(e.value).startswith(
+      "tensorflow-datasets's parquet writer loses examples and"
+      " imagenet_resized's replacement cannot be used")
+  assert str(e.value).endswith('--file_format tfrecord or array_record')
+  assert '\n' not in str(e.value)
+  assert not os.path.exists(tmp_path / 'data' / 'imagenet_resized' / CONFIG / '0.1.0')

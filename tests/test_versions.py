@@ -1,16 +1,27 @@
-"""Version ranges, and no refusal of an untested tensorflow-datasets."""
+"""Versions: the ranges, the touches each release uses, and what verifies one.
+
+A release of tensorflow-datasets is verified (tfds_touches.VERIFIED_TFDS_
+VERSIONS) when the tests here pass on it: its code writes the bytes ours
+write (serializer, shards, spill files); on any other release those three
+touches are skipped, and TFDS's own code writes (docs/versions.md).
+"""
 
 import logging
 import re
 import tomllib
 
-import pytest
 
 import tensorflow_datasets as tfds
 from packaging.specifiers import SpecifierSet
 
-from conftest import REPO, build
-from imagenet_resized.tfds_glue import touch_checks
+from conftest import REPO
+from tensorflow_datasets.core import example_serializer
+from tensorflow_datasets.core import file_adapters
+from tensorflow_datasets.core import shuffle
+
+from imagenet_resized.tfds_glue import deterministic_serializer
+from imagenet_resized.tfds_glue import local_files
+from imagenet_resized.tfds_glue import tfds_touches
 
 
 def _requirement(name: str) -> SpecifierSet:
@@ -33,7 +44,7 @@ def test_lower_bounds_are_the_oldest_set_ci_runs():
     spec = _requirement(name)
     assert version in spec, (name, version)
     assert not any(s.operator in ('<', '<=', '==', '~=') for s in spec), name
-  assert oldest['tensorflow-datasets'] in touch_checks.VERIFIED_TFDS_VERSIONS
+  assert oldest['tensorflow-datasets'] in tfds_touches.VERIFIED_TFDS_VERSIONS
 
 
 def test_no_upper_bound_on_tensorflow_datasets():
@@ -43,23 +54,84 @@ def test_no_upper_bound_on_tensorflow_datasets():
   assert '4.9.3' not in spec
 
 
+# Touches a release lacks for every dataset: tensorflow-datasets 4.9.4 has no
+# DownloadManager._get_checksum_dl_result.
+LACKING = {'4.9.4': {tfds_touches.DOWNLOAD_CACHE.name}}
+
+
 def test_every_touch_is_used_with_the_installed_tfds(caplog):
-  # tensorflow-datasets 4.9.4 has no DownloadManager._get_checksum_dl_result.
-  lacking = set() if hasattr(
-      tfds.download.DownloadManager, '_get_checksum_dl_result') else {4}
+  """On a release the suite runs on, every touch is used (or the release is
+  known to lack it): none is skipped without the suite saying so."""
+  assert tfds.__version__ in tfds_touches.VERIFIED_TFDS_VERSIONS
+  lacking = LACKING.get(tfds.__version__, set())
   with caplog.at_level(logging.WARNING):
-    assert set(touch_checks.check_touches().skipped) == lacking
-  assert caplog.text.count('skipped touch') == len(lacking)
+    touches = tfds_touches.check(file_format='tfrecord')
+  assert set(touches.skipped) == lacking | {tfds_touches.PARQUET_WRITER.name}
+  assert touches.skipped[tfds_touches.PARQUET_WRITER.name] == 'not a parquet build'
+  lines = [r.getMessage() for r in caplog.records]
+  assert len(lines) == len(lacking) and all('skipped its touch' in x for x in lines)
+  for touch in tfds_touches.BUILD_TOUCHES:
+    assert touches.uses(touch) == (touch.name not in touches.skipped)
 
 
-@pytest.mark.slow
-def test_an_unverified_tfds_builds_with_every_touch_checked(
-    tmp_path, monkeypatch, dummy_data, caplog
-):
-  """A release the suite has not passed on is not refused: its touches are
-  checked (bytes included), and they hold for these very internals."""
+def test_an_unverified_release_writes_with_tfds_own_code(monkeypatch, caplog):
+  """A release whose bytes the suite has not compared: the three touches that
+  write TFDS's bytes are skipped, each with one line; the others are used."""
+  lacking = LACKING.get(tfds.__version__, set())
   monkeypatch.setattr(tfds, '__version__', '4.9.99')
-  monkeypatch.setenv(touch_checks.CACHE_DIR_ENV, str(tmp_path / 'cache'))
   with caplog.at_level(logging.WARNING):
-    assert build('8x8', dummy_data, tmp_path / 'data').is_prepared()
-  assert caplog.text.count('skipped touch') <= 1  # Touch 4 on 4.9.4.
+    touches = tfds_touches.check(file_format='tfrecord')
+  writers = {t.name for t in tfds_touches.BUILD_TOUCHES if t.writes_tfds_bytes}
+  assert len(writers) == 3
+  assert set(touches.skipped) == writers | lacking | {
+      tfds_touches.PARQUET_WRITER.name}
+  lines = [r.getMessage() for r in caplog.records]
+  assert len(lines) == 3 + len(lacking), lines
+  for name in writers:
+    (line,) = [x for x in lines if f"touch of TFDS's {name}," in x]
+    assert 'its bytes have not been compared with this release' in line
+    assert '(tensorflow-datasets 4.9.99)' in line and '\n' not in line
+
+
+# What verifies a release: the replacements' bytes against TFDS's own code.
+
+_PROBE_RECORDS = (b'', b'a', bytes(range(256)) * 3, b'\x89PNG' * 5000)
+_PROBE_KEYS = (0, 1, (1 << 128) - 1, 0x0123456789ABCDEF0123456789ABCDEF)
+
+
+def test_the_serializer_writes_tfds_deterministic_bytes():
+  features = tfds.features.FeaturesDict({
+      'image': tfds.features.Image(shape=(2, 2, 3), encoding_format='png'),
+      'label': tfds.features.ClassLabel(num_classes=1000),
+  })
+  specs = features.get_serialized_info()
+  theirs = example_serializer.ExampleSerializer(specs)
+  ours = deterministic_serializer.DeterministicExampleSerializer(specs)
+  for label in (0, 7, 127, 128, 999):
+    for image in (b'', b'\x89PNG probe ' * 20, bytes(range(256)) * 600):
+      example = {'image': image, 'label': label}
+      want = theirs.get_tf_example(example).SerializeToString(deterministic=True)
+      assert ours.serialize_example(example) == want
+
+
+def test_the_shard_writer_writes_tfds_bytes(tmp_path):
+  adapter = file_adapters.TfRecordFileAdapter
+  records = [(str(i), r) for i, r in enumerate(_PROBE_RECORDS)]
+  theirs, ours = tmp_path / 'theirs', tmp_path / 'ours'
+  adapter.write_examples(str(theirs), iter(records))
+  local_files.shard_writer(vars(adapter)['write_examples']).__func__(
+      adapter, str(ours), iter(records))
+  assert ours.read_bytes() == theirs.read_bytes()
+
+
+def test_the_spill_files_are_tfds_bytes(tmp_path):
+  entries = list(zip(_PROBE_KEYS, _PROBE_RECORDS))
+  files = {}
+  for name, cls in (('theirs', shuffle._Bucket), ('ours', local_files.LocalBucket)):
+    bucket = cls(str(tmp_path / f'{name}.bucket'))
+    for key, data in entries:
+      bucket.add(key, data)
+    bucket.flush()
+    files[name] = ((tmp_path / f'{name}.bucket').read_bytes(), list(bucket.read_values()))
+  assert files['ours'] == files['theirs']
+  assert files['ours'][1] == entries

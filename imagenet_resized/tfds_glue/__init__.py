@@ -6,8 +6,7 @@ PTransforms (`beam_io`), the prepared dataset's metadata with its statistics
 (`build_metadata`), and the lock and clean-up around a build (`file_lock`,
 `build_lock`).
 
-May import: the standard library, numpy, tensorflow_datasets, apache_beam,
-etils, google_crc32c, every wing below it (`readers/`, `authors/`,
-`writing/`, `pipeline/`, `ilsvrc/`), and the package's leaves. Never the
-builder module.
+May import (besides the standard library and the leaves `common`, `resources`):
+`numpy`, `tensorflow_datasets`, `apache_beam`, `etils`, `google_crc32c`,
+`pyarrow`, `authors/`, `formats/`, `pipeline/`. Never the top of the package.
 """

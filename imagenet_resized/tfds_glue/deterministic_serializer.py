@@ -8,18 +8,17 @@ features swapped and give different shard bytes. We serialize with
 `deterministic=True` (map entries sorted by key) instead.
 
 For flat examples of scalar byte-string and integer features, such as ours
-(`image`: PNG bytes, `label`: int), the proto's wire bytes are written out
-directly (protobuf's encoding of a tf.train.Example, map entries in key
-order: what `SerializeToString(deterministic=True)` writes, which the tests
-check), from the cached pieces of `example_wire`: ~1 us per example, against ~13 us through the
-protobuf API and ~43 us through TFDS's generic conversion through numpy. Serialization runs in the
-builder's main process, which bounds the build's speed. Other examples take
-TFDS's own path, serialized deterministically.
+(`image`: PNG bytes, `label`: int), the proto's wire bytes are written
+directly from the cached pieces of `example_wire`: what
+`SerializeToString(deterministic=True)` writes (the tests compare them), at a
+fraction of the cost of the protobuf API, in the builder's main process,
+which bounds a build's speed (docs/speed.md). Other examples take TFDS's own
+path, serialized deterministically.
 
-The builder puts the class in place of TFDS's for the duration of a build
-(`tfds_internals.example_serializer_swapped`): TFDS's split builder creates
-its serializer from the module attribute when a split starts (the Beam writer
-pickles the instance, so Beam workers use it too).
+The builder puts the class in place of TFDS's for the length of a build
+(`tfds_touches.SERIALIZER`): TFDS's split builder creates its serializer
+from the module attribute when a split starts (the Beam writer pickles the
+instance, so Beam workers use it too).
 """
 
 from __future__ import annotations
@@ -27,10 +26,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from tensorflow_datasets.core import example_serializer
 from tensorflow_datasets.core.utils import dtype_utils
 
-from imagenet_resized.tfds_glue import tfds_internals
-from imagenet_resized.writing import example_wire
+from imagenet_resized.formats import example_wire
 
 
 def _scalar_kind(tensor_info) -> str | None:
@@ -46,7 +45,7 @@ def _scalar_kind(tensor_info) -> str | None:
   return None
 
 
-class DeterministicExampleSerializer(tfds_internals.ExampleSerializer):
+class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
   """TFDS's ExampleSerializer, with output independent of the process."""
 
   def __init__(self, example_specs):
