@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fake_helpers
-from imagenet_resized.readers import batch_chunks, batch_rows
+from imagenet_resized.readers import batch_chunks, npz_batches, pickle_batches
 from imagenet_resized.tools import fake
 from imagenet_resized.common import SourceError
 
@@ -38,7 +38,8 @@ def expected_images(batch: dict) -> np.ndarray:
 
 
 def read_all(fileobj, is_npz: bool, chunk_rows: int, where: str = 'b', size: int = SIZE):
-  chunks = list(batch_chunks.iter_chunks(fileobj, where, size, is_npz, chunk_rows))
+  read = npz_batches.iter_npz_chunks if is_npz else pickle_batches.iter_pickle_chunks
+  chunks = list(read(fileobj, where, size, chunk_rows))
   return (chunks, np.concatenate([c.images for c in chunks]),
           np.concatenate([c.labels for c in chunks]))
 
@@ -168,4 +169,4 @@ def test_malicious_pickle_never_runs(batch, tmp_path):
     (3 * 16 * 16, 16), (3 * 64 * 64, 64), (192, 8), (100, None), (3 * 7 * 7, 7),
 ])
 def test_size_of_width(width, fits):
-  assert batch_rows.size_of_width(width) == fits
+  assert batch_chunks.size_of_width(width) == fits

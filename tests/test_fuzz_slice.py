@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from imagenet_resized.readers import batch_rows
+from imagenet_resized.readers import batch_chunks
 from imagenet_resized.readers import pickled_numpy
 
 sys.path.insert(0, str(REPO / 'tests' / 'fuzzing'))
@@ -70,7 +70,7 @@ def test_the_slice_notices_rows_read_wrong(monkeypatch):
   """A reader that swaps image axes is caught by the structured checks."""
   def transposed(rows, size):
     return np.ascontiguousarray(rows.reshape(len(rows), 3, size, size).transpose(0, 3, 2, 1))
-  monkeypatch.setattr(batch_rows, 'rows_to_images', transposed)
+  monkeypatch.setattr(batch_chunks, 'rows_to_images', transposed)
   tally = fuzz_readers.run_hypothesis(
       fuzz_readers.Tally('pickle', 'hypothesis'), 0, max_examples=60,
       derandomize=True,

@@ -31,6 +31,9 @@ import os
 import google_crc32c
 import numpy as np
 
+from imagenet_resized.common import SourceError
+from imagenet_resized.readers import npz_batches
+
 FORMAT = 'imagenet_resized arrays 1'
 FINGERPRINT = 'fingerprint.json'
 IMAGES = 'images.npy'
@@ -45,18 +48,17 @@ class ArraysError(ValueError):
 
 
 def npy_data_offset(path: str) -> tuple[int, tuple[int, ...], np.dtype]:
-  """(offset of the data, shape, dtype) from a .npy file's header."""
+  """(offset of the data, shape, dtype) from a .npy file's header (numpy's
+  own parser, as the readers use it); ArraysError (one line) if it is not a
+  C-order .npy of plain numbers."""
   with open(path, 'rb') as f:
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-      shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-    elif version == (2, 0):
-      shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-    else:
-      raise ValueError(f'.npy version {version}; expected 1.0 or 2.0')
+    try:
+      shape, fortran, dtype = npz_batches.read_npy_header(f, path)
+    except SourceError as e:
+      raise ArraysError(str(e)) from None
     if fortran:
-      raise ValueError('Fortran order; expected C order')
-    return f.tell(), tuple(shape), dtype
+      raise ArraysError(f'{path}: in Fortran order; expected C order')
+    return f.tell(), shape, dtype
 
 
 def range_crc(path: str, offset: int, length: int) -> str:
@@ -178,8 +180,8 @@ def check(
       )
     try:
       offset, shape, dtype = npy_data_offset(path)
-    except (ValueError, OSError) as e:
-      raise ArraysError(f'{path}: not a readable .npy header ({e})') from None
+    except OSError as e:
+      raise ArraysError(f'{path}: not readable ({e.strerror})') from None
     descr = np.lib.format.dtype_to_descr(dtype)
     expected_size = (
         offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize

@@ -17,10 +17,10 @@ from imagenet_resized import common
 from imagenet_resized.authors import publication
 from imagenet_resized.common import SourceError
 from imagenet_resized.readers import batch_chunks
-from imagenet_resized.readers import batch_rows
 from imagenet_resized.readers import npz_batches
 from imagenet_resized.readers import npz_spool
 from imagenet_resized.readers import one_line
+from imagenet_resized.readers import pickle_batches
 from imagenet_resized.readers import regular_files
 from imagenet_resized.readers import zip_members
 
@@ -101,12 +101,17 @@ class Batch:
         ) from None
       yield npz_batches.as_seekable(f)
 
-  def chunks(self, size: int, chunk_rows: int = batch_rows.DEFAULT_CHUNK_ROWS):
-    """Yields `batch_rows.Chunk`s of this batch, validated for `size`."""
+  def chunks(
+      self, size: int, chunk_rows: int = batch_chunks.DEFAULT_CHUNK_ROWS
+  ):
+    """Yields `batch_chunks.Chunk`s of this batch, checked for `size`."""
+    read = (
+        npz_batches.iter_npz_chunks
+        if self.is_npz
+        else pickle_batches.iter_pickle_chunks
+    )
     with self.open() as f:
-      yield from batch_chunks.iter_chunks(
-          f, self.where, size, self.is_npz, chunk_rows
-      )
+      yield from read(f, self.where, size, chunk_rows)
 
 
 def batches_in_zip(path: str, split: str) -> list[Batch]:

@@ -63,11 +63,6 @@ def _registered() -> dict[str, resources.UrlRecord]:
   return {r.filename: r for r in resources.checksums()}
 
 
-def sha256_of(path: str) -> str:
-  with batch_files.open_source(path) as f:
-    return _sha256(f)
-
-
 def _sha256(f) -> str:
   # hashlib.file_digest needs Python 3.11; this reads 8 MiB at a time.
   digest = hashlib.sha256()

@@ -20,13 +20,10 @@ import zlib
 import numpy as np
 
 from imagenet_resized import common
-from imagenet_resized.readers import batch_rows
+from imagenet_resized.readers import batch_chunks
 from imagenet_resized.readers import one_line
 from imagenet_resized.readers import zip_members
 from imagenet_resized.readers.one_line import listed
-
-# ----------------------------------------------------------------------------
-# npz, streamed.
 
 # numpy's own limit on a .npy header (a dict literal of a few dozen bytes).
 MAX_NPY_HEADER = 10_000
@@ -135,16 +132,6 @@ ZIP_ERRORS = (
 )
 
 
-def read_exact(fp: BinaryIO, n: int, where: str) -> bytes:
-  buf = fp.read(n)
-  if len(buf) != n:
-    raise common.SourceError(
-        f'{where}: file ends early (truncated): expected {n} more bytes, got'
-        f' {len(buf)}'
-    )
-  return buf
-
-
 def _npz_member(npz: zipfile.ZipFile, key: str, where: str) -> str:
   names = {n: n for n in npz.namelist()}
   for candidate in (f'{key}.npy', key):
@@ -157,27 +144,12 @@ def _npz_member(npz: zipfile.ZipFile, key: str, where: str) -> str:
   )
 
 
-def iter_rows(
-    read, num_rows: int, size: int, labels: np.ndarray, chunk_rows: int
-) -> Iterator[batch_rows.Chunk]:
-  """Chunks of rows, `read(n)` giving the next n bytes of rows."""
-  row_bytes = 3 * size * size
-  for start in range(0, num_rows, chunk_rows):
-    n = min(chunk_rows, num_rows - start)
-    rows = np.frombuffer(read(n * row_bytes), dtype=np.uint8).reshape(
-        n, row_bytes
-    )
-    yield batch_rows.Chunk(
-        start, batch_rows.rows_to_images(rows, size), labels[start : start + n]
-    )
-
-
 def iter_npz_chunks(
     fileobj: BinaryIO,
     where: str,
     size: int,
-    chunk_rows: int = batch_rows.DEFAULT_CHUNK_ROWS,
-) -> Iterator[batch_rows.Chunk]:
+    chunk_rows: int = batch_chunks.DEFAULT_CHUNK_ROWS,
+) -> Iterator[batch_chunks.Chunk]:
   """Streams a batch in npz form from a seekable binary file object.
 
   Peak memory is about one chunk of rows, whatever the batch size. Every
@@ -196,11 +168,11 @@ def iter_npz_chunks(
     with npz:
       labels_member = _npy_member(npz, _npz_member(npz, 'labels', where), where)
       data_member = _npy_member(npz, _npz_member(npz, 'data', where), where)
-      batch_rows.check_rows(
+      batch_chunks.check_rows(
           where, data_member.shape, data_member.dtype, size, data_member.fortran
       )
       num_rows = data_member.shape[0]
-      batch_rows.check_label_count(
+      batch_chunks.check_label_count(
           where, labels_member.shape, labels_member.dtype, num_rows
       )
       _check_member_size(npz, labels_member, where)
@@ -209,12 +181,12 @@ def iter_npz_chunks(
           npz, labels_member.name, f'{where}:{labels_member.name}'
       ) as fp:
         fp.seek(labels_member.offset)
-        raw = read_exact(
+        raw = batch_chunks.read_exact(
             fp,
             num_rows * labels_member.dtype.itemsize,
             f'{where}:{labels_member.name}',
         )
-      labels = batch_rows.zero_based_labels(
+      labels = batch_chunks.zero_based_labels(
           where, np.frombuffer(raw, labels_member.dtype)
       )
       with zip_members.open_member(
@@ -222,8 +194,8 @@ def iter_npz_chunks(
       ) as fp:
         fp.seek(data_member.offset)
         where_data = f'{where}:{data_member.name}'
-        yield from iter_rows(
-            lambda n: read_exact(fp, n, where_data),
+        yield from batch_chunks.iter_rows(
+            lambda n: batch_chunks.read_exact(fp, n, where_data),
             num_rows,
             size,
             labels,

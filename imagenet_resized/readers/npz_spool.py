@@ -30,7 +30,7 @@ import tempfile
 from typing import BinaryIO
 
 from imagenet_resized.common import SourceError
-from imagenet_resized.readers import batch_rows
+from imagenet_resized.readers import batch_chunks
 from imagenet_resized.readers import npz_batches
 from imagenet_resized.readers import one_line
 from imagenet_resized.readers import zip_members
@@ -125,11 +125,11 @@ def _npy_header(c: _Copy, where: str, shown: str) -> tuple[int, int]:
       io.BytesIO(magic + length_bytes + header), where
   )
   data_bytes = math.prod(shape) * dtype.itemsize
-  if data_bytes > batch_rows.MAX_BATCH_BYTES:
+  if data_bytes > batch_chunks.MAX_BATCH_BYTES:
     raise c.refuse(
         f'{shown} declares shape {one_line.shape(shape)} of {dtype}'
         f' ({one_line.quantity(data_bytes)} bytes), over the'
-        f' {batch_rows.MAX_BATCH_BYTES} bytes of the largest batch allowed'
+        f' {batch_chunks.MAX_BATCH_BYTES} bytes of the largest batch allowed'
     )
   return len(magic) + len(length_bytes) + header_length, data_bytes
 
@@ -160,7 +160,7 @@ def _member(c: _Copy, where: str) -> None:
       )
     c.pipe(data_bytes)
   elif method in _COMPRESSED and not streamed:
-    if csize > batch_rows.MAX_BATCH_BYTES:
+    if csize > batch_chunks.MAX_BATCH_BYTES:
       raise c.refuse(f'{shown} declares {csize} compressed bytes')
     c.pipe(csize)
   else:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 
-def shown(text: str, limit: int = 60) -> str:
-  """`text` cut to `limit` characters, control characters escaped.
+def shown(text: str, limit: int | None = 60) -> str:
+  """`text` cut to `limit` characters (None: whole), control characters
+  escaped.
 
   Names in hostile files (zip members, tar members, dict keys) may hold
   newlines or be megabytes long; a message must stay one readable line.
   """
-  text = text if len(text) <= limit else text[:limit] + '...'
+  text = text if limit is None or len(text) <= limit else text[:limit] + '...'
   return text if text.isprintable() else repr(text)[1:-1]
 
 

@@ -13,20 +13,16 @@ from typing import BinaryIO
 import numpy as np
 
 from imagenet_resized import common
-from imagenet_resized.readers import batch_rows
+from imagenet_resized.readers import batch_chunks
 from imagenet_resized.readers import inert_pickle
-from imagenet_resized.readers import npz_batches
 from imagenet_resized.readers import pickle_strings
 from imagenet_resized.readers import pickled_numpy
 from imagenet_resized.readers.one_line import listed
 from imagenet_resized.readers.one_line import shown
 
-# ----------------------------------------------------------------------------
-# pickle, parsed into inert records (never unpickled).
-
 # Values a batch pickle may push: one per label, and a few hundred for the
 # dict, the arrays and their dtypes.
-MAX_PICKLE_VALUES = batch_rows.MAX_ROWS_PER_BATCH + 4096
+MAX_PICKLE_VALUES = batch_chunks.MAX_ROWS_PER_BATCH + 4096
 # String bytes read into memory while parsing; larger strings (the pixels)
 # stay in the file until their array is checked, then are read in chunks.
 PICKLE_EAGER_BYTES = 16 << 20
@@ -70,7 +66,7 @@ def read_pickle_batch(
         pickled_numpy.GLOBALS,
         MAX_PICKLE_VALUES,
         eager_bytes,
-        batch_rows.MAX_BATCH_BYTES,
+        batch_chunks.MAX_BATCH_BYTES,
     )
   except inert_pickle.Malformed as e:
     raise common.SourceError(
@@ -121,7 +117,7 @@ def _pickled_labels(
   """The labels of a checked batch, 0-based, read and checked."""
   labels = batch.labels
   if isinstance(labels, list):
-    batch_rows.check_label_count(
+    batch_chunks.check_label_count(
         where, (len(labels),), np.dtype(np.int64), num_rows
     )
     values = labels
@@ -137,8 +133,8 @@ def _pickled_labels(
           ' labels are 1-based)'
       )
     return np.array(values, dtype=np.int64) - 1
-  batch_rows.check_label_count(where, labels.shape, labels.dtype, num_rows)
-  return batch_rows.zero_based_labels(
+  batch_chunks.check_label_count(where, labels.shape, labels.dtype, num_rows)
+  return batch_chunks.zero_based_labels(
       where, np.frombuffer(_all_bytes(fileobj, labels.raw), labels.dtype)
   )
 
@@ -162,16 +158,16 @@ def _rows_reader(fileobj: BinaryIO, raw: pickled_numpy.Raw, where: str):
 
     return read
   reader = pickle_strings.StringReader(fileobj, raw)
-  return lambda n: npz_batches.read_exact(reader, n, where)
+  return lambda n: batch_chunks.read_exact(reader, n, where)
 
 
 def iter_pickle_chunks(
     fileobj: BinaryIO,
     where: str,
     size: int,
-    chunk_rows: int = batch_rows.DEFAULT_CHUNK_ROWS,
+    chunk_rows: int = batch_chunks.DEFAULT_CHUNK_ROWS,
     eager_bytes: int = PICKLE_EAGER_BYTES,
-) -> Iterator[batch_rows.Chunk]:
+) -> Iterator[batch_chunks.Chunk]:
   """Reads a batch in pickle form: parsed, checked, then its rows in chunks.
 
   Memory: the labels and one chunk of rows, whatever the batch size: the
@@ -180,12 +176,12 @@ def iter_pickle_chunks(
   """
   batch = read_pickle_batch(fileobj, where, eager_bytes)
   data = batch.data
-  batch_rows.check_rows(where, data.shape, data.dtype, size, data.fortran)
+  batch_chunks.check_rows(where, data.shape, data.dtype, size, data.fortran)
   num_rows = data.shape[0]
   try:
     labels = _pickled_labels(batch, fileobj, where, num_rows)
     read = _rows_reader(fileobj, data.raw, where)
-    yield from npz_batches.iter_rows(read, num_rows, size, labels, chunk_rows)
+    yield from batch_chunks.iter_rows(read, num_rows, size, labels, chunk_rows)
   except pickle_strings.DecodeError as e:
     raise common.SourceError(
         f'{where}: corrupt or truncated pickle (UnpicklingError: {e});'

@@ -21,6 +21,7 @@ import os
 import stat
 
 from imagenet_resized.common import SourceError
+from imagenet_resized.readers import one_line
 
 _KINDS = (
     (stat.S_ISDIR, 'a directory'),
@@ -39,11 +40,6 @@ def kind_of(mode: int) -> str:
   return f'not a regular file (mode {stat.filemode(mode)})'
 
 
-def _shown(path: str) -> str:
-  # Names under manual_dir may hold newlines: one line, always.
-  return path if path.isprintable() else repr(path)[1:-1]
-
-
 def _kind_by_name(path: str) -> str | None:
   try:
     mode = os.stat(path).st_mode
@@ -56,7 +52,7 @@ def _link_target(path: str) -> str:
   """' (a link to /dev/zero)' if `path` is a symbolic link (for the message
   only: the kind was taken from the opened descriptor)."""
   try:
-    return f' (a link to {_shown(os.readlink(path))})'
+    return f' (a link to {one_line.shown(os.readlink(path), None)})'
   except (OSError, ValueError):
     return ''
 
@@ -121,7 +117,7 @@ def open_regular(path: str, expected: str) -> RegularFile:
   e.g. "expected a file holding one of the authors' batches") if it is
   anything else, or cannot be opened. Never blocks on a FIFO.
   """
-  shown = _shown(os.fspath(path))
+  shown = one_line.shown(os.fspath(path), None)  # Whole, on one line.
   try:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
   except OSError as e:
@@ -154,9 +150,3 @@ def open_regular(path: str, expected: str) -> RegularFile:
   f = RegularFile(_UpToSize(raw, st.st_size), buffer_size=1 << 16)
   f.size = st.st_size
   return f
-
-
-def size_of(path: str, expected: str) -> int:
-  """The size of the regular file `path` (opened and fstat'ed, not by name)."""
-  with open_regular(path, expected) as f:
-    return f.size
