@@ -80,7 +80,7 @@ def test_wheel_metadata_declares_dependencies(wheel):
   runtime = {r.split('>')[0].split('<')[0].split('=')[0] for r in requires if 'extra' not in r}
   assert runtime == {
       'tensorflow', 'tensorflow-datasets', 'numpy', 'pillow', 'importlib-resources',
-      'apache-beam', 'mlcroissant', 'deflate', 'google-crc32c',
+      'apache-beam', 'mlcroissant', 'deflate', 'google-crc32c', 'zlib-ng',
   }
   assert not any("extra == 'beam'" in r.replace('"', "'") for r in requires)
   assert 'Requires-Python: >=3.11' in wheel.read(meta).decode()

@@ -25,8 +25,9 @@ CHANNELS = 3
 # The key of the statistics in a prepared dataset's info.metadata:
 # metadata[KEY][split] == {'mean': [r, g, b], 'std': [r, g, b]}.
 METADATA_KEY = 'statistics'
-# Image rows summed at a time in uint32: 2**16 * 255**2 < 2**32.
-_BLOCK_ROWS = 1 << 16
+# Image rows summed at a time in float32: 256 * 255**2 < 2**24, so every
+# partial sum is an integer float32 holds exactly, in any order of addition.
+_BLOCK_ROWS = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,19 +55,20 @@ class PixelSums:
     n, height, width, _ = images.shape
     if n == 0:
       return cls()
-    # Rows of W*3 contiguous bytes, reduced along axis 0 (numpy's fast
-    # direction) in uint32, then folded into channels as Python ints.
-    # 255**2 fits in uint16; _BLOCK_ROWS * 255**2 < 2**32, so the uint32
-    # column sums of a block are exact.
+    # Rows of W*3 contiguous bytes, summed down their columns a block at a
+    # time by a float32 product with a vector of ones (exact: _BLOCK_ROWS),
+    # then folded into channels as Python ints. A uint32 np.add.reduce of
+    # the same is 1.5 to 3x slower (docs/speed.md).
     rows = images.reshape(n * height, width * CHANNELS)
     sums = np.zeros(width * CHANNELS, np.int64)
     squares = np.zeros(width * CHANNELS, np.int64)
+    ones = np.ones(_BLOCK_ROWS, np.float32)
     for start in range(0, len(rows), _BLOCK_ROWS):
-      block = rows[start : start + _BLOCK_ROWS]
-      sums += np.add.reduce(block, axis=0, dtype=np.uint32)
-      squares += np.add.reduce(
-          np.square(block, dtype=np.uint16), axis=0, dtype=np.uint32
-      )
+      block = rows[start : start + _BLOCK_ROWS].astype(np.float32)
+      weights = ones[: len(block)]
+      sums += (weights @ block).astype(np.int64)
+      np.multiply(block, block, out=block)
+      squares += (weights @ block).astype(np.int64)
     return cls(
         n * height * width,
         tuple(int(v) for v in sums.reshape(width, CHANNELS).sum(axis=0)),

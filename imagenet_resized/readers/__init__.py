@@ -7,5 +7,6 @@ declared size against the bytes that back it before allocating. Opens only
 regular files (`regular_files`).
 
 May import (besides the standard library and the leaves `common`, `resources`):
-`numpy`. Never TFDS or TensorFlow: worker processes import these modules.
+`numpy`, `zlib_ng`. Never TFDS or TensorFlow: worker processes import these
+modules.
 """

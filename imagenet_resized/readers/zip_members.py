@@ -1,19 +1,19 @@
 """Opening a zip member so that no compression method can inflate past what
 the zip declares, nor make its decompressor's memory grow without bound.
 
-`zipfile` bounds deflate: each read inflates at most what was asked
-(`zlib.decompressobj().decompress(data, max_length)`). For bzip2 and LZMA it
-does not: `ZipExtFile` hands each block of compressed bytes it reads (at
-least 4 KiB) to the decompressor without `max_length`, and keeps all it
-gives. bzip2 packs a run of 45 MB of zeros into a block of about 40 bytes, so
-a 4 KiB read inflates to gigabytes: reading the 8-byte .npy magic of a bzip2
-member whose header declares one row peaked at 2.9 GiB (docs/reliability.md).
-So bzip2 and LZMA members are decompressed here, from their raw bytes, with
-`bz2.BZ2Decompressor` / `lzma.LZMADecompressor` and `max_length`: a read of
-n bytes inflates at most n, and never past the member's declared size.
+Compressed members are decompressed here, from their raw bytes, with
+`max_length`: a read of n bytes inflates at most n, and never past the
+member's declared size. For bzip2 and LZMA, `zipfile` does not bound this:
+`ZipExtFile` hands each block of compressed bytes it reads (at least 4 KiB)
+to the decompressor without `max_length`, and keeps all it gives, and bzip2
+packs a run of 45 MB of zeros into a block of about 40 bytes
+(docs/reliability.md). Deflate, which `zipfile` bounds, goes through
+zlib-ng's inflate here for its speed: the same bytes as zlib's, and the
+authors' archives are deflated, so every build inflates gigabytes
+(docs/speed.md).
 
 Methods zipfile cannot read at all (deflate64, implode, PPMd, ...) are
-refused in one line naming the method. Standard library only.
+refused in one line naming the method.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from typing import BinaryIO
 import zipfile
 import zlib
 
+from zlib_ng import zlib_ng
+
 from imagenet_resized.common import SourceError
 
 STORED, DEFLATED, BZIP2, LZMA = 0, 8, 12, 14
-# What zipfile reads itself, bounded (deflate inflates at most what is asked).
-_ZIPFILE_BOUNDED = (STORED, DEFLATED)
+_DECOMPRESSED = (DEFLATED, BZIP2, LZMA)  # Here; stored members by zipfile.
 _RAW_BLOCK = 64 << 10  # Compressed bytes handed to a decompressor at once.
 _LOCAL_HEADER = struct.Struct('<4s22xHH')  # Signature ... name, extra lengths.
 # A zip's LZMA member starts with 2 bytes of version, 2 of properties size,
@@ -55,9 +56,9 @@ def open_member(
   if isinstance(info, str):
     info = zf.getinfo(info)
   method = info.compress_type
-  if method in _ZIPFILE_BOUNDED:
+  if method == STORED:
     return zf.open(info)
-  if method not in (BZIP2, LZMA):
+  if method not in _DECOMPRESSED:
     raise SourceError(
         f'{where}: is compressed with method {method}'
         f' ({method_name(method)}), which cannot be read here; expected a'
@@ -80,8 +81,32 @@ def _data_start(fp, info: zipfile.ZipInfo) -> int:
   return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
 
 
+class _RawDeflate:
+  """zlib-ng's raw deflate decompressor, seen through the interface of bz2's
+  and lzma's (needs_input, eof, decompress(data, max_length))."""
+
+  def __init__(self):
+    self._inflate = zlib_ng.decompressobj(-zlib.MAX_WBITS)
+
+  @property
+  def needs_input(self) -> bool:
+    return not self._inflate.unconsumed_tail
+
+  @property
+  def eof(self) -> bool:
+    return self._inflate.eof
+
+  def decompress(self, data: bytes, max_length: int) -> bytes:
+    try:
+      return self._inflate.decompress(
+          self._inflate.unconsumed_tail + data, max_length
+      )
+    except zlib_ng.error as e:  # zlib's own error, as zipfile would raise.
+      raise zlib.error(str(e)) from None
+
+
 class _Inflating(io.RawIOBase):
-  """A bzip2 or LZMA member, decompressed as it is read, `max_length` bound.
+  """A compressed member, decompressed as it is read, `max_length` bound.
 
   Seeking back starts over from the member's first byte (as zipfile does for
   every compressed member); seeking forward reads on.
@@ -99,9 +124,12 @@ class _Inflating(io.RawIOBase):
     self._read = 0  # Compressed bytes handed to the decompressor.
     self._out = 0  # Inflated bytes given out.
     self._crc = 0
-    self._decompressor = (
-        bz2.BZ2Decompressor() if self._method == BZIP2 else self._lzma()
-    )
+    if self._method == DEFLATED:
+      self._decompressor = _RawDeflate()
+    elif self._method == BZIP2:
+      self._decompressor = bz2.BZ2Decompressor()
+    else:
+      self._decompressor = self._lzma()
 
   def _raw(self, n: int) -> bytes:
     n = min(n, self._info.compress_size - self._read)
