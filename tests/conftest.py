@@ -95,9 +95,14 @@ def pytest_collection_modifyitems(config, items):
 
 # ---------------------------------------------------------------------------
 # The fast tier (`pytest -m "not slow"`) stays fast: there, a test not marked
-# `slow` that starts a process or builds a dataset fails at once, saying so.
+# `slow` that starts a process (subprocess, fork, a multiprocessing pool),
+# builds a dataset, or asks the network (a DNS lookup, a socket connection)
+# fails at once, saying so; and so does collecting the tests, which must do
+# none of that and write no tarball.
 
-_RUNNING_UNMARKED = False  # The current test is not marked slow.
+_REFUSING = False  # Collecting, or running a test not marked slow.
+_COLLECTING = False
+_REFUSED: list[str] = []  # What was refused, also in a thread of the test.
 
 
 class SlowTestNotMarked(Exception):
@@ -105,26 +110,60 @@ class SlowTestNotMarked(Exception):
 
 
 def _refuse_if_unmarked(what: str) -> None:
-  if _RUNNING_UNMARKED:
-    raise SlowTestNotMarked(
-        f'this test {what}: mark it @pytest.mark.slow (see pyproject.toml)'
+  if _REFUSING:
+    where = 'collecting the tests' if _COLLECTING else 'this test'
+    _REFUSED.append(
+        f'{where} {what}: mark it @pytest.mark.slow (see pyproject.toml)'
     )
+    raise SlowTestNotMarked(_REFUSED[-1])
 
 
 def _fast_tier(config) -> bool:
   return 'not slow' in (config.getoption('markexpr', '') or '')
 
 
+def _guard(owner, name: str, what: str, when=None) -> None:
+  """Wraps `owner.name` so that it refuses (`_refuse_if_unmarked`)."""
+  original = getattr(owner, name)
+
+  def guarded(*args, **kwargs):
+    if when is None or when(*args, **kwargs):
+      _refuse_if_unmarked(what)
+    return original(*args, **kwargs)
+
+  setattr(owner, name, guarded)
+
+
+def _writes_a_tar(self, name=None, mode='r', *args, **kwargs) -> bool:
+  del self, name, args, kwargs
+  return _COLLECTING and mode[:1] in 'wax'
+
+
 def pytest_configure(config):
   if not _fast_tier(config):
     return
-  popen_init = subprocess.Popen.__init__
+  import multiprocessing.process
+  import socket
+  import tarfile
+  _guard(subprocess.Popen, '__init__', 'starts a process')
+  _guard(os, 'fork', 'forks a process')
+  _guard(multiprocessing.process.BaseProcess, 'start', 'starts a process')
+  _guard(socket, 'getaddrinfo', 'looks up a name (DNS)')
+  _guard(socket.socket, 'connect', 'opens a network connection')
+  _guard(socket.socket, 'connect_ex', 'opens a network connection')
+  _guard(tarfile.TarFile, '__init__', 'writes a tarball', when=_writes_a_tar)
 
-  def guarded_init(self, *args, **kwargs):
-    _refuse_if_unmarked('starts a process')
-    popen_init(self, *args, **kwargs)
 
-  subprocess.Popen.__init__ = guarded_init
+def pytest_collection(session):
+  global _REFUSING, _COLLECTING
+  if _fast_tier(session.config):
+    _REFUSING = _COLLECTING = True
+
+
+def pytest_collection_finish(session):
+  del session
+  global _REFUSING, _COLLECTING
+  _REFUSING = _COLLECTING = False
 
 
 def _guard_tfds_builds() -> None:
@@ -146,16 +185,20 @@ def _guard_tfds_builds() -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
   """Before any fixture of the test (module and session ones too) is set up."""
-  global _RUNNING_UNMARKED
+  global _REFUSING
   if _fast_tier(item.config):
     _guard_tfds_builds()
-    _RUNNING_UNMARKED = item.get_closest_marker('slow') is None
+    _REFUSING = item.get_closest_marker('slow') is None
 
 
 def pytest_runtest_teardown(item):
   del item
-  global _RUNNING_UNMARKED
-  _RUNNING_UNMARKED = False
+  global _REFUSING
+  _REFUSING = False
+  if _REFUSED:  # Refused where the test could not see it (a thread).
+    refused = _REFUSED[0]
+    _REFUSED.clear()
+    pytest.fail(refused, pytrace=False)
 
 
 _SUBPROCESS_BUILD = """

@@ -91,6 +91,7 @@ def download_calls(monkeypatch):
   return calls
 
 
+@pytest.mark.slow  # It opens sockets (a server on loopback).
 @pytest.mark.parametrize('path, why', [
     ('login/Imagenet8_val_npz.zip',
      '{url} answered with an HTML page (a login page?)'),
@@ -107,11 +108,13 @@ def test_probe_tells_the_archive_from_what_is_not(server, path, why):
   assert download_probe.why_not_downloadable(url) == expected
 
 
+@pytest.mark.slow  # A DNS lookup.
 def test_probe_of_a_host_that_does_not_resolve():
   why = download_probe.why_not_downloadable('http://imagenet-resized.invalid/x.zip')
   assert why.startswith('cannot reach imagenet-resized.invalid (')
 
 
+@pytest.mark.slow  # A socket that waits for its timeout.
 def test_probe_of_a_silent_host_gives_up_after_its_timeout():
   """A listening socket that never answers (as a firewalled route)."""
   import socket

@@ -1,7 +1,9 @@
 """What `pip install .` and `tfds build` give a user."""
 
+import os
 import pathlib
 import shutil
+import subprocess
 import sys
 import zipfile
 
@@ -86,10 +88,30 @@ def test_wheel_metadata_declares_dependencies(wheel):
   assert 'Requires-Python: >=3.11' in wheel.read(meta).decode()
 
 
-def test_installed_package_reads_installed_data():
-  """The builder's data files come from the installed package folder."""
-  import imagenet_resized
-  from imagenet_resized import resources
-  pkg = pathlib.Path(imagenet_resized.__file__).parent
-  assert pathlib.Path(str(resources.path('labels.txt'))).parent == pkg
-  assert imagenet_resized.Builder._checksums_path.parent == pkg
+_READ_INSTALLED = """
+import pathlib, sys
+import imagenet_resized
+from imagenet_resized import labels, resources
+installed = pathlib.Path(sys.argv[1]).resolve()
+package = pathlib.Path(imagenet_resized.__file__).resolve().parent
+assert package.parent == installed, package
+for path in (resources.path('labels.txt'), imagenet_resized.Builder._checksums_path):
+  assert pathlib.Path(str(path)).resolve().parent == package, path
+print(len(resources.wnids()), len(resources.checksums()), labels.NAMES[0])
+"""
+
+
+def test_installed_package_reads_installed_data(wheel, tmp_path):
+  """The wheel, installed (unpacked) away from any checkout, reads its data
+  files (labels, names, checksums) from its own folder."""
+  installed = tmp_path / 'site'
+  wheel.extractall(installed)
+  elsewhere = tmp_path / 'elsewhere'
+  elsewhere.mkdir()
+  env = dict(os.environ, PYTHONPATH=str(installed))
+  done = subprocess.run(
+      [sys.executable, '-c', _READ_INSTALLED, str(installed)], cwd=elsewhere,
+      env=env, capture_output=True, text=True, check=False,
+  )
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert done.stdout.split('\n')[-2] == '1000 9 kit fox'

@@ -132,13 +132,6 @@ def test_every_form_builds_the_same_examples(form, expected, tmp_path):
     assert builder.info.metadata['sources'][split]['form'] == forms[split]
 
 
-@pytest.mark.slow
-def test_reference_holds_the_fake_examples(reference, expected):
-  for split in common.SPLITS:
-    assert sorted(reference[split]) == expected[split]
-    assert len(reference[split]) == len(expected[split])
-
-
 def test_pickle_zips_keep_the_npz_order_of_each_batch(tmp_path):
   """Same members in the same folders: same keys modulo '.npz', same rows."""
   manual = tmp_path / 'manual'
@@ -275,6 +268,52 @@ def test_bounded_shuffle_memory_keeps_the_order(reference, tmp_path, monkeypatch
   for split in common.SPLITS:
     assert decoded(builder, split) == reference[split]
   assert shuffle.MAX_MEM_BUFFER_SIZE == default  # Restored after the build.
+
+
+def _deep_tree(root, depth: int) -> None:
+  """`depth` nested folders `d` under `root`, made level by level relative to
+  the last one (their path is longer than the system allows at once)."""
+  fd = os.open(root, os.O_RDONLY)
+  for _ in range(depth):
+    os.mkdir('d', dir_fd=fd)
+    inner = os.open('d', os.O_RDONLY, dir_fd=fd)
+    os.close(fd)
+    fd = inner
+  os.close(fd)
+
+
+def _remove_deep_tree(root, depth: int) -> None:
+  fds = [os.open(root, os.O_RDONLY)]
+  for _ in range(depth - 1):
+    fds.append(os.open('d', os.O_RDONLY, dir_fd=fds[-1]))
+  while fds:
+    fd = fds.pop()
+    os.rmdir('d', dir_fd=fd)
+    os.close(fd)
+
+
+def test_a_manual_folder_of_any_depth_is_searched(tmp_path):
+  """An unrelated tree deeper than Python's recursion limit beside the
+  archives: found, no RecursionError. Batch files up to MAX_DEPTH folders
+  down are found; deeper ones are passed over."""
+  manual = tmp_path / 'manual'
+  fake.write_sources(str(manual), 8, train_batches=1, examples_per_batch=2,
+                     val_examples=2)
+  _deep_tree(manual, 1500)
+  try:
+    found = discovery.find_sources(str(manual), 8)
+    assert {s: f.form for s, f in found.items()} == {
+        'train': 'npz zip', 'validation': 'npz zip'}
+  finally:
+    _remove_deep_tree(manual, 1500)
+  extracted = tmp_path / 'extracted'
+  fake.write_sources(str(extracted), 8, train_batches=1, examples_per_batch=2,
+                     val_examples=2, zipped=False)
+  for depth, found_there in ((discovery.MAX_DEPTH, True), (discovery.MAX_DEPTH + 1, False)):
+    root = tmp_path / f'at_{depth}'
+    shutil.copytree(extracted, root.joinpath(*['d'] * (depth - 1)))
+    found = discovery.find_sources(str(root), 8)
+    assert (found is not None) == found_there, depth
 
 
 def test_search_skips_imagenet_class_folders(tmp_path):

@@ -10,11 +10,13 @@ sources from what the harness serves. Offline, both forms a user writes
 every registered config.
 
 EXAMPLE_DIR: the shipped dummy_data for the authors' sizes; folders made once
-per session for ImageNet16-120 (its validation split must hold the 6,000
+per session, when their first test class starts (not when the tests are
+collected), for ImageNet16-120 (its validation split must hold the 6,000
 rows of classes 1..120) and for the ILSVRC2012 configs (tarballs of a tiny
 ImageNet, as tests/test_ilsvrc.py writes them).
 """
 
+import functools
 import io
 import tempfile
 import zipfile
@@ -32,11 +34,39 @@ from test_ilsvrc import NUM_CLASSES, VAL_PER_CLASS, TinyImagenet
 pytestmark = pytest.mark.slow
 
 _EXAMPLES = tempfile.TemporaryDirectory(prefix='imagenet_resized-harness-')
-NAS_DIR = f'{_EXAMPLES.name}/imagenet16_120'
-ILSVRC_DIR = f'{_EXAMPLES.name}/ilsvrc2012'
-fake.write_imagenet16_120_sources(NAS_DIR)
-TINY = TinyImagenet()
-TINY.write_tarballs(ILSVRC_DIR)
+
+
+@functools.cache
+def nas_examples() -> tuple[str, dict[str, int]]:
+  """(EXAMPLE_DIR, SPLITS) of ImageNet16-120, written on first use."""
+  folder = f'{_EXAMPLES.name}/imagenet16_120'
+  fake.write_imagenet16_120_sources(folder)
+  train = int((_labels(f'{folder}/Imagenet16_train_npz.zip') <= 120).sum())
+  return folder, {
+      'train': train, 'validation': 6000, 'x_valid': 3000, 'x_test': 3000}
+
+
+@functools.cache
+def ilsvrc_examples() -> tuple[str, dict[str, int]]:
+  """(EXAMPLE_DIR, SPLITS) of a tiny ILSVRC2012, written on first use."""
+  folder = f'{_EXAMPLES.name}/ilsvrc2012'
+  tiny = TinyImagenet()
+  tiny.write_tarballs(folder)
+  return folder, {
+      'train': sum(len(files) for files in tiny.train.values()),
+      'validation': NUM_CLASSES * VAL_PER_CLASS,
+  }
+
+
+class _ExamplesOnFirstUse:
+  """Sets EXAMPLE_DIR and SPLITS from `examples()` when the class starts."""
+
+  examples = None
+
+  @classmethod
+  def setUpClass(cls):
+    cls.EXAMPLE_DIR, cls.SPLITS = cls.examples()
+    super().setUpClass()
 
 
 def _labels(path: str) -> np.ndarray:
@@ -54,15 +84,7 @@ AUTHORS_SPLITS = {
     'validation': fake.DUMMY_VAL_EXAMPLES,
 }
 NAS_CONFIGS = ['16x16_120']
-NAS_SPLITS = {
-    'train': int((_labels(f'{NAS_DIR}/Imagenet16_train_npz.zip') <= 120).sum()),
-    'validation': 6000, 'x_valid': 3000, 'x_test': 3000,
-}
 ILSVRC_CONFIGS = [f'{s}x{s}_ilsvrc2012' for s in (8, 16, 32, 64)]
-ILSVRC_SPLITS = {
-    'train': sum(len(files) for files in TINY.train.values()),
-    'validation': NUM_CLASSES * VAL_PER_CLASS,
-}
 
 
 class Authors8x8Test(tfds.testing.DatasetBuilderTestCase):
@@ -82,39 +104,39 @@ class AuthorsDownloadResultTest(tfds.testing.DatasetBuilderTestCase):
   DL_DOWNLOAD_RESULT = ['Imagenet8_train_npz.zip', 'Imagenet8_val_npz.zip']
 
 
-class Imagenet16120Test(tfds.testing.DatasetBuilderTestCase):
+class Imagenet16120Test(_ExamplesOnFirstUse, tfds.testing.DatasetBuilderTestCase):
   DATASET_CLASS = imagenet_resized.Builder
   BUILDER_CONFIG_NAMES_TO_TEST = NAS_CONFIGS
-  SPLITS = NAS_SPLITS
-  EXAMPLE_DIR = NAS_DIR
+  examples = staticmethod(nas_examples)
   # NAS-Bench-201's x_valid and x_test are halves of the validation split.
   OVERLAPPING_SPLITS = ['validation', 'x_valid', 'x_test']
   DL_EXTRACT_RESULT = ['Imagenet16_train_npz.zip', 'Imagenet16_val_npz.zip']
 
 
-class Imagenet16120DownloadResultTest(tfds.testing.DatasetBuilderTestCase):
+class Imagenet16120DownloadResultTest(
+    _ExamplesOnFirstUse, tfds.testing.DatasetBuilderTestCase
+):
   DATASET_CLASS = imagenet_resized.Builder
   BUILDER_CONFIG_NAMES_TO_TEST = NAS_CONFIGS
-  SPLITS = NAS_SPLITS
-  EXAMPLE_DIR = NAS_DIR
+  examples = staticmethod(nas_examples)
   # NAS-Bench-201's x_valid and x_test are halves of the validation split.
   OVERLAPPING_SPLITS = ['validation', 'x_valid', 'x_test']
   DL_DOWNLOAD_RESULT = ['Imagenet16_train_npz.zip', 'Imagenet16_val_npz.zip']
 
 
-class IlsvrcTest(tfds.testing.DatasetBuilderTestCase):
+class IlsvrcTest(_ExamplesOnFirstUse, tfds.testing.DatasetBuilderTestCase):
   DATASET_CLASS = imagenet_resized.Builder
   BUILDER_CONFIG_NAMES_TO_TEST = ILSVRC_CONFIGS
-  SPLITS = ILSVRC_SPLITS
-  EXAMPLE_DIR = ILSVRC_DIR
+  examples = staticmethod(ilsvrc_examples)
   DL_EXTRACT_RESULT = ['ILSVRC2012_img_train.tar', 'ILSVRC2012_img_val.tar']
 
 
-class IlsvrcDownloadResultTest(tfds.testing.DatasetBuilderTestCase):
+class IlsvrcDownloadResultTest(
+    _ExamplesOnFirstUse, tfds.testing.DatasetBuilderTestCase
+):
   DATASET_CLASS = imagenet_resized.Builder
   BUILDER_CONFIG_NAMES_TO_TEST = ILSVRC_CONFIGS
-  SPLITS = ILSVRC_SPLITS
-  EXAMPLE_DIR = ILSVRC_DIR
+  examples = staticmethod(ilsvrc_examples)
   DL_DOWNLOAD_RESULT = ['ILSVRC2012_img_train.tar', 'ILSVRC2012_img_val.tar']
 
 

@@ -64,11 +64,7 @@ def _registered() -> dict[str, resources.UrlRecord]:
 
 
 def _sha256(f) -> str:
-  # hashlib.file_digest needs Python 3.11; this reads 8 MiB at a time.
-  digest = hashlib.sha256()
-  for block in iter(lambda: f.read(8 << 20), b''):
-    digest.update(block)
-  return digest.hexdigest()
+  return hashlib.file_digest(f, 'sha256').hexdigest()
 
 
 def _is_published(path: str, name: str, verify: bool) -> bool:

@@ -1,7 +1,7 @@
 """Asks a download URL once, quickly, whether it serves the archive.
 
-TFDS's downloader retries a failed download for minutes (206 s measured with
-no network), and image-net.org now answers most requests with a login page.
+TFDS's downloader retries a failed download for minutes (docs/sources.md),
+and image-net.org now answers most requests with a login page.
 Before handing the URLs to TFDS, the builder asks each one for its first four
 bytes, with a short timeout, and stops at once with the manual-placement
 message when the answer cannot be the archive: the host cannot be reached,

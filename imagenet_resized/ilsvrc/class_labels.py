@@ -18,9 +18,6 @@ from imagenet_resized.common import SourceError
 from imagenet_resized.ilsvrc import layout
 from imagenet_resized.readers import regular_files
 
-# ---------------------------------------------------------------------------
-# Labels.
-
 
 @functools.cache
 def label_of_wnid() -> dict[str, int]:

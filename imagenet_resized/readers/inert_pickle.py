@@ -22,12 +22,13 @@ Everything is bounded before it is allocated: values pushed (`max_values`,
 each opcode pushes at most one, so nested references cannot multiply them),
 memo entries, the length a string may declare (`max_string`), and string
 bytes read into memory (`eager_bytes`, and SHORT_STRING_BYTES for short
-strings; strings past it stay in the file). The file is read front to back, once, up to STOP.
+strings; strings past it stay in the file). The file is read front to back,
+once, up to STOP.
 
 Why not walk the opcodes with `pickletools.genops` (which runs nothing
 either): it reads every string argument into memory, a Python 2 string twice
-(bytes, then a latin-1 `str`: 586 MiB to walk a 293 MiB pickle, measured), it
-cannot skip a string, and it decodes protocol 0 STRING arguments as ASCII, so
+(bytes, then a latin-1 `str`; docs/safety.md has the measurement), it cannot
+skip a string, and it decodes protocol 0 STRING arguments as ASCII, so
 it fails on Python 2 protocol 0 pickles of binary data such as numpy arrays.
 The opcode table (names) is still pickletools'.
 """
