@@ -80,25 +80,12 @@ def _int_at_least(low: int, high: int | None = None):
   return parse
 
 
-# ---------------------------------------------------------------------------
-# labels
-
-
 def write_labels_csv(out) -> None:
   """Writes the 1000 classes, in label order, as CSV to the text file `out`."""
   writer = csv.writer(out, lineterminator='\n')
   writer.writerow(['label', 'wnid', 'name', 'imagenet2012_label'])
   for label, (wnid, name) in enumerate(zip(labels.WNIDS, labels.NAMES)):
     writer.writerow([label, wnid, name, labels.to_imagenet2012(label)])
-
-
-def _labels(args: argparse.Namespace) -> None:
-  del args
-  write_labels_csv(sys.stdout)
-
-
-# ---------------------------------------------------------------------------
-# show
 
 
 def read_examples(config: str, split: str, data_dir: str | None, count: int):
@@ -151,10 +138,6 @@ def _show(args: argparse.Namespace) -> None:
   )
 
 
-# ---------------------------------------------------------------------------
-# fake
-
-
 def _fake(args: argparse.Namespace) -> None:
   if os.path.exists(args.out) and not os.path.isdir(args.out):
     raise CliError(f'--out {args.out}: exists and is not a folder')
@@ -173,10 +156,6 @@ def _fake(args: argparse.Namespace) -> None:
     )
   for path in written:
     print(path)
-
-
-# ---------------------------------------------------------------------------
-# arrays
 
 
 def _arrays(args: argparse.Namespace) -> None:
@@ -208,9 +187,6 @@ def _arrays(args: argparse.Namespace) -> None:
   )
 
 
-# ---------------------------------------------------------------------------
-
-
 def make_parser() -> argparse.ArgumentParser:
   parser = _Parser(
       prog=PROG,
@@ -236,7 +212,7 @@ def make_parser() -> argparse.ArgumentParser:
       ),
   )
   _add_verbose(labels_parser)
-  labels_parser.set_defaults(run=_labels)
+  labels_parser.set_defaults(run=lambda _: write_labels_csv(sys.stdout))
 
   show = commands.add_parser(
       'show',
@@ -245,8 +221,7 @@ def make_parser() -> argparse.ArgumentParser:
           'Draws the first N examples of a split of a prepared dataset, in'
           ' file order, as a PNG grid: each picture enlarged (nearest'
           f' neighbour) to at least {picture_grid.TILE_PX}x{picture_grid.TILE_PX}'
-          ' pixels, captioned with its'
-          ' class name.'
+          ' pixels, captioned with its class name.'
       ),
   )
   show.add_argument(
@@ -295,7 +270,7 @@ def make_parser() -> argparse.ArgumentParser:
   which.add_argument(
       '--dummy-data',
       action='store_true',
-      help="write the repository's dummy_data/ (ignores the" ' options below)',
+      help="write the repository's dummy_data/ (ignores the options below)",
   )
   fake_parser.add_argument(
       '--out', required=True, help='the folder to write into'
@@ -304,8 +279,7 @@ def make_parser() -> argparse.ArgumentParser:
       '--format',
       choices=('npz', 'pickle'),
       default='npz',
-      help='npz zips (as downloaded) or the original'
-      ' pickle zips (default npz)',
+      help='npz zips (as downloaded) or the original pickle zips (default npz)',
   )
   fake_parser.add_argument(
       '--train-batches',
@@ -334,7 +308,7 @@ def make_parser() -> argparse.ArgumentParser:
   fake_parser.add_argument(
       '--extracted',
       action='store_true',
-      help='write the extracted batch files instead of' ' the zips',
+      help='write the extracted batch files instead of the zips',
   )
   _add_verbose(fake_parser)
   fake_parser.set_defaults(run=_fake)
@@ -354,7 +328,7 @@ def make_parser() -> argparse.ArgumentParser:
   arrays_parser.add_argument(
       '--config',
       required=True,
-      help='e.g. 32x32, 16x16_120, 32x32_ilsvrc2012,' ' 32x32_100',
+      help='e.g. 32x32, 16x16_120, 32x32_ilsvrc2012, 32x32_100',
   )
   arrays_parser.add_argument(
       '--split',
@@ -364,15 +338,14 @@ def make_parser() -> argparse.ArgumentParser:
   arrays_parser.add_argument(
       '--data-dir',
       default=None,
-      help='where the dataset was built (default:'
-      " TFDS's, ~/tensorflow_datasets or"
-      ' $TFDS_DATA_DIR)',
+      help="where the dataset was built (default: TFDS's,"
+      ' ~/tensorflow_datasets or $TFDS_DATA_DIR)',
   )
   arrays_parser.add_argument(
       '--cache-dir',
       default=None,
-      help='a local folder for the arrays (needed for'
-      ' a data_dir that is not local, e.g. gs://)',
+      help='a local folder for the arrays (needed for a data_dir that is not'
+      ' local, e.g. gs://)',
   )
   arrays_parser.add_argument(
       '--refresh', action='store_true', help='export again, over anything there'
@@ -402,15 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
   except (CliError, SourceError, OSError) as e:
-    message = (
-        str(e)
-        if not isinstance(e, OSError) or not e.filename
-        else (f'{e.filename}: {e.strerror}')
-    )
-    print(
-        f'{PROG}: error: {message.splitlines()[0] if message else type(e).__name__}',
-        file=sys.stderr,
-    )
+    message = str(e)
+    if isinstance(e, OSError) and e.filename:
+      message = f'{e.filename}: {e.strerror}'
+    first = message.splitlines()[0] if message else type(e).__name__
+    print(f'{PROG}: error: {first}', file=sys.stderr)
     return 1
   finally:
     absl_logger.setLevel(absl_level)

@@ -88,9 +88,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   # Serialized examples TFDS's shuffler may hold in memory (its default: 1 GB)
   # before spilling to disk; bounds the peak memory of a build (BENCHMARKS.md).
   SHUFFLE_MEMORY_BYTES = 256 << 20
-  # Whether this build runs on Apache Beam: set when a build starts, from the
-  # download config (a runner or pipeline options given).
+  # Whether this build runs on Apache Beam, and whether its examples must
+  # come in the sources' order: set when a build starts.
   _use_beam = False
+  _ordered = False
 
   def _info(self) -> tfds.core.DatasetInfo:
     size = self.builder_config.size
@@ -160,6 +161,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     self._use_beam = bool(
         download_config
         and (download_config.beam_options or download_config.beam_runner)
+    )
+    # Asked for a split's first examples (max_examples_per_split), TFDS
+    # keeps the first the generator gives: those of the sources' order, as
+    # with TFDS's own builder, not of the workers' timing.
+    self._ordered = (
+        getattr(download_config, 'max_examples_per_split', None) is not None
     )
     # Each touch of TFDS internals is checked; one that cannot be used is
     # skipped for this build (TFDS's own code, one log line).
@@ -314,6 +321,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             workers=worker_pool.default_workers(),
             draft=draft,
             tally=tally,
+            ordered=self._ordered,
         ),
     )
 
@@ -356,6 +364,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             selection=selection,
             check_kept=check_kept,
             tally=tally,
+            ordered=self._ordered,
         ),
     )
 

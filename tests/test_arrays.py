@@ -21,6 +21,7 @@ import imagenet_resized
 from conftest import REPO, build, read_split, run
 from imagenet_resized import arrays
 from imagenet_resized.tools import fake
+import fake_helpers
 
 ArraysError = arrays.ArraysError
 
@@ -89,7 +90,7 @@ def test_arrays_equal_as_dataset(manual_8, tmp_path, file_format):
 def test_every_kind_of_config(tmp_path):
   from test_ilsvrc import TinyImagenet
   nas = tmp_path / 'nas'
-  fake.write_imagenet16_120_sources(str(nas), examples_per_batch=100,
+  fake_helpers.write_imagenet16_120_sources(str(nas), examples_per_batch=100,
                                     other_val_examples=20)
   big = tmp_path / 'm64'
   fake.write_sources(str(big), 64, train_batches=2, examples_per_batch=30,

@@ -22,6 +22,7 @@ from conftest import build
 from imagenet_resized.authors import download_probe
 from imagenet_resized.authors import discovery, publication
 from imagenet_resized.tools import fake
+import fake_helpers
 from imagenet_resized import resources
 from imagenet_resized.common import SourceError
 
@@ -50,7 +51,7 @@ def spoil(manual, size, fmt, zipped, name, batch=None, data=None) -> str:
   good_sources(manual, size, fmt, zipped)
   if data is None:
     data = fake.batch_bytes(batch, fmt)
-  return fake.replace_batch(str(manual), size, fmt, zipped, name, data)
+  return fake_helpers.replace_batch(str(manual), size, fmt, zipped, name, data)
 
 
 def without(batch: dict, key: str) -> dict:

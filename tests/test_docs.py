@@ -32,6 +32,7 @@ import pytest
 
 from conftest import REPO
 from imagenet_resized.tools import fake
+import fake_helpers
 from imagenet_resized import labels
 
 PAGES = [REPO / 'README.md'] + sorted((REPO / 'docs').glob('*.md'))
@@ -132,7 +133,7 @@ def home(tmp_path):
   """A user's home holding the sources the docs' commands use."""
   fake.write_sources(str(tmp_path / 'imagenet_downsampled'), 32, train_batches=2,
                      examples_per_batch=4, val_examples=3)
-  fake.write_imagenet16_120_sources(str(tmp_path / 'imagenet16'))
+  fake_helpers.write_imagenet16_120_sources(str(tmp_path / 'imagenet16'))
   from test_ilsvrc import TinyImagenet
   TinyImagenet().write_tarballs(str(tmp_path / 'imagenet'))
   return tmp_path

@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds
 import imagenet_resized
 from conftest import build, read_split, source_examples
 from imagenet_resized.tools import fake
+import fake_helpers
 from imagenet_resized import resources
 from imagenet_resized.common import SourceError
 from test_bad_input import assert_nothing_built
@@ -51,7 +52,7 @@ def test_positions_are_disjoint_halves_of_the_6000():
 @pytest.fixture(scope='module')
 def npz_sources(tmp_path_factory):
   root = tmp_path_factory.mktemp('nas')
-  fake.write_imagenet16_120_sources(str(root / 'manual'))
+  fake_helpers.write_imagenet16_120_sources(str(root / 'manual'))
   return root / 'manual'
 
 
@@ -106,7 +107,7 @@ def test_same_relative_order_as_16x16(built, npz_sources, tmp_path):
 def test_every_source_form_builds_the_same(form, built, tmp_path):
   writer_format = FORMS[form][1]
   manual = tmp_path / 'manual'
-  fake.write_imagenet16_120_sources(
+  fake_helpers.write_imagenet16_120_sources(
       str(manual), fmt=writer_format, zipped=form.endswith('zips'))
   other = build(CONFIG, manual, tmp_path / 'data')
   assert other.info.metadata['sources']['train']['form'] == FORMS[form][2]['train']

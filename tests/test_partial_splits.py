@@ -12,6 +12,7 @@ import pytest
 
 from conftest import build
 from imagenet_resized.tools import fake
+import fake_helpers
 from imagenet_resized.authors import batch_files, completeness, publication
 from imagenet_resized.common import SourceError
 from test_bad_input import assert_nothing_built
@@ -97,7 +98,7 @@ def test_a_published_batch_needs_the_whole_published_split(fmt, tmp_path):
   fake.write_sources(str(manual), 8, fmt=fmt, zipped=False, train_batches=2,
                      examples_per_batch=3, val_examples=3)
   ext = '.npz' if fmt == 'npz' else ''
-  where = fake.replace_batch(
+  where = fake_helpers.replace_batch(
       str(manual), 8, fmt, False, 'train_data_batch_1',
       fake.batch_bytes(published_sized_batch('train_data_batch_1'), fmt),
   )

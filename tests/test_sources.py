@@ -15,6 +15,7 @@ import pytest
 
 from conftest import build, read_split, source_examples
 from imagenet_resized.tools import fake
+import fake_helpers
 from imagenet_resized.authors import discovery, publication
 from imagenet_resized import common
 
@@ -339,7 +340,7 @@ def test_batches_are_reported_in_order_when_a_later_one_is_read_first(tmp_path):
   fake.write_sources(str(tmp_path), 8, train_batches=2, examples_per_batch=4,
                      val_examples=2)
   large = fake.make_batch(np.random.default_rng(0), 20_000, 8)
-  fake.replace_batch(str(tmp_path), 8, 'npz', True, 'train_data_batch_1',
+  fake_helpers.replace_batch(str(tmp_path), 8, 'npz', True, 'train_data_batch_1',
                      fake.batch_bytes(large, 'npz'))
   source = discovery.find_sources(str(tmp_path), 8)[common.TRAIN]
   reported, keys = [], []

@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 import imagenet_resized
 from conftest import build, read_split
 from imagenet_resized.tools import fake
+import fake_helpers
 from imagenet_resized.pipeline import pixel_statistics
 
 
@@ -80,7 +81,7 @@ def test_build_stores_the_statistics_of_every_split(tmp_path, beam):
 @pytest.mark.slow
 def test_class_subsets_have_the_statistics_of_their_own_splits(tmp_path):
   manual = tmp_path / 'manual'
-  fake.write_imagenet16_120_sources(str(manual), examples_per_batch=200,
+  fake_helpers.write_imagenet16_120_sources(str(manual), examples_per_batch=200,
                                     other_val_examples=50)
   builder = build('16x16_120', manual, tmp_path / 'data')
   for split in ('train', 'validation', 'x_valid', 'x_test'):

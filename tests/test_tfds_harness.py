@@ -27,6 +27,7 @@ import tensorflow_datasets as tfds
 
 import imagenet_resized
 from imagenet_resized.tools import fake
+import fake_helpers
 
 from conftest import DUMMY_DATA
 from test_ilsvrc import NUM_CLASSES, VAL_PER_CLASS, TinyImagenet
@@ -40,7 +41,7 @@ _EXAMPLES = tempfile.TemporaryDirectory(prefix='imagenet_resized-harness-')
 def nas_examples() -> tuple[str, dict[str, int]]:
   """(EXAMPLE_DIR, SPLITS) of ImageNet16-120, written on first use."""
   folder = f'{_EXAMPLES.name}/imagenet16_120'
-  fake.write_imagenet16_120_sources(folder)
+  fake_helpers.write_imagenet16_120_sources(folder)
   train = int((_labels(f'{folder}/Imagenet16_train_npz.zip') <= 120).sum())
   return folder, {
       'train': train, 'validation': 6000, 'x_valid': 3000, 'x_test': 3000}

@@ -30,9 +30,8 @@ _EXPECTED_SOURCE = (
 
 
 def open_source(path: str) -> regular_files.RegularFile:
-  """A source file opened for reading, if it is a regular file; reads stop
-  at its size when opened. SourceError (one line) for a pipe, a device, a
-  socket, a folder, or a path that cannot be opened."""
+  """A source file opened for reading if it is a regular file (else a
+  one-line SourceError); reads stop at its size when opened."""
   return regular_files.open_regular(path, _EXPECTED_SOURCE)
 
 
@@ -48,7 +47,6 @@ class Batch:
   @property
   def where(self) -> str:
     """Names the batch in messages: 'zip:member' or the file path."""
-    # A member name comes from the file: kept on one line, cut if huge.
     return (
         f'{self.path}:{one_line.shown(self.member, 200)}'
         if self.member
@@ -75,23 +73,13 @@ class Batch:
       archive = stack.enter_context(open_source(self.path))
       try:
         zf = stack.enter_context(zipfile.ZipFile(archive))
-        f = stack.enter_context(
-            zip_members.open_member(zf, self.member, self.where)
-        )
-        if (
-            self.is_npz
-            and zf.getinfo(self.member).compress_type != zipfile.ZIP_STORED
-        ):
-          # An npz is a zip, read by seeking: to its directory at the end,
-          # then back to each array; every seek back in a compressed member
-          # inflates it again from the start (5-6 passes per batch). Inflate
-          # it once into a temporary file instead (on disk, not in memory).
-          # The copy is bounded by what the npz's headers declare (a
-          # deflated member may inflate to anything: a zip bomb).
+        info = zf.getinfo(self.member)
+        f = stack.enter_context(zip_members.open_member(zf, info, self.where))
+        if self.is_npz and info.compress_type != zipfile.ZIP_STORED:
+          # Read by seeking, a compressed npz would be inflated 5-6 times:
+          # inflated once into a temporary file instead (`npz_spool`).
           spooled = stack.enter_context(tempfile.TemporaryFile())
-          npz_spool.copy_npz(
-              f, spooled, self.where, zf.getinfo(self.member).file_size
-          )
+          npz_spool.copy_npz(f, spooled, self.where, info.file_size)
           spooled.seek(0)
           f = spooled
       except npz_batches.ZIP_ERRORS as e:

@@ -13,11 +13,8 @@ from imagenet_resized.common import SourceError
 def check_numbering(
     split: str, batches: Sequence[batch_files.Batch], looked_in: str
 ) -> None:
-  """Refuses a split whose batches repeat a name or skip a number.
-
-  Train batches must be numbered 1..N without a gap (a missing file would
-  silently make the split smaller); each batch may appear once.
-  """
+  """Refuses a split whose batches repeat a name or skip a number (a missing
+  train batch would silently make the split smaller)."""
   by_name: dict[str, list[batch_files.Batch]] = {}
   for batch in batches:
     by_name.setdefault(batch.name, []).append(batch)
@@ -44,12 +41,9 @@ def check_numbering(
 def check_batch_rows(
     source: batch_files.SplitBatches, batch: batch_files.Batch, rows: int
 ) -> None:
-  """Refuses a batch of the published size in a split that lacks batches.
-
-  Called as soon as a batch has been read, so that a real split with a
-  missing batch stops at its first batch, not after all the others.
-  """
-  if not _has_published_rows(batch.name, rows):
+  """Refuses a batch of the published size in a split that lacks batches
+  (called once a batch is read: a real split stops at its first batch)."""
+  if publication.PUBLISHED_BATCH_ROWS.get(batch.name) != rows:
     return
   present = {b.name for b in source.batches}
   missing = [
@@ -66,14 +60,10 @@ def check_batch_rows(
     )
 
 
-def _has_published_rows(name: str, rows: int) -> bool:
-  """Whether batch `name` holds as many rows as the published one."""
-  return publication.PUBLISHED_BATCH_ROWS.get(name) == rows
-
-
 def _published_size_batches(rows_by_batch: dict[str, int]) -> list[str]:
   """The batches read that hold their published number of rows."""
-  return [n for n, r in rows_by_batch.items() if _has_published_rows(n, r)]
+  rows = publication.PUBLISHED_BATCH_ROWS
+  return [n for n, r in rows_by_batch.items() if rows.get(n) == r]
 
 
 def is_published(
@@ -89,11 +79,8 @@ def is_published(
 def check_split_rows(
     source: batch_files.SplitBatches, rows_by_batch: dict[str, int]
 ) -> None:
-  """Refuses a split that claims to be the published one but is not whole.
-
-  The published archives (registered size and SHA-256), and any split with a
-  batch of its published row count, must hold the published split size.
-  """
+  """Refuses a split that claims to be the published one (registered
+  archives, or a batch of published rows) but is not of the published size."""
   total = sum(rows_by_batch.values())
   if source.expected_examples is not None and total != source.expected_examples:
     raise SourceError(

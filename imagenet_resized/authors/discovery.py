@@ -1,19 +1,11 @@
 """Finding a split's batches in a manual folder or in TFDS's downloads.
 
-Forms, in order of preference (one form per split):
-  1. npz zips      `Imagenet{S}_train_npz.zip`, `Imagenet{S}_val_npz.zip`
-                   (64x64 train: `Imagenet64_train_part{1,2}_npz.zip`);
-  2. pickle zips   the same names without `_npz`;
-  3. npz files     extracted `train_data_batch_K.npz`, `val_data.npz`;
-  4. pickle files  extracted `train_data_batch_K`, `val_data`.
-Archives and files may sit at any folder depth under the searched folder, and
-members may sit inside a folder of a zip.
-
-Each batch is described by a `Batch`, whose `key` is the prefix of its
-examples' keys: the zip member path for zips (exactly as TFDS's own builder
-forms it, so both builders order examples alike), the path relative to the
-searched folder for extracted files (so an archive extracted in place keeps
-its keys). This module knows nothing about TFDS.
+Forms, in order of preference (one per split): the npz zips
+(`Imagenet{S}_train_npz.zip`, `Imagenet{S}_val_npz.zip`; 64x64 train in two
+parts), the pickle zips (the same without `_npz`), then the extracted npz
+files (`train_data_batch_K.npz`, `val_data.npz`) and pickle files, up to
+MAX_DEPTH folders down. A batch's `key` is its zip member path (as TFDS's
+own builder forms it) or its path relative to the searched folder.
 """
 
 from __future__ import annotations
@@ -34,19 +26,14 @@ from imagenet_resized.readers import npz_batches
 
 log = logging.getLogger(__name__)
 
-# How many folders below the searched folder archives and batch files may
-# sit (deeper ones are passed over): far more than any layout of the
-# published forms needs.
+# How many folders below the searched folder sources may sit: far more than
+# any layout of the published forms needs.
 MAX_DEPTH = 8
 
 
 def _walk(root: str) -> list[str]:
-  """The files at most MAX_DEPTH folders below `root`, in a stable order.
-
-  ImageNet's class folders (train/n01440764/...) are skipped: they hold
-  JPEGs, never the authors' batches, and ImageNet itself (1.28 M files) may
-  sit in the same manual folder.
-  """
+  """The files at most MAX_DEPTH folders below `root`, in a stable order,
+  ImageNet's class folders (train/n01440764/..., JPEGs only) skipped."""
   found = []
   top = root.rstrip(os.sep).count(os.sep)
   for dirpath, dirnames, filenames in os.walk(root):
@@ -68,12 +55,8 @@ def _sha256(f) -> str:
 
 
 def _is_published(path: str, name: str, verify: bool) -> bool:
-  """Whether `path` is the published archive `name` (its registered size).
-
-  An archive of the registered size claims to be the published one, so its
-  SHA-256 must match too (`verify`: not needed after TFDS's own download,
-  which checked it). Archives of other sizes (fakes, subsets) are not.
-  """
+  """Whether `path` is the published archive `name`: of its registered size,
+  and then of its SHA-256 too (if `verify`: TFDS's downloads are checked)."""
   record = _registered().get(name)
   if record is None:
     return False
@@ -104,7 +87,6 @@ def _from_zips(
   if form == 'npz zip' and all(
       _is_published(p, n, verify) for p, n in zip(paths, names)
   ):
-    # The published archives must give the published split sizes.
     expected = publication.PUBLISHED_SPLIT_SIZES[split]
   return batch_files.SplitBatches(
       split, form, tuple(paths), tuple(batches), expected
@@ -118,11 +100,8 @@ def _batch_order(path: str) -> tuple[int, str]:
 
 
 def _npz_fits(path: str, size: int) -> bool:
-  """False if the extracted npz at `path` plainly holds rows of another size.
-
-  An npz whose header cannot be read counts as fitting, so that reading it
-  later reports what is wrong with it.
-  """
+  """False if the extracted npz at `path` plainly holds rows of another size
+  (one whose header cannot be read fits: reading it says what is wrong)."""
   with batch_files.open_source(path) as f:
     shape = npz_batches.read_npz_header(f)
   return not (
@@ -138,11 +117,9 @@ def _pick_extracted(
 ) -> list[str]:
   """Chooses, per batch name, the one extracted file that holds SxS rows.
 
-  npz files are sized from their headers (`npz_fitting`: those that fit);
-  pickles (`npz_fitting` None) cannot be sized without loading them, so copies
-  of a pickle are told apart by folder names (e.g. `Imagenet32_train/`). When
-  no copy fits the size, the first is kept, and reading it reports the size
-  its rows do fit.
+  npz files by their headers (`npz_fitting`: those that fit), pickles
+  (`npz_fitting` None) by folder names (e.g. `Imagenet32_train/`). When no
+  copy fits, the first is kept: reading it says which size it is.
   """
   chosen = []
   for name, paths in by_name.items():
@@ -235,10 +212,8 @@ def missing_sources_message(size: int, places: Sequence[str]) -> str:
 def find_sources(
     root: str, size: int
 ) -> dict[str, batch_files.SplitBatches] | None:
-  """Sources for both splits under `root`; None if neither is there.
-
-  Raises SourceError if only one split is found.
-  """
+  """Sources for both splits under `root`; None if neither is there (a
+  SourceError if only one is)."""
   if not root or not os.path.isdir(root):
     return None
   files = _walk(root)  # Once for both splits.

@@ -1,15 +1,9 @@
 """Asks a download URL once, quickly, whether it serves the archive.
 
-TFDS's downloader retries a failed download for minutes (docs/sources.md),
-and image-net.org now answers most requests with a login page.
-Before handing the URLs to TFDS, the builder asks each one for its first four
-bytes, with a short timeout, and stops at once with the manual-placement
-message when the answer cannot be the archive: the host cannot be reached,
-the server refuses (401, 403, 404, ...), or it sends something that is not a
-zip (an HTML login page, perhaps after a redirect). When the answer starts
-like a zip, TFDS downloads the file as usual and checks its checksum.
-
-Standard library only (urllib); no TFDS here.
+TFDS's downloader retries a failed download for minutes, and image-net.org
+answers most requests with a login page (docs/sources.md). The builder asks
+each URL for the first four bytes, with a short timeout, and stops with the
+manual-placement message unless they start a zip. Standard library only.
 """
 
 from __future__ import annotations
@@ -52,7 +46,7 @@ def _ask(url: str, timeout: float) -> str | None:
   what = (
       'an HTML page (a login page?)'
       if content_type == 'text/html'
-      else (f'{content_type} content that is not a zip')
+      else f'{content_type} content that is not a zip'
   )
   redirected = f' after a redirect to {final_url}' if final_url != url else ''
   return f'{url} answered with {what}{redirected}'
@@ -61,11 +55,8 @@ def _ask(url: str, timeout: float) -> str | None:
 def why_not_downloadable(
     url: str, timeout: float = TIMEOUT_SECONDS
 ) -> str | None:
-  """One phrase saying why `url` will not give the archive, or None.
-
-  Waits at most about `timeout` seconds in all: the question runs in a
-  thread, because a name lookup is not covered by socket timeouts.
-  """
+  """One phrase saying why `url` will not give the archive, or None, within
+  about `timeout` seconds (in a thread: socket timeouts miss name lookups)."""
   answer: list[str | None] = []
   thread = threading.Thread(
       target=lambda: answer.append(_ask(url, timeout)),

@@ -1,12 +1,9 @@
 """ImageNet16-120, the neural-architecture-search benchmark (NAS-Bench-201).
 
-Dong and Yang (2020) restricted the authors' 16x16 batches to the classes
-whose 1-based label is 1..120: 151,700 training and 6,000 validation images.
-NAS-Bench-201 further splits those 6,000 validation images in two halves of
-3,000, `x_valid` and `x_test`, by their position in the list of the 6,000
-taken in `val_data`'s row order. The positions ship as data
-(`nas_bench_201_splits.tsv`, with its source in its header) and are checked
-when first read: disjoint, 3,000 each, covering 0..5999.
+The authors' 16x16 rows of the classes labelled 1..120; NAS-Bench-201 splits
+the 6,000 validation ones into `x_valid` and `x_test` by position, in
+`val_data`'s row order. The positions ship as `nas_bench_201_splits.tsv` and
+are checked when first read.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Which rows of the authors' batches a dataset takes.
 
-A selection is asked, for each batch, for a `keep` function: given the
-0-based labels of consecutive rows (a chunk, in row order), it returns a
-boolean mask of the rows to take. Kept rows keep their row index in their
-example key, so a subset comes in the full dataset's order.
+`for_batch()` gives, per batch, a function from the 0-based labels of
+consecutive rows (a chunk) to a boolean mask of the rows kept. Kept rows keep
+their row index in their example key.
 """
 
 from __future__ import annotations

@@ -25,10 +25,8 @@ def label_of_wnid() -> dict[str, int]:
 
 
 def validation_labels_path() -> str:
-  """Where tensorflow-datasets' ILSVRC2012 validation ground truth is.
-
-  Found without importing tensorflow_datasets (which imports TensorFlow).
-  """
+  """Where tensorflow-datasets' ILSVRC2012 validation ground truth is (found
+  without importing tensorflow_datasets, which imports TensorFlow)."""
   spec = importlib.util.find_spec('tensorflow_datasets')
   if spec is None or not spec.submodule_search_locations:
     raise SourceError(

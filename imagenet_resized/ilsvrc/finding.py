@@ -1,11 +1,9 @@
-"""Finding ILSVRC2012's two splits in a manual folder: tarballs or extracted folders.
+"""Finding ILSVRC2012's two splits in a manual folder: tarballs or folders.
 
-The files TFDS's `imagenet2012` asks for, `ILSVRC2012_img_train.tar` (a tar
-of 1000 class tars `nXXXXXXXX.tar` of JPEGs) and `ILSVRC2012_img_val.tar`
-(flat `ILSVRC2012_val_%08d.JPEG`), or their extracted folders
-(`train/nXXXXXXXX/*.JPEG`, and `val/*.JPEG` or `val/nXXXXXXXX/*.JPEG`; other
-names in `layout.FOLDER_NAMES`), at most `layout.MAX_SEARCH_DEPTH` folders
-below the manual folder.
+The tarballs TFDS's `imagenet2012` asks for (`layout.TARBALLS`) or their
+extracted folders (`train/nXXXXXXXX/*.JPEG`, `val/*.JPEG` or
+`val/nXXXXXXXX/*.JPEG`; other names in `layout.FOLDER_NAMES`), at most
+`layout.MAX_SEARCH_DEPTH` folders below the manual folder.
 """
 
 from __future__ import annotations
@@ -111,10 +109,8 @@ def expected_sources() -> str:
 
 
 def find_sources(root: str | None) -> dict[str, SplitImages] | None:
-  """ImageNet's two splits under `root`; None if neither is there.
-
-  Raises SourceError if only one split is found.
-  """
+  """ImageNet's two splits under `root`; None if neither is there (a
+  SourceError if only one is)."""
   if not root or not os.path.isdir(root):
     return None
   found = common.both_splits(

@@ -1,8 +1,4 @@
-"""The ILSVRC2012 files: names, forms, bounds, the method.
-
-Tarball, folder and image names, the two forms, the bounds on one image,
-and how the images are made (for the dataset's metadata).
-"""
+"""The ILSVRC2012 files: names, forms, bounds on one image, the method."""
 
 from __future__ import annotations
 
@@ -42,20 +38,16 @@ VAL_NAME_RE = re.compile(r'^ILSVRC2012_val_(\d{8})\.JPEG$')
 # How deep under the searched folder the tarballs / split folders may sit
 # (Kaggle's layout puts them at ILSVRC/Data/CLS-LOC/train).
 MAX_SEARCH_DEPTH = 5
-# Images decoded, resized and encoded at a time in a worker (one message to
-# the caller).
+# Images made at a time in a worker (one message to the caller).
 DECODE_CHUNK_IMAGES = 64
 # Validation images per work unit (a class is one unit of the train split).
 VAL_IMAGES_PER_UNIT = 1000
 # Image formats accepted under a .JPEG name (ImageNet holds one PNG).
 IMAGE_FORMATS = ('JPEG', 'PNG')
-# Bounds on one image, checked before it is read or decoded. ILSVRC2012's
-# JPEGs average 110 kB and a few megapixels; these are far above any of them
-# and keep a hostile file from costing more than a few hundred MB to decode.
+# Bounds on one image, checked before it is read or decoded (its header
+# first, whatever Pillow's Image.MAX_IMAGE_PIXELS): far above ILSVRC2012's
+# JPEGs (110 kB on average); a hostile image costs at most 192 MiB as RGB.
 MAX_IMAGE_BYTES = 64 << 20
-# Checked from the image header, before decoding, whatever Pillow's own
-# process-wide Image.MAX_IMAGE_PIXELS is (which is left as the user set it):
-# 8192 x 8192, 192 MiB decoded as RGB.
 MAX_IMAGE_PIXELS = 8192 * 8192
 IMAGE_SUFFIXES = ('.jpeg', '.jpg', '.png')
 

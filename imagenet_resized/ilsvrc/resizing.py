@@ -28,11 +28,8 @@ def resize_image(
 ) -> np.ndarray:
   """Encoded image -> (size, size, 3) uint8, the authors' method.
 
-  `draft` lets the JPEG decoder scale by 1/2, 1/4 or 1/8 while decoding
-  (staying at least `size` on each side) before the box resize: several
-  times faster, close to but not pixel-identical with the full decode.
-  Raises SourceError naming `where` for anything that is not a readable
-  JPEG or PNG.
+  `draft` lets the JPEG decoder scale down (to at least `size`) while
+  decoding: faster, not pixel-identical. SourceError names `where`.
   """
   try:
     with Image.open(io.BytesIO(data), formats=layout.IMAGE_FORMATS) as image:

@@ -1,11 +1,8 @@
 """A split's examples, made unit by unit: over the worker pool, or on Beam.
 
-A split is cut into work units (`work_units`), each read on its own by one
-worker: a class of the train split (a class tar at its offset in the train
-tarball, or a class folder), or a slice of the validation images (members
-of the validation tarball at their offsets, or files). `unit_rows` decodes,
-box-resizes, PNG-encodes and sums a unit's images a chunk at a time, and is
-the one way images are made here: run by the worker pool
+A split is cut into work units (`work_units`): a class of the train split (a
+class tar in the tarball, or a class folder), or a slice of the validation
+images. `unit_rows` makes a unit's examples, run by the worker pool
 (`iter_examples`) or by Beam workers (`beam_examples`).
 """
 
@@ -28,8 +25,6 @@ from imagenet_resized.pipeline import examples
 from imagenet_resized.pipeline import pixel_statistics
 from imagenet_resized.pipeline import worker_pool
 from imagenet_resized.readers import one_line
-
-# Work units: four kinds, each a small type with `images()`.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +79,8 @@ class ValTarUnit:
   members: tuple[tuple[str, int, int], ...]
 
   def images(self) -> Iterator[resizing.Encoded]:
-    labels, truth = (
-        class_labels.label_of_wnid(),
-        class_labels.validation_wnids(),
-    )
+    labels = class_labels.label_of_wnid()
+    truth = class_labels.validation_wnids()
     with tar_images.open_tar(self.path) as f:
       for name, offset, length in self.members:
         where = f'{self.path}:{one_line.shown(name)}'
@@ -160,8 +153,8 @@ class UnitTask:
 
 
 def unit_rows(task: UnitTask) -> Iterator[examples.EncodedRows]:
-  """The examples of a unit's images, DECODE_CHUNK_IMAGES at a time: decoded,
-  box-resized, PNG-encoded, and their pixel sums (a worker function)."""
+  """A unit's examples and pixel sums, DECODE_CHUNK_IMAGES images at a time
+  (a worker function)."""
   items = []
   for item in task.unit.images():
     items.append(item)
@@ -190,12 +183,13 @@ def iter_examples(
     workers: int = 0,
     draft: bool = False,
     tally: pixel_statistics.Tally | None = None,
+    ordered: bool = False,
 ) -> Iterator[tuple[str, dict]]:
   """(key, {'image': PNG bytes, 'label': int}) of a split, made by `workers`
-  worker processes; the pixel sums of the images added to `tally` (if
-  given)."""
+  worker processes (in the units' order if `ordered`); their pixel sums
+  added to `tally` (if given)."""
   tasks = [UnitTask(unit, size, draft) for unit in work_units(source)]
-  stream = worker_pool.parallel_streams(unit_rows, tasks, workers)
+  stream = worker_pool.parallel_streams(unit_rows, tasks, workers, ordered)
   return examples.examples_of((rows for _, rows in stream), tally)
 
 
@@ -217,11 +211,8 @@ def beam_examples(
     draft: bool = False,
     statistics=None,
 ):
-  """A Beam PTransform (PBegin -> (key, example)) spreading the units.
-
-  `statistics`, if given, receives a PCollection holding the split's one
-  `pixel_statistics.PixelSums`.
-  """
+  """A Beam PTransform (PBegin -> (key, example)) spreading the units;
+  `statistics`, if given, receives a PCollection of the split's PixelSums."""
   import apache_beam as beam
 
   tasks = [UnitTask(unit, size, draft) for unit in work_units(source)]

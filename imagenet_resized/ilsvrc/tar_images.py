@@ -1,8 +1,5 @@
-"""Images read out of the ILSVRC2012 tarballs.
-
-In stream mode (nested class tars included), or by member offsets for the
-Beam work units; links, devices and sparse members are refused.
-"""
+"""Images read out of the ILSVRC2012 tarballs, in stream mode or by member
+offsets; links, devices and sparse members are refused."""
 
 from __future__ import annotations
 
@@ -97,14 +94,6 @@ def _iter_tar_files(
     yield path, member
 
 
-def _read_member(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, where: str
-) -> bytes:
-  """An image member's bytes, its declared size bounded first."""
-  resizing.check_image_bytes(where, member.size)
-  return tar.extractfile(member).read()
-
-
 def iter_class_tar(
     fileobj, train_tar: str, class_member: str, wnid: str, label: int
 ) -> Iterator[resizing.Encoded]:
@@ -114,7 +103,8 @@ def iter_class_tar(
     with tarfile.open(fileobj=fileobj, mode='r|') as inner:
       for path, member in _iter_tar_files(inner, where_tar):
         where = f'{where_tar}/{one_line.shown(member.name)}'
-        data = _read_member(inner, member, where)
+        resizing.check_image_bytes(where, member.size)
+        data = inner.extractfile(member).read()
         yield resizing.Encoded(f'train/{wnid}/{path}', where, data, label)
 
 
@@ -130,11 +120,8 @@ def class_tar_wnid(path: str, name: str, member: tarfile.TarInfo) -> str:
 
 
 class MemberSlice(io.RawIOBase):
-  """`length` bytes of a file from its current position, read-only.
-
-  tarfile needs a file object for a class tar inside the train tarball;
-  this bounds reads to that member without copying it into memory.
-  """
+  """`length` bytes of a file from its current position, read-only (a class
+  tar inside the train tarball, not copied into memory)."""
 
   def __init__(self, f, length: int):
     super().__init__()
@@ -155,12 +142,9 @@ class MemberSlice(io.RawIOBase):
 
 
 class _PiecewiseReads:
-  """A file whose read(n) reads 1 MiB at a time, up to n or the end.
-
-  tarfile reads a header's declared size in one call (pax and GNU long-name
-  headers), and a buffered file allocates that size before reading: a tar of
-  a few blocks may declare terabytes. Read in pieces, it costs what is there.
-  """
+  """A file whose read(n) reads 1 MiB at a time, up to n or the end: tarfile
+  asks for a long header's declared size (maybe terabytes) in one read, which
+  a buffered file would allocate first."""
 
   def __init__(self, f):
     self._f = f
@@ -183,8 +167,7 @@ class _PiecewiseReads:
 
 def tar_members(path: str) -> Iterator[tuple[str, tarfile.TarInfo]]:
   """The file members of an uncompressed tar, reading headers only, one
-  after the other (a member's declared size can be checked before the next
-  header is looked for)."""
+  after the other."""
   with tar_errors(path):
     with (
         open_tar(path) as f,

@@ -116,6 +116,7 @@ def iter_examples(
     batch_done: BatchDone | None = None,
     selection=row_selection.EveryRow(),
     tally: pixel_statistics.Tally | None = None,
+    ordered: bool = False,
 ) -> Iterator[tuple[str, dict]]:
   """Examples of the rows `selection` takes from `batches`.
 
@@ -123,7 +124,7 @@ def iter_examples(
   many worker processes, and the batches' examples come interleaved as they
   are ready: the order of the examples then depends on timing, which does not
   change what TFDS writes (it orders examples by a hash of their keys). With
-  `workers` == 0 everything runs here, batch after batch, in row order.
+  `workers` == 0, or `ordered`, they come batch after batch, in row order.
   `batch_done` is called in the batches' order all the same (a batch's call
   waits for those before it), so its checks fail alike whatever the timing.
   `tally`, if given, receives the pixel sums of the examples' images (summed
@@ -134,7 +135,7 @@ def iter_examples(
   read: dict[int, int] = {}  # Rows of the batches read, not yet reported.
   reported = 0
   for index, result in worker_pool.parallel_streams(
-      encode_batch, tasks, workers
+      encode_batch, tasks, workers, ordered
   ):
     if isinstance(result, BatchRead):
       read[index] = result.rows
@@ -168,9 +169,10 @@ def iter_split_examples(
     selection=row_selection.EveryRow(),
     check_kept: CheckKept | None = None,
     tally: pixel_statistics.Tally | None = None,
+    ordered: bool = False,
 ) -> Iterator[tuple[str, dict]]:
   """Examples of a whole split, checked to be whole where it is published;
-  their pixel sums added to `tally` (if given)."""
+  their pixel sums added to `tally` (if given); `ordered` as `iter_examples`."""
   rows_by_batch: dict[str, int] = {}
 
   def batch_done(batch: batch_files.Batch, rows: int) -> None:
@@ -179,7 +181,7 @@ def iter_split_examples(
 
   kept = 0
   for key_example in iter_examples(
-      source.batches, size, workers, batch_done, selection, tally
+      source.batches, size, workers, batch_done, selection, tally, ordered
   ):
     kept += 1
     yield key_example

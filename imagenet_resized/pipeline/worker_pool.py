@@ -166,7 +166,10 @@ def can_start_workers() -> bool:
 
 
 def parallel_streams(
-    fn: Callable[[T], Iterable[R]], items: Iterable[T], workers: int
+    fn: Callable[[T], Iterable[R]],
+    items: Iterable[T],
+    workers: int,
+    ordered: bool = False,
 ) -> Iterator[tuple[int, R]]:
   """(i, value) for each value of the generator `fn(item i)`, for every item.
 
@@ -177,7 +180,9 @@ def parallel_streams(
   (or of a module on sys.path that does not need this package's __init__),
   and items and values picklable. A worker sends a value as soon as it is
   made and then waits until it is read, so memory stays flat however long
-  an item's stream is.
+  an item's stream is. `ordered`: the items' values come item after item
+  (only the first unfinished item's worker is read; the others wait, one
+  value ahead), so the first values are the same whatever the timing.
 
   An exception raised by `fn` is re-raised here, the other workers stopped:
   that of the first item (in `items`' order) that fails, so the same input
@@ -215,7 +220,8 @@ def parallel_streams(
     for _ in range(workers):
       hand_out(None)
     while busy:
-      for conn in connection.wait(list(busy)):
+      waited = [min(busy, key=busy.get)] if ordered else list(busy)
+      for conn in connection.wait(waited):
         if conn not in busy:  # Its item came after a failed one: dropped.
           continue
         try:

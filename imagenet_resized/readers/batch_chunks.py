@@ -1,11 +1,9 @@
 """A batch's rows as chunks of images and labels, whichever its form.
 
-A batch is a dict with `data` (uint8, N rows of 3*S*S planar CHW pixels) and
-`labels` (N integers in 1..1000); the authors published it as npz
-(`npz_batches`) and as pickle (`pickle_batches`). What both forms share is
-here: the chunks they stream (planar rows to HWC images, 0-based labels),
-and what they check the same way before anything is allocated: the row
-width of a size, the label count and range, the bounds on a batch.
+A batch holds `data` (uint8, N rows of 3*S*S planar CHW pixels) and `labels`
+(N integers in 1..1000), as npz (`npz_batches`) or pickle (`pickle_batches`).
+Here is what both share: the chunks (HWC images, 0-based labels) and the
+checks made before anything is allocated.
 """
 
 from __future__ import annotations
@@ -42,9 +40,8 @@ class Chunk:
 def rows_to_images(rows: np.ndarray, size: int) -> np.ndarray:
   """(n, 3*S*S) planar CHW rows -> (n, S, S, 3) HWC images (contiguous).
 
-  One plane at a time into a strided view of the output: numpy then copies
-  S*S values per inner loop, where the transpose of the whole (n, 3, S, S)
-  array would copy 3 (several times slower: docs/speed.md).
+  One plane at a time: numpy copies S*S values per inner loop, where a
+  transpose would copy 3 (several times slower: docs/speed.md).
   """
   n = rows.shape[0]
   planes = rows.reshape(n, 3, size * size)
@@ -128,10 +125,7 @@ def check_rows(
 def check_label_count(
     where: str, shape: tuple[int, ...], dtype: np.dtype, num_rows: int
 ) -> None:
-  """Raises SourceError unless `labels` (as declared) fit `num_rows` rows.
-
-  Checked from the declared shape and dtype, before any label is read.
-  """
+  """Raises SourceError unless `labels` (as declared) fit `num_rows` rows."""
   if len(shape) != 1:
     raise common.SourceError(
         f'{where}: `labels` has shape {one_line.shape(shape)}; expected a list of'

@@ -1,36 +1,16 @@
 """Reading a pickle as inert data: its opcodes are walked, nothing is called.
 
-`pickle.load` rebuilds objects by calling the functions a pickle names, with
-the arguments the pickle chooses. An allowlist of functions is not a sandbox:
-the allowed functions trust their arguments (numpy's array reconstruction
-does; a crafted dtype state corrupts memory). Here each opcode is decoded into
-plain values (None, bools, ints, str, bytes, tuples, lists, dicts) and inert
-records:
+An allowlist for `pickle.load` is no sandbox: the allowed functions trust
+their arguments (a crafted numpy dtype state corrupts memory). Here each
+opcode is decoded into plain values (None, bools, ints, str, bytes, tuples,
+lists, dicts) and inert records: `Global` (named, never imported), `Call`
+(asked for by REDUCE, never performed, with its BUILD state) and the lazy
+strings of `pickle_strings` (kept as where they are in the file). The caller
+checks what they mean. Only the two calls Python's pickler writes for `bytes`
+are evaluated, here: `_codecs.encode(text, 'latin1')` and `bytes()`.
 
-  Global   a global the pickle names (module, name), never imported;
-  Call     `func(*args)` asked for by REDUCE, never performed, with the state
-           a BUILD gives it;
-  the lazy strings of `pickle_strings`: a string argument too large to read
-           before its use is known, kept as where it is in the file.
-
-The caller checks what the records mean and every size, and builds what it
-needs itself. The two calls Python's pickler writes for `bytes` are the only
-ones evaluated, by this module's own code: `_codecs.encode(text, 'latin1')`
-(latin-1 only: other codecs are refused, some are quadratic) and `bytes()`.
-
-Everything is bounded before it is allocated: values pushed (`max_values`,
-each opcode pushes at most one, so nested references cannot multiply them),
-memo entries, the length a string may declare (`max_string`), and string
-bytes read into memory (`eager_bytes`, and SHORT_STRING_BYTES for short
-strings; strings past it stay in the file). The file is read front to back,
-once, up to STOP.
-
-Why not walk the opcodes with `pickletools.genops` (which runs nothing
-either): it reads every string argument into memory, a Python 2 string twice
-(bytes, then a latin-1 `str`; docs/safety.md has the measurement), it cannot
-skip a string, and it decodes protocol 0 STRING arguments as ASCII, so
-it fails on Python 2 protocol 0 pickles of binary data such as numpy arrays.
-The opcode table (names) is still pickletools'.
+Every count and size is bounded before it is allocated, and the file is read
+once, front to back, up to STOP. Why not `pickletools.genops`: docs/safety.md.
 """
 
 from __future__ import annotations
@@ -51,9 +31,8 @@ _OPCODE_NAMES = {
 # Longest newline-terminated argument other than a string (an int, a global).
 MAX_LINE = 256
 MAX_MEMO = 4096
-# Strings of at most SHORT_STRING bytes are always read while parsing (a
-# batch has a few dozen: keys, global names, dtype codes), SHORT_STRING_BYTES
-# of them in all.
+# Strings of at most SHORT_STRING bytes (keys, global names, dtype codes) are
+# always read while parsing, SHORT_STRING_BYTES of them in all.
 SHORT_STRING = 256
 SHORT_STRING_BYTES = 1 << 20
 # Codec names Python's pickler writes in `_codecs.encode(text, codec)`.
@@ -195,10 +174,7 @@ class _Input:
     return line
 
   def line_blocks(self):
-    """The pieces of the next line up to its newline (then consumed).
-
-    Stops with Malformed at the end of the file without a newline.
-    """
+    """The pieces of the next line up to its newline (then consumed)."""
     while True:
       if not self._fill(1):
         raise Malformed('pickle data was truncated')
@@ -241,8 +217,6 @@ class _Parser:
       if method is not None:
         self._dispatch[code] = method
 
-  # --- stack ---------------------------------------------------------------
-
   def _push(self, value) -> None:
     self._values_left -= 1
     if self._values_left < 0:
@@ -252,15 +226,14 @@ class _Parser:
       )
     self._stack.append(value)
 
-  def _pop(self):
-    if len(self._stack) <= (self._marks[-1] if self._marks else 0):
-      raise Malformed('unpickling stack underflow')
-    return self._stack.pop()
-
   def _top(self):
     if len(self._stack) <= (self._marks[-1] if self._marks else 0):
       raise Malformed('unpickling stack underflow')
     return self._stack[-1]
+
+  def _pop(self):
+    self._top()
+    return self._stack.pop()
 
   def _pop_mark(self) -> list:
     if not self._marks:
@@ -269,8 +242,6 @@ class _Parser:
     items = self._stack[start:]
     del self._stack[start:]
     return items
-
-  # --- the walk ------------------------------------------------------------
 
   def parse(self):
     # Every opcode of a batch pickle pushes a value or handles one it pushed
@@ -296,8 +267,6 @@ class _Parser:
           raise Malformed(f'invalid load key, {bytes([code])!r}')
         raise Forbidden(f'the pickle uses opcode {name}, which is not allowed')
       op()
-
-  # --- numbers and constants -------------------------------------------------
 
   def _op_PROTO(self):
     proto = self._in.byte()
@@ -354,8 +323,6 @@ class _Parser:
   def _in_line(self) -> bytes:
     return self._in.short_line(MAX_LINE)
 
-  # --- strings ---------------------------------------------------------------
-
   def _length(self, fmt: str) -> int:
     n = struct.unpack(fmt, self._in.read(struct.calcsize(fmt)))[0]
     if n < 0:
@@ -365,9 +332,8 @@ class _Parser:
   def _eager(self, n: int) -> bool:
     """Whether a string of n encoded bytes is read now; charges its budget.
 
-    Short strings (names, keys, codes) are always read, from a budget of
-    their own, so that a large string read just before them cannot leave
-    them in the file.
+    Short strings (names, keys) have a budget of their own, so that a large
+    string before them cannot leave them in the file.
     """
     if n <= SHORT_STRING:
       self._short_left -= n
@@ -417,8 +383,7 @@ class _Parser:
     self._check_length(n)
     offset = self._in.offset
     if self._eager(n):
-      decoder = ps.utf8_decoder()
-      self._push(decoder.decode(self._in.read(n), True))
+      self._push(ps.utf8_decoder().decode(self._in.read(n), True))
       return
     size, latin1 = ps.measure(ps.utf8_decoder(), self._in.blocks(n))
     self._push(ps.Utf8Text(offset, n, size, latin1))
@@ -437,11 +402,9 @@ class _Parser:
     value, length, size, latin1 = self._decode_line(
         ps.escaped_text_decoder(), self._in.line_blocks(), ''
     )
-    self._push(
-        value
-        if value is not None
-        else ps.EscapedText(offset, length, size, latin1)
-    )
+    if value is None:
+      value = ps.EscapedText(offset, length, size, latin1)
+    self._push(value)
 
   def _op_STRING(self):
     offset = self._in.offset + 1
@@ -456,11 +419,8 @@ class _Parser:
     )
 
   def _decode_line(self, decoder, blocks, empty):
-    """(value or None, encoded length, decoded size, latin-1) of a line string.
-
-    The value is kept while the encoded bytes fit the eager budget; past it,
-    only its size is counted (the string stays in the file).
-    """
+    """(value or None, encoded length, decoded size, latin-1) of a line string:
+    the value is kept only while it fits the eager budget."""
     kept, length, size, latin1 = [], 0, 0, True
     for block, final in ps.blocks_with_final(blocks):
       length += len(block)
@@ -474,8 +434,6 @@ class _Parser:
     if kept is None or not self._eager(length):
       return None, length, size, latin1
     return empty.join(kept), length, size, latin1
-
-  # --- containers --------------------------------------------------------------
 
   def _op_MARK(self):
     if len(self._marks) >= self._max_values:
@@ -523,38 +481,29 @@ class _Parser:
     self._push({})
 
   def _op_DICT(self):
-    items = self._pop_mark()
-    if len(items) % 2:
-      raise Malformed('odd number of items for DICT')
-    d = {}
-    self._set_items(d, items)
-    self._push(d)
-
-  def _dict_top(self) -> dict:
-    target = self._top()
-    if not isinstance(target, dict):
-      raise Malformed(f'SETITEM on a {describe(target)}')
-    return target
+    self._push(self._set_items({}, self._pop_mark(), 'DICT'))
 
   def _op_SETITEM(self):
     value, key = self._pop(), self._pop()
-    self._set_items(self._dict_top(), [key, value])
+    self._set_items(None, [key, value], 'SETITEM')
 
   def _op_SETITEMS(self):
-    items = self._pop_mark()
-    if len(items) % 2:
-      raise Malformed('odd number of items for SETITEMS')
-    self._set_items(self._dict_top(), items)
+    self._set_items(None, self._pop_mark(), 'SETITEMS')
 
-  @staticmethod
-  def _set_items(d: dict, items: list) -> None:
+  def _set_items(self, d: dict | None, items: list, op: str) -> dict:
+    """Sets items (key, value, ...) in `d`, or else in the dict on the stack."""
+    if len(items) % 2:
+      raise Malformed(f'odd number of items for {op}')
+    if d is None:
+      d = self._top()
+      if not isinstance(d, dict):
+        raise Malformed(f'SETITEM on a {describe(d)}')
     for i in range(0, len(items), 2):
       key = items[i]
       if not isinstance(key, (str, bytes)):
         raise Forbidden(f'the pickle has a dict key that is a {describe(key)}')
       d[key] = items[i + 1]
-
-  # --- memo ----------------------------------------------------------------------
+    return d
 
   def _put(self, index: int) -> None:
     if index not in self._memo and len(self._memo) >= MAX_MEMO:
@@ -586,8 +535,6 @@ class _Parser:
 
   def _op_LONG_BINGET(self):
     self._get(self._length('<I'))
-
-  # --- globals and calls ---------------------------------------------------------
 
   def _global(self, module: str, name: str) -> None:
     target = self._globals.get((module, name))
@@ -686,7 +633,7 @@ def parse(
 
   `allowed_globals` maps (module, name) as the pickle spells it to the Global
   to record (e.g. numpy 1.x and 2.x module names to one). Raises Malformed or
-  Forbidden (or pickle_strings.DecodeError, a Malformed kind of error).
+  Forbidden.
   """
   try:
     return _Parser(

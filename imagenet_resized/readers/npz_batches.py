@@ -37,10 +37,8 @@ _NPY_HEADER_READERS = {
 def read_npy_header(
     fp: BinaryIO, where: str
 ) -> tuple[tuple[int, ...], bool, np.dtype]:
-  """Reads a .npy header (numpy's own parser) and leaves fp at the data.
-
-  Refuses dtypes other than plain numbers (objects, fields, subarrays).
-  """
+  """Reads a .npy header (numpy's own parser) and leaves fp at the data;
+  refuses dtypes other than plain numbers (objects, fields, subarrays)."""
   read_header = None
   try:
     version = np.lib.format.read_magic(fp)
@@ -86,30 +84,39 @@ def read_npy_header(
 
 @dataclasses.dataclass(frozen=True)
 class NpyMember:
-  """An npz member's .npy header, checked against the member's size."""
+  """An npz member's .npy header."""
 
   name: str
+  where: str  # 'npz:member', for messages.
   shape: tuple[int, ...]
   fortran: bool
   dtype: np.dtype
   offset: int  # Of the data, within the member.
 
 
-def _npy_member(npz: zipfile.ZipFile, name: str, where: str) -> NpyMember:
-  with zip_members.open_member(npz, name, f'{where}:{name}') as fp:
-    shape, fortran, dtype = read_npy_header(fp, f'{where}:{name}')
-    return NpyMember(name, shape, fortran, dtype, fp.tell())
+def _npy_member(npz: zipfile.ZipFile, key: str, where: str) -> NpyMember:
+  """The header of array `key` of the npz."""
+  names = set(npz.namelist())
+  name = next((n for n in (f'{key}.npy', key) if n in names), None)
+  if name is None:
+    held = sorted(n.removesuffix('.npy') for n in names)
+    raise common.SourceError(
+        f'{where}: no `{key}` array in the npz (it holds {listed(held)});'
+        ' expected `data` and `labels`'
+    )
+  where = f'{where}:{name}'
+  with zip_members.open_member(npz, name, where) as fp:
+    shape, fortran, dtype = read_npy_header(fp, where)
+    return NpyMember(name, where, shape, fortran, dtype, fp.tell())
 
 
-def _check_member_size(
-    npz: zipfile.ZipFile, member: NpyMember, where: str
-) -> None:
+def _check_member_size(npz: zipfile.ZipFile, member: NpyMember) -> None:
   """The header's shape x itemsize must be what the zip member holds."""
   declared = math.prod(member.shape) * member.dtype.itemsize
   held = npz.getinfo(member.name).file_size - member.offset
   if declared != held:
     raise common.SourceError(
-        f'{where}:{member.name}: the .npy header declares shape'
+        f'{member.where}: the .npy header declares shape'
         f' {one_line.shape(member.shape)}'
         f' of {member.dtype} ({declared} bytes) but the member holds {held}'
         ' bytes after it; expected the two to agree'
@@ -132,31 +139,14 @@ ZIP_ERRORS = (
 )
 
 
-def _npz_member(npz: zipfile.ZipFile, key: str, where: str) -> str:
-  names = {n: n for n in npz.namelist()}
-  for candidate in (f'{key}.npy', key):
-    if candidate in names:
-      return candidate
-  held = sorted(n.removesuffix('.npy') for n in names)
-  raise common.SourceError(
-      f'{where}: no `{key}` array in the npz (it holds {listed(held)});'
-      ' expected `data` and `labels`'
-  )
-
-
 def iter_npz_chunks(
     fileobj: BinaryIO,
     where: str,
     size: int,
     chunk_rows: int = batch_chunks.DEFAULT_CHUNK_ROWS,
 ) -> Iterator[batch_chunks.Chunk]:
-  """Streams a batch in npz form from a seekable binary file object.
-
-  Peak memory is about one chunk of rows, whatever the batch size. Every
-  size in the .npy headers is checked against the others and against the
-  zip members before anything is read past the headers; pickled objects are
-  never loaded.
-  """
+  """Streams a batch in npz form from a seekable binary file object, every
+  size in its headers checked before anything past them is read."""
   try:
     npz = zipfile.ZipFile(fileobj)
   except ZIP_ERRORS as e:
@@ -166,39 +156,30 @@ def iter_npz_chunks(
     ) from None
   try:
     with npz:
-      labels_member = _npy_member(npz, _npz_member(npz, 'labels', where), where)
-      data_member = _npy_member(npz, _npz_member(npz, 'data', where), where)
-      batch_chunks.check_rows(
-          where, data_member.shape, data_member.dtype, size, data_member.fortran
-      )
-      num_rows = data_member.shape[0]
+      labels = _npy_member(npz, 'labels', where)
+      data = _npy_member(npz, 'data', where)
+      batch_chunks.check_rows(where, data.shape, data.dtype, size, data.fortran)
+      num_rows = data.shape[0]
       batch_chunks.check_label_count(
-          where, labels_member.shape, labels_member.dtype, num_rows
+          where, labels.shape, labels.dtype, num_rows
       )
-      _check_member_size(npz, labels_member, where)
-      _check_member_size(npz, data_member, where)
-      with zip_members.open_member(
-          npz, labels_member.name, f'{where}:{labels_member.name}'
-      ) as fp:
-        fp.seek(labels_member.offset)
+      _check_member_size(npz, labels)
+      _check_member_size(npz, data)
+      with zip_members.open_member(npz, labels.name, labels.where) as fp:
+        fp.seek(labels.offset)
         raw = batch_chunks.read_exact(
-            fp,
-            num_rows * labels_member.dtype.itemsize,
-            f'{where}:{labels_member.name}',
+            fp, num_rows * labels.dtype.itemsize, labels.where
         )
-      labels = batch_chunks.zero_based_labels(
-          where, np.frombuffer(raw, labels_member.dtype)
+      zero_based = batch_chunks.zero_based_labels(
+          where, np.frombuffer(raw, labels.dtype)
       )
-      with zip_members.open_member(
-          npz, data_member.name, f'{where}:{data_member.name}'
-      ) as fp:
-        fp.seek(data_member.offset)
-        where_data = f'{where}:{data_member.name}'
+      with zip_members.open_member(npz, data.name, data.where) as fp:
+        fp.seek(data.offset)
         yield from batch_chunks.iter_rows(
-            lambda n: batch_chunks.read_exact(fp, n, where_data),
+            lambda n: batch_chunks.read_exact(fp, n, data.where),
             num_rows,
             size,
-            labels,
+            zero_based,
             chunk_rows,
         )
   except common.SourceError:
@@ -214,9 +195,7 @@ def read_npz_header(fileobj: BinaryIO) -> tuple[int, ...] | None:
   """Shape of `data` in an npz, or None if it is not a readable npz."""
   try:
     with zipfile.ZipFile(fileobj) as npz:
-      name = _npz_member(npz, 'data', '')
-      with zip_members.open_member(npz, name, '') as fp:
-        return read_npy_header(fp, '')[0]
+      return _npy_member(npz, 'data', '').shape
   except (common.SourceError, *ZIP_ERRORS, ValueError):
     return None
 

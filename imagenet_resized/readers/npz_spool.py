@@ -1,23 +1,12 @@
 """Copying an npz out of a compressed zip member, never past what it declares.
 
-An npz inside a deflated zip member is read by seeking (to its directory at
-the end, then back to each array), and every seek back in a deflated stream
-inflates it again from the start; so it is inflated once into a temporary
-file. A deflated member can inflate to anything (a zip bomb: a few MB that
-become terabytes), so the copy walks the npz as it streams by, in the order
-its bytes come:
-
-  local file headers, each followed by its member: a `.npy` array whose
-  header (shape, dtype) must agree with the size the zip header gives,
-  bounded before a byte of its data is copied;
-  then the central directory and end records, each of bounded size;
-  and the npz must end exactly where the outer member does.
-
-Anything else (bytes between members, members that are not .npy arrays,
-sizes that disagree, sizes known only after the data) stops the copy at
-once with a one-line SourceError. So the copy never holds more than the
-headers declare, and the headers are checked against each other and against
-the free space of the temporary folder before they are trusted.
+An npz is read by seeking, and every seek back in a deflated member inflates
+it again from the start, so it is inflated once into a temporary file. As a
+deflated member can inflate to anything (a zip bomb), the copy walks the npz
+as it streams by: local headers, each followed by a `.npy` member whose
+header must agree with the zip's sizes before its data is copied, then the
+directory and end records (bounded), ending exactly where the outer member
+does. Anything else stops the copy with a one-line SourceError.
 """
 
 from __future__ import annotations
@@ -203,12 +192,9 @@ def _check_space(where: str, needed: int) -> None:
 def copy_npz(
     src: BinaryIO, dst: BinaryIO, where: str, declared_size: int
 ) -> None:
-  """Copies the npz that `src` streams (`declared_size` bytes) into `dst`.
-
-  Stops with a SourceError as soon as the npz holds anything its headers
-  do not declare, or would hold more than `declared_size` bytes. An npz cut
-  short is copied as far as it goes: reading it then says it is truncated,
-  as for an extracted npz.
+  """Copies the npz that `src` streams (`declared_size` bytes) into `dst`,
+  stopping with a SourceError at anything its headers do not declare. An npz
+  cut short is copied as far as it goes (reading it says it is truncated).
   """
   _check_space(where, declared_size)
   try:

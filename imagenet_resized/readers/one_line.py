@@ -5,11 +5,7 @@ from __future__ import annotations
 
 def shown(text: str, limit: int | None = 60) -> str:
   """`text` cut to `limit` characters (None: whole), control characters
-  escaped.
-
-  Names in hostile files (zip members, tar members, dict keys) may hold
-  newlines or be megabytes long; a message must stay one readable line.
-  """
+  escaped: a name in a hostile file may hold newlines or be megabytes long."""
   text = text if limit is None or len(text) <= limit else text[:limit] + '...'
   return text if text.isprintable() else repr(text)[1:-1]
 
@@ -32,11 +28,8 @@ def listed(names: list[str], limit: int = 10) -> str:
 
 
 def quantity(n: int) -> str:
-  """An integer a file declared, in digits if it is of a sane size.
-
-  Python refuses to print an int of more than 4300 digits (and a product of
-  declared sizes can have millions): those are given by their magnitude.
-  """
+  """An integer a file declared, in digits up to 64 bits, else by magnitude
+  (Python refuses to print an int of more than 4300 digits)."""
   return str(n) if n.bit_length() <= 64 else f'over 2**{n.bit_length() - 1}'
 
 

@@ -54,11 +54,7 @@ def read_pickle_batch(
 ) -> PickledBatch:
   """Parses and checks a batch pickle; nothing from the file is executed.
 
-  Reads the pickle's opcodes into inert records (`inert_pickle`), checks
-  them against the forms numpy pickles arrays in (`pickled_numpy`); the
-  pixels stay in the file (strings past `eager_bytes` in all). `data` is
-  checked for being 2-D uint8 rows here, their width against the config by
-  the caller.
+  Strings past `eager_bytes` in all (the pixels) stay in the file.
   """
   try:
     batch = inert_pickle.parse(
@@ -120,19 +116,17 @@ def _pickled_labels(
     batch_chunks.check_label_count(
         where, (len(labels),), np.dtype(np.int64), num_rows
     )
-    values = labels
-    out_of_range = next(
-        (i for i, v in enumerate(values) if not 1 <= v <= common.NUM_CLASSES),
+    bad = next(
+        (i for i, v in enumerate(labels) if not 1 <= v <= common.NUM_CLASSES),
         None,
     )
-    if out_of_range is not None:
+    if bad is not None:
       raise common.SourceError(
-          f'{where}: `labels` holds'
-          f' {shown(str(values[out_of_range]), 30)} at row'
-          f" {out_of_range}; expected labels 1..{common.NUM_CLASSES} (the authors'"
+          f'{where}: `labels` holds {shown(str(labels[bad]), 30)} at row'
+          f" {bad}; expected labels 1..{common.NUM_CLASSES} (the authors'"
           ' labels are 1-based)'
       )
-    return np.array(values, dtype=np.int64) - 1
+    return np.array(labels, dtype=np.int64) - 1
   batch_chunks.check_label_count(where, labels.shape, labels.dtype, num_rows)
   return batch_chunks.zero_based_labels(
       where, np.frombuffer(_all_bytes(fileobj, labels.raw), labels.dtype)
@@ -168,12 +162,8 @@ def iter_pickle_chunks(
     chunk_rows: int = batch_chunks.DEFAULT_CHUNK_ROWS,
     eager_bytes: int = PICKLE_EAGER_BYTES,
 ) -> Iterator[batch_chunks.Chunk]:
-  """Reads a batch in pickle form: parsed, checked, then its rows in chunks.
-
-  Memory: the labels and one chunk of rows, whatever the batch size: the
-  pixels stay in the file until read (decoded block by block if the pickle
-  holds them as text), unless they fit in `eager_bytes`.
-  """
+  """Reads a batch in pickle form: parsed, checked, then its rows in chunks
+  (the pixels read from the file, unless they fit in `eager_bytes`)."""
   batch = read_pickle_batch(fileobj, where, eager_bytes)
   data = batch.data
   batch_chunks.check_rows(where, data.shape, data.dtype, size, data.fortran)

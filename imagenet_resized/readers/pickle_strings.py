@@ -1,24 +1,13 @@
 """A pickle's large strings, located in the file and read only when wanted.
 
-The pixels of a pickled batch are one string argument of up to 1.6 GB. The
-pickle parser (`inert_pickle`) does not read such a string while it walks the
-opcodes: it notes where the string is and what it decodes to (its size, for
-text whether every character fits in latin-1), and the batch reader reads it
-later, in blocks, once it has checked the string against the array it is for.
-
-Each kind of string is its own type, by how its bytes are encoded in the file:
-
-  RawBytes        BINSTRING, BINBYTES, BINBYTES8, BYTEARRAY8: the bytes as they
-                  are (read, or seeked into, by offset);
-  EscapedBytes    protocol 0 STRING: a Python 2 `repr` between quotes, with
-                  backslash escapes (what Python 2 wrote for `str`);
-  Utf8Text        BINUNICODE, BINUNICODE8: UTF-8 text;
-  EscapedText     protocol 0 UNICODE: raw-unicode-escape text;
-  Latin1Bytes     `_codecs.encode(text, 'latin1')` of one of the two texts:
-                  how Python 3 pickles `bytes` at protocols 0 to 2.
-
-Decoding uses the codecs `pickle` itself uses (`codecs.escape_decode`, UTF-8
-with surrogatepass, raw-unicode-escape), fed block by block.
+`inert_pickle` does not read a large string (the pixels, up to 1.6 GB) while
+it walks the opcodes: it notes where it is and what it decodes to, and the
+batch reader reads it later, in blocks, once checked. One type per encoding:
+RawBytes (BINSTRING, BINBYTES, BINBYTES8, BYTEARRAY8), EscapedBytes (protocol
+0 STRING, Python 2's `repr`), Utf8Text (BINUNICODE, BINUNICODE8), EscapedText
+(protocol 0 UNICODE) and Latin1Bytes (`_codecs.encode(text, 'latin1')`, how
+Python 3 pickles `bytes` at protocols 0 to 2), decoded block by block with
+the codecs `pickle` itself uses.
 """
 
 from __future__ import annotations
@@ -100,9 +89,7 @@ class _EscapeDecoder:
     cut = len(data) if final else _complete_escapes(data)
     self._carry = data[cut:]
     try:
-      with (
-          warnings.catch_warnings()
-      ):  # Unknown escapes are kept, as pickle does.
+      with warnings.catch_warnings():  # Unknown escapes kept, as by pickle.
         warnings.simplefilter('ignore', DeprecationWarning)
         return codecs.escape_decode(data[:cut])[0]
     except ValueError as e:
@@ -151,21 +138,16 @@ def escaped_bytes_decoder() -> _EscapeDecoder:
   return _EscapeDecoder()
 
 
-def _decoder_of(string):
-  if isinstance(string, EscapedBytes):
-    return escaped_bytes_decoder()
-  if isinstance(string, Utf8Text):
-    return utf8_decoder()
-  if isinstance(string, EscapedText):
-    return escaped_text_decoder()
-  raise TypeError(f'no decoder for {type(string).__name__}')
+_DECODERS = {
+    EscapedBytes: escaped_bytes_decoder,
+    Utf8Text: utf8_decoder,
+    EscapedText: escaped_text_decoder,
+}
 
 
 def measure(decoder, blocks: Iterable[bytes]) -> tuple[int, bool]:
-  """(decoded length, all characters latin-1) of a string's encoded blocks.
-
-  Decodes without keeping the result: memory stays at one block.
-  """
+  """(decoded length, all characters latin-1) of a string's encoded blocks,
+  decoded without keeping the result."""
   size, latin1 = 0, True
   for block, final in blocks_with_final(blocks):
     out = decoder.decode(block, final)
@@ -219,7 +201,7 @@ def iter_bytes(f: BinaryIO, string: LazyBytes) -> Iterator[bytes]:
     yield from _file_blocks(f, string.offset, string.length)
     return
   text = string.text if isinstance(string, Latin1Bytes) else string
-  decoder = _decoder_of(text)
+  decoder = _DECODERS[type(text)]()
   for block, final in blocks_with_final(
       _file_blocks(f, text.offset, text.length)
   ):

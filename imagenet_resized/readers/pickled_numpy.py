@@ -1,19 +1,13 @@
 """numpy arrays as a pickle describes them, checked without numpy's help.
 
-numpy pickles an array as a call to rebuild it, in one of two forms:
-
-  `_reconstruct(ndarray, (0,), b'b')`, then BUILD with the state
-      (1, shape, dtype, is_fortran, raw bytes)      (every protocol)
-  `_frombuffer(raw bytes, dtype, shape, order)`     (protocol 5)
-
-and a dtype as `dtype(code, False, True)`, then BUILD with the state
-(3, endian, None, None, None, -1, -1, 0) for plain numbers. Here those inert
-records (`inert_pickle`) are checked against exactly these shapes and turned
-into a `PickledArray`: shape, a dtype this module builds from its own table,
-and the raw bytes (or where they are). Nothing from the file is handed to
-numpy: a structured, object or subarray dtype (fields, names, flags, sizes in
-the state) is refused, and so is every other way of calling numpy.ndarray
-(views with strides, offsets into other buffers).
+numpy pickles an array as `_reconstruct(ndarray, (0,), b'b')` with the BUILD
+state (1, shape, dtype, is_fortran, raw bytes), or at protocol 5 as
+`_frombuffer(raw bytes, dtype, shape, order)`; a dtype as
+`dtype(code, False, True)` with the state (3, endian, None, None, None, -1,
+-1, 0). The inert records (`inert_pickle`) must have exactly these shapes;
+the dtype is built from this module's own table, and nothing from the file
+is handed to numpy (structured, object and subarray dtypes, strides and
+offsets are refused).
 """
 
 from __future__ import annotations
@@ -98,9 +92,7 @@ def _is_int(value) -> bool:
 
 def _flag(value) -> bool | None:
   """True/False, also as the ints 1/0 Python 2's numpy wrote; else None."""
-  if value in (0, 1) and isinstance(value, int):
-    return bool(value)
-  return None
+  return bool(value) if value in (0, 1) and isinstance(value, int) else None
 
 
 def _dtype(value, what: str, expected: str) -> np.dtype:
@@ -170,11 +162,8 @@ def _raw(value, what: str, expected: str) -> Raw:
 
 
 def read_array(value, what: str, expected: str) -> PickledArray:
-  """The PickledArray `value` describes; NotAnArray (a one-line reason) if none.
-
-  `what` names the value in messages (e.g. '`data`'), `expected` says what it
-  should be (e.g. 'uint8 pixel values').
-  """
+  """The PickledArray `value` describes; NotAnArray (a one-line reason) if
+  none, naming it as `what` and saying what is `expected`."""
   if not is_array(value):
     raise NotAnArray(
         f'{what} is a {inert_pickle.describe(value)}, not an array as numpy'

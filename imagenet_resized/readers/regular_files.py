@@ -1,16 +1,10 @@
 """Opening a source file only if it is a regular file, and reading no further
 than the size it had when it was opened.
 
-Every path under `manual_dir` is untrusted: a name like `train_data_batch_1`
-may be a named pipe (opening it blocks until a writer comes, forever), a link
-to `/dev/zero` (endless), a socket or a directory. The kind is checked on the
-opened descriptor, not on the name, so that a swap between a check and the
-open changes nothing: the file is opened with O_NONBLOCK (opening a FIFO then
-returns at once), `fstat`ed, refused unless S_ISREG, and only then put back
-in blocking mode. Its size is the `fstat` size, and reads stop there (a file
-that grows while it is read does not feed the reader more than that).
-
-Standard library only (no numpy, no TFDS).
+A name under `manual_dir` may be a FIFO (opening it blocks forever), a link
+to `/dev/zero`, a socket or a directory. The file is opened with O_NONBLOCK,
+its kind checked on the descriptor (`fstat`, so a swap after a check changes
+nothing), and reads stop at the `fstat` size (docs/safety.md).
 """
 
 from __future__ import annotations
@@ -49,8 +43,7 @@ def _kind_by_name(path: str) -> str | None:
 
 
 def _link_target(path: str) -> str:
-  """' (a link to /dev/zero)' if `path` is a symbolic link (for the message
-  only: the kind was taken from the opened descriptor)."""
+  """' (a link to /dev/zero)' if `path` is a symbolic link (for messages)."""
   try:
     return f' (a link to {one_line.shown(os.readlink(path), None)})'
   except (OSError, ValueError):
@@ -58,11 +51,8 @@ def _link_target(path: str) -> str:
 
 
 class _UpToSize(io.RawIOBase):
-  """A raw file object that reads its descriptor up to `size` bytes only.
-
-  SEEK_END is relative to `size` too, so a reader that seeks to the end (a
-  zip's directory) sees the file as it was opened.
-  """
+  """A raw file object that reads its descriptor up to `size` bytes only
+  (SEEK_END too: a zip's directory is where it was when opened)."""
 
   def __init__(self, raw: io.FileIO, size: int):
     super().__init__()
@@ -111,18 +101,14 @@ class RegularFile(io.BufferedReader):
 
 
 def open_regular(path: str, expected: str) -> RegularFile:
-  """Opens `path` for binary reading if it is a regular file.
-
-  Raises SourceError (one line: the path, what it is, then `expected`,
-  e.g. "expected a file holding one of the authors' batches") if it is
-  anything else, or cannot be opened. Never blocks on a FIFO.
-  """
+  """Opens `path` for binary reading if it is a regular file; else raises
+  SourceError (one line: the path, what it is, then `expected`)."""
   shown = one_line.shown(os.fspath(path), None)  # Whole, on one line.
   try:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
   except OSError as e:
-    # A socket cannot be opened at all (ENXIO): say what it is, from its
-    # name since there is no descriptor (for the message only).
+    # A socket cannot be opened (ENXIO): its kind from its name, for the
+    # message only.
     kind = _kind_by_name(path)
     if kind is not None:
       raise SourceError(

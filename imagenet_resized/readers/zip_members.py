@@ -1,19 +1,11 @@
 """Opening a zip member so that no compression method can inflate past what
 the zip declares, nor make its decompressor's memory grow without bound.
 
-Compressed members are decompressed here, from their raw bytes, with
-`max_length`: a read of n bytes inflates at most n, and never past the
-member's declared size. For bzip2 and LZMA, `zipfile` does not bound this:
-`ZipExtFile` hands each block of compressed bytes it reads (at least 4 KiB)
-to the decompressor without `max_length`, and keeps all it gives, and bzip2
-packs a run of 45 MB of zeros into a block of about 40 bytes
-(docs/reliability.md). Deflate, which `zipfile` bounds, goes through
-zlib-ng's inflate here for its speed: the same bytes as zlib's, and the
-authors' archives are deflated, so every build inflates gigabytes
-(docs/speed.md).
-
-Methods zipfile cannot read at all (deflate64, implode, PPMd, ...) are
-refused in one line naming the method.
+Compressed members are decompressed here with `max_length`: a read of n
+bytes inflates at most n, never past the declared size (`zipfile` does not
+bound bzip2 and LZMA: docs/reliability.md). Deflate goes through zlib-ng for
+its speed (the same bytes as zlib's). Methods zipfile cannot read at all
+(deflate64, implode, PPMd, ...) are refused in one line naming the method.
 """
 
 from __future__ import annotations
@@ -48,11 +40,8 @@ def method_name(method: int) -> str:
 def open_member(
     zf: zipfile.ZipFile, info: zipfile.ZipInfo | str, where: str
 ) -> BinaryIO:
-  """A seekable binary file object for the member `info` of `zf`.
-
-  `where` names the member in messages. Reads never give more than the
-  member's declared size, and each read inflates at most what it asks for.
-  """
+  """A seekable binary file object for the member `info` of `zf`; `where`
+  names it in messages."""
   if isinstance(info, str):
     info = zf.getinfo(info)
   method = info.compress_type
@@ -106,11 +95,8 @@ class _RawDeflate:
 
 
 class _Inflating(io.RawIOBase):
-  """A compressed member, decompressed as it is read, `max_length` bound.
-
-  Seeking back starts over from the member's first byte (as zipfile does for
-  every compressed member); seeking forward reads on.
-  """
+  """A compressed member, decompressed as it is read, `max_length` bound;
+  seeking back starts over from its first byte (as in zipfile)."""
 
   def __init__(self, fp, info: zipfile.ZipInfo, method: int):
     super().__init__()
@@ -124,12 +110,11 @@ class _Inflating(io.RawIOBase):
     self._read = 0  # Compressed bytes handed to the decompressor.
     self._out = 0  # Inflated bytes given out.
     self._crc = 0
-    if self._method == DEFLATED:
-      self._decompressor = _RawDeflate()
-    elif self._method == BZIP2:
-      self._decompressor = bz2.BZ2Decompressor()
-    else:
-      self._decompressor = self._lzma()
+    self._decompressor = {
+        DEFLATED: _RawDeflate,
+        BZIP2: bz2.BZ2Decompressor,
+        LZMA: self._lzma,
+    }[self._method]()
 
   def _raw(self, n: int) -> bytes:
     n = min(n, self._info.compress_size - self._read)
@@ -158,24 +143,12 @@ class _Inflating(io.RawIOBase):
       )
     pb, rest = divmod(lclppb, 9 * 5)
     lp, lc = divmod(rest, 9)
-    # A dictionary larger than the whole member is never used (LZMA refers
-    # back only into what it has written), so it is capped at the member's
-    # declared size: the same bytes out, and a declared 4 GiB dictionary
-    # costs what the member is.
+    # LZMA refers back only into what it has written: a dictionary capped at
+    # the member's size gives the same bytes, whatever size is declared.
     declared = int.from_bytes(properties[1:5], 'little')
-    dict_size = max(4096, min(declared, self._info.file_size))
-    return lzma.LZMADecompressor(
-        lzma.FORMAT_RAW,
-        filters=[
-            {
-                'id': lzma.FILTER_LZMA1,
-                'dict_size': dict_size,
-                'lc': lc,
-                'lp': lp,
-                'pb': pb,
-            }
-        ],
-    )
+    lzma1 = {'id': lzma.FILTER_LZMA1, 'lc': lc, 'lp': lp, 'pb': pb}
+    lzma1['dict_size'] = max(4096, min(declared, self._info.file_size))
+    return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lzma1])
 
   def readable(self) -> bool:
     return True

@@ -23,6 +23,7 @@ instance, so Beam workers use it too).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,21 @@ def _scalar_kind(tensor_info) -> str | None:
   return None
 
 
+# The integer types a label comes as (exact types: isinstance against numpy's
+# abstract types is slow); bool and np.bool_ are not integers here.
+_INTEGERS = frozenset(
+    [int] + [np.dtype(c).type for c in 'bBhHiIlLqQ' if np.dtype(c) != np.uint64]
+)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _prefix(name: str, data_length: int, rest: int) -> bytes:
+  """An Example's head and its first entry's head, up to that entry's
+  `data_length` bytes of data, when `rest` bytes of entries follow them."""
+  head = example_wire.bytes_entry_head(name, data_length)
+  return example_wire.example_head(len(head) + data_length + rest) + head
+
+
 class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
   """TFDS's ExampleSerializer, with output independent of the process."""
 
@@ -56,6 +72,20 @@ class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
     # Map entries in the order deterministic serialization writes them: keys
     # sorted as byte strings.
     self._sorted_kinds = sorted(kinds.items(), key=lambda kv: kv[0].encode())
+    # An image and a label, as ours: one byte string, then one integer.
+    self._bytes_then_int = [k for _, k in self._sorted_kinds] == [
+        'bytes',
+        'int',
+    ]
+
+  def _bytes_then_int_entries(self, example: Any) -> bytes | None:
+    """`_direct` for a byte string then an integer: one lookup per piece."""
+    (data_name, _), (int_name, _) = self._sorted_kinds
+    data, value = example[data_name], example[int_name]
+    if type(data) is not bytes or type(value) not in _INTEGERS:
+      return None
+    entry = example_wire.int_entry(int_name, int(value))
+    return b''.join((_prefix(data_name, len(data), len(entry)), data, entry))
 
   def _direct(self, example: Any) -> bytes | None:
     """The serialized proto written directly, or None to take TFDS's path."""
@@ -64,6 +94,8 @@ class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
         or example.keys() != self._scalar_kinds.keys()
     ):
       return None
+    if self._bytes_then_int:
+      return self._bytes_then_int_entries(example)
     parts = [b'']  # Example.features's head, once its length is known.
     length = 0
     for name, kind in self._sorted_kinds:

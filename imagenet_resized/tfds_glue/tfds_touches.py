@@ -332,11 +332,9 @@ def check(dl_manager=None, file_format: str | None = None) -> Touches:
 
 
 def _is_tfds_own(obj, name: str) -> bool:
-  """Whether `obj.name`, looked up as Python would find it, is TFDS's own
-  DownloadManager code, not a replacement (a test harness's mock, a user's
-  function). Judged by the function's module and qualified name, which do not
-  depend on when this module was imported or on how the replacement was
-  made (mock.patch, monkeypatch, a subclass, a whole other object)."""
+  """Whether `obj.name` is TFDS's own DownloadManager code, not a replacement
+  (a test harness's mock, a user's function), judged by the module and
+  qualified name of what Python finds, however it was replaced."""
   try:
     found = inspect.getattr_static(obj, name)
   except AttributeError:
@@ -350,24 +348,18 @@ def _is_tfds_own(obj, name: str) -> bool:
 
 
 def downloads_through_tfds(dl_manager) -> bool:
-  """Whether `dl_manager.download` is TFDS's own downloader.
-
-  Only TFDS's own downloader goes to the network (and retries for minutes,
-  which the reachability probe spares users). When it was replaced, as TFDS's
-  DatasetBuilderTestCase does to serve files from EXAMPLE_DIR, the builder
-  cannot know where the replacement gets its files from, so it asks the
-  replacement and nothing else: no probe, no look into TFDS's cache."""
+  """Whether `dl_manager.download` is TFDS's own downloader, which goes to the
+  network (and retries for minutes, which the reachability probe spares
+  users). A replacement, as TFDS's DatasetBuilderTestCase serves EXAMPLE_DIR
+  through, is asked and nothing else: no probe, no look into TFDS's cache."""
   return _is_tfds_own(dl_manager, 'download')
 
 
 def manual_dir_of(dl_manager, touches: Touches | None = None) -> str | None:
-  """The manual folder given to the build (`~` expanded), or None; never raises.
-
-  A `manual_dir` that is not TFDS's own property (TFDS's test harness sets it
-  to EXAMPLE_DIR) is what the folder is. Otherwise MANUAL_DIR gives the
-  folder even when it is missing or empty (the error message names it);
-  without it, TFDS's public property, None where it raises.
-  """
+  """The manual folder given to the build (`~` expanded), or None; never
+  raises. A `manual_dir` that is not TFDS's own property (TFDS's test harness
+  sets it) is the folder; otherwise MANUAL_DIR gives it even when it is
+  missing or empty (messages name it); without it, TFDS's public property."""
   if _is_tfds_own(dl_manager, 'manual_dir') and (
       (touches is None or touches.uses(MANUAL_DIR))
       and '_manual_dir' in vars(dl_manager)
@@ -393,13 +385,11 @@ def is_download_cached(dl_manager, url: str) -> bool:
 
 
 class NameLookup:
-  """`registered._get_existing_dataset_packages`, at import: tensorflow-
-  datasets 4.9.4 to 4.9.6 look a dataset name up in TFDS's own `datasets/`
-  folder before the registry, and that folder holds an `imagenet_resized` of
-  TFDS's own, so `tfds.builder('imagenet_resized')` imported TFDS's module,
-  whose class then clashed with ours. Our name is taken out of that (cached)
-  folder listing, so the name finds the registry, as from 4.9.7 on, where
-  the registry is asked first and nothing is touched."""
+  """The folder listing TFDS asks first for a name, at import: 4.9.4 to 4.9.6
+  look a name up in TFDS's own `datasets/` folder before the registry, and it
+  holds an `imagenet_resized` of TFDS's own, whose class then clashed with
+  ours. Our name is taken out of that (cached) listing, so the name finds
+  the registry, as from 4.9.7 on, where nothing is touched."""
 
   name = 'registered._get_existing_dataset_packages'
 

@@ -71,15 +71,9 @@ def make_batch(
   return {'data': images_to_rows(make_images(rng, n, size)), 'labels': labels}
 
 
-# ---------------------------------------------------------------------------
-# Serialisation in the two published forms.
-
-
 def write_npz(fileobj, arrays: dict[str, np.ndarray]) -> None:
-  """Writes what `np.savez(f, **arrays)` writes, with fixed zip timestamps.
-
-  `fileobj` is a binary file (or path): large batches go straight to disk.
-  """
+  """Writes what `np.savez(fileobj, **arrays)` writes (`fileobj` a binary
+  file or path), with fixed zip timestamps."""
   with zipfile.ZipFile(fileobj, 'w', zipfile.ZIP_STORED) as zf:
     for name, array in arrays.items():
       info = zipfile.ZipInfo(f'{name}.npy', _ZIP_DATE)
@@ -94,29 +88,22 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
   return buf.getvalue()
 
 
-# The function numpy pickles an array as a call of (`_reconstruct`, in
-# `numpy.core.multiarray` under numpy 1.x, `numpy._core.multiarray` under 2.x).
+# The function numpy pickles an array as a call of (`_reconstruct`).
 _RECONSTRUCT = np.zeros(0).__reduce__()[0]
 
 
 class _Py2Pickler(pickle._Pickler):
-  """Writes pickles as Python 2 wrote them for the authors.
-
-  Python 3's pickler has no switch for this: at protocol 2 it rebuilds `bytes`
-  through `_codecs.encode` and, under numpy 2.x, names numpy's module
-  `numpy._core`, so we swap in Python 2's opcodes for byte strings and the
-  global names the authors' files hold (`numpy.core.multiarray`).
-  """
+  """Writes pickles as Python 2 wrote them for the authors: Python 2's
+  opcodes for byte strings, and numpy 1.x's global names."""
 
   dispatch = dict(pickle._Pickler.dispatch)
   _NUMPY_GLOBALS = {
+      _RECONSTRUCT: b'numpy.core.multiarray\n_reconstruct\n',
       np.ndarray: b'numpy\nndarray\n',
       np.dtype: b'numpy\ndtype\n',
   }
 
-  def save_bytes(
-      self, obj
-  ):  # Python 2 `str`: STRING, SHORT_BINSTRING, BINSTRING.
+  def save_bytes(self, obj):  # As Python 2 `str`.
     n = len(obj)
     if self.proto == 0:
       self.write(pickle.STRING + _py2_repr(obj) + b'\n')
@@ -129,22 +116,15 @@ class _Py2Pickler(pickle._Pickler):
   dispatch[bytes] = save_bytes
 
   def save_global(self, obj, name=None):
-    if obj is _RECONSTRUCT:
-      self.write(pickle.GLOBAL + b'numpy.core.multiarray\n_reconstruct\n')
-    elif obj in self._NUMPY_GLOBALS:
-      self.write(pickle.GLOBAL + self._NUMPY_GLOBALS[obj])
-    else:
+    if obj not in self._NUMPY_GLOBALS:
       return super().save_global(obj, name)
+    self.write(pickle.GLOBAL + self._NUMPY_GLOBALS[obj])
     self.memoize(obj)
 
 
 def _py2_repr(data: bytes) -> bytes:
-  """Python 2's `repr` of a `str`: what its protocol 0 STRING opcode holds.
-
-  `codecs.escape_encode` is Python 2's string escaping (`\\t`, `\\n`, `\\r`,
-  `\\\\`, `\\'`, `\\xNN`); Python 2 quoted with `"` when the text held `'` and
-  no `"`, and then left `'` unescaped.
-  """
+  """Python 2's `repr` of a `str` (its protocol 0 STRING argument): quoted
+  with `"`, `'` unescaped, when the text holds `'` and no `"`."""
   body = codecs.escape_encode(data)[0]
   if b"'" in data and b'"' not in data:
     return b'"' + body.replace(b"\\'", b"'") + b'"'
@@ -152,11 +132,8 @@ def _py2_repr(data: bytes) -> bytes:
 
 
 def py2_pickle_bytes(batch: dict, protocol: int = 2) -> bytes:
-  """A batch dict pickled as Python 2 pickled the authors' batches.
-
-  Protocol 2 (cPickle's highest), or 0 (Python 2's default: pixels as an
-  escaped `repr` in a STRING opcode) or 1.
-  """
+  """A batch dict pickled as Python 2 pickled the authors' batches, at
+  protocol 2 (cPickle's highest), 1 or 0 (Python 2's default)."""
   as_py2 = {
       k.encode('latin1'): (v.tolist() if k == 'labels' else v)
       for k, v in batch.items()
@@ -181,10 +158,6 @@ def write_zip(path: str, members: Sequence[tuple[str, bytes]]) -> None:
       info.compress_type = zipfile.ZIP_DEFLATED
       info.external_attr = 0o644 << 16
       zf.writestr(info, data)
-
-
-# ---------------------------------------------------------------------------
-# Whole source trees.
 
 
 def write_sources(
@@ -268,83 +241,4 @@ def write_dummy_data(out_dir: str) -> list[str]:
         val_examples=DUMMY_VAL_EXAMPLES,
         seed=0,
     )
-  return written
-
-
-def replace_batch(
-    out_dir: str, size: int, fmt: str, zipped: bool, name: str, data: bytes
-) -> str:
-  """Overwrites batch `name` of a `write_sources` tree with `data` (any bytes).
-
-  For tests of bad input. Returns how the reader names the batch in messages:
-  'zip:member' for zips, the file path for extracted files.
-  """
-  npz = fmt == 'npz'
-  split = publication.batch_split(name)
-  member_name = name + ('.npz' if npz else '')
-  for archive in publication.archive_names(size, split, npz):
-    folder = archive.removesuffix('.zip')
-    if not zipped:
-      path = os.path.join(out_dir, folder, member_name)
-      if os.path.exists(path):
-        with open(path, 'wb') as f:
-          f.write(data)
-        return path
-      continue
-    path = os.path.join(out_dir, archive)
-    with zipfile.ZipFile(path) as zf:
-      members = [(n, zf.read(n)) for n in zf.namelist()]
-    for i, (member, _) in enumerate(members):
-      if os.path.basename(member) == member_name:
-        members[i] = (member, data)
-        write_zip(path, members)
-        return f'{path}:{member}'
-  raise ValueError(
-      f'no batch {member_name} in the {fmt} sources under {out_dir}'
-  )
-
-
-# ImageNet16-120 (`16x16_120`) needs a validation batch with exactly 6,000
-# rows of classes 1..120 (the published val_data has 50 per class).
-IMAGENET16_120_VAL_ROWS = 6_000
-IMAGENET16_120_CLASSES = 120
-
-
-def write_imagenet16_120_sources(
-    out_dir: str,
-    fmt: str = 'npz',
-    zipped: bool = True,
-    train_batches: int = 2,
-    examples_per_batch: int = 300,
-    other_val_examples: int = 400,
-    seed: int = 0,
-) -> list[str]:
-  """16x16 sources whose `val_data` holds 6,000 rows of classes 1..120 (50
-  each) mixed with `other_val_examples` rows of classes 121..1000."""
-  written = write_sources(
-      out_dir,
-      16,
-      fmt=fmt,
-      train_batches=train_batches,
-      examples_per_batch=examples_per_batch,
-      val_examples=1,
-      seed=seed,
-      zipped=zipped,
-  )
-  rng = np.random.default_rng([seed, 16, IMAGENET16_120_CLASSES])
-  per_class = IMAGENET16_120_VAL_ROWS // IMAGENET16_120_CLASSES
-  labels = np.concatenate(
-      [
-          np.repeat(np.arange(1, IMAGENET16_120_CLASSES + 1), per_class),
-          rng.integers(
-              IMAGENET16_120_CLASSES + 1, 1001, size=other_val_examples
-          ),
-      ]
-  )
-  rng.shuffle(labels)
-  batch = {
-      'data': images_to_rows(make_images(rng, len(labels), 16)),
-      'labels': labels,
-  }
-  replace_batch(out_dir, 16, fmt, zipped, 'val_data', batch_bytes(batch, fmt))
   return written

@@ -1,13 +1,10 @@
 """Keeps TensorFlow's start-up logging out of the command line's output.
 
-Importing TensorFlow prints a dozen lines to the process's stderr from C++
-(CUDA probes, CPU features) before any Python code can stop it:
-`TF_CPP_MIN_LOG_LEVEL` silences most later messages, but not those written
-before absl's logging is initialised. When this package is imported to run its
-own command line (`imagenet-resized ...` or `python -m imagenet_resized ...`,
-told apart by `sys.orig_argv`) without `--verbose`, TensorFlow is imported
-first here with file descriptor 2 pointed at /dev/null for the length of the
-import. A library user's process is left alone.
+Importing TensorFlow prints a dozen lines to stderr from C++ before any
+Python code can stop it. When this package runs its own command line
+(`sys.orig_argv`) without `--verbose`, TensorFlow is imported here first with
+file descriptor 2 pointed at /dev/null. A library user's process is left
+alone.
 """
 
 from __future__ import annotations
