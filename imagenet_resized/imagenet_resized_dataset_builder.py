@@ -36,6 +36,7 @@ from imagenet_resized.pipeline import worker_pool
 from imagenet_resized.readers import one_line
 from imagenet_resized.tfds_glue import build_lock
 from imagenet_resized.tfds_glue import build_metadata
+from imagenet_resized.tfds_glue import download_touches
 from imagenet_resized.tfds_glue import tfds_touches
 
 HOMEPAGE = 'https://patrykchrabaszcz.github.io/Imagenet32/'
@@ -170,15 +171,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
     # Each touch of TFDS internals is checked; one that cannot be used is
     # skipped for this build (TFDS's own code, one log line).
-    touches = self._touches = tfds_touches.check(
-        dl_manager, self.info.file_format.value
-    )
+    touches = self._touches = tfds_touches.check(dl_manager, self)
     with touches.applied(self):
       return super()._download_and_prepare(dl_manager, download_config)
 
   def _find_sources(self, dl_manager) -> dict[str, common.SplitSource]:
     """{split: source}, from the config's one kind of source."""
-    manual_dir = tfds_touches.manual_dir_of(
+    manual_dir = download_touches.manual_dir_of(
         dl_manager, getattr(self, '_touches', None)
     )
     if self.builder_config.source == configs.ILSVRC2012:
@@ -224,11 +223,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     # or the download manager's download is not TFDS's own (TFDS's test
     # harness serves EXAMPLE_DIR through it): then only it is asked.
     touches = getattr(self, '_touches', None) or tfds_touches.check()
-    if tfds_touches.downloads_through_tfds(dl_manager) and touches.uses(
+    if download_touches.downloads_through_tfds(dl_manager) and touches.uses(
         tfds_touches.DOWNLOAD_CACHE
     ):
       for url in urls:
-        if not tfds_touches.is_download_cached(dl_manager, url):
+        if not download_touches.is_download_cached(dl_manager, url):
           why = download_probe.why_not_downloadable(url)
           if why:
             raise cannot(f'download failed: {why}')

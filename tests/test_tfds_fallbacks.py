@@ -25,6 +25,7 @@ from conftest import DUMMY_DATA, build, read_split
 from imagenet_resized.authors import download_probe
 from imagenet_resized.authors import publication
 from imagenet_resized import common
+from imagenet_resized.tfds_glue import download_touches
 from imagenet_resized.tfds_glue import tfds_touches
 from test_download_probe import _serve, download_calls, server  # noqa: F401 (fixtures)
 
@@ -49,7 +50,7 @@ def normal(tmp_path_factory):
 # Touches the installed release lacks anyway (DOWNLOAD_CACHE on 4.9.4).
 ALREADY_SKIPPED = tuple(
     f"touch of TFDS's {name}," for name, why in tfds_touches.check().skipped.items()
-    if why != tfds_touches.NOT_PARQUET)
+    if why not in (tfds_touches.NOT_PARQUET, tfds_touches.NO_BUILDER))
 
 
 def _skipped_lines(caplog) -> list[str]:
@@ -85,6 +86,16 @@ def test_a_changed_example_serializer_class(tmp_path, monkeypatch, caplog, norma
   assert used  # TFDS's (new) serializer wrote the examples, not ours.
 
 
+def test_a_changed_feature_encoding(tmp_path, monkeypatch, caplog, normal):
+  """A release whose ClassLabel encodes labels as numpy integers: the
+  shortcut's probe tells, and TFDS's own encoding runs."""
+  import numpy as np
+  original = tfds.features.ClassLabel.encode_example
+  monkeypatch.setattr(tfds.features.ClassLabel, 'encode_example',
+                      lambda self, value: np.int64(original(self, value)))
+  _build_falls_back(tfds_touches.FEATURE_ENCODING, tmp_path, caplog, normal)
+
+
 def test_a_changed_shuffle_memory_constant(tmp_path, monkeypatch, caplog, normal):
   monkeypatch.setattr(shuffle, 'MAX_MEM_BUFFER_SIZE', float(1 << 30))
   _build_falls_back(tfds_touches.SHUFFLE_MEMORY, tmp_path, caplog, normal)
@@ -96,12 +107,12 @@ def test_a_download_manager_without_manual_dir_field(tmp_path):
       download_dir=str(tmp_path / 'dl'), manual_dir=str(DUMMY_DATA),
       manual_dir_instructions='x',
   )
-  assert tfds_touches.manual_dir_of(manager) == str(DUMMY_DATA)
+  assert download_touches.manual_dir_of(manager) == str(DUMMY_DATA)
   del manager.__dict__['_manual_dir']  # A release that renamed it.
   touches = tfds_touches.check(manager)
   assert not touches.uses(tfds_touches.MANUAL_DIR)
   # TFDS's public property then answers (here it fails: None, never raises).
-  assert tfds_touches.manual_dir_of(manager, touches) is None
+  assert download_touches.manual_dir_of(manager, touches) is None
 
 
 @pytest.mark.skipif(

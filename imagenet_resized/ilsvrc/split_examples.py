@@ -173,7 +173,7 @@ def _encoded(items: list[resizing.Encoded], task: UnitTask):
       ]
   )
   return examples.EncodedRows.of(
-      [i.key for i in items], images, [i.label for i in items]
+      '', [i.key for i in items], images, [i.label for i in items]
   )
 
 

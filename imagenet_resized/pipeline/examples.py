@@ -26,21 +26,32 @@ ENCODE_CHUNK_ROWS = 1024
 
 @dataclasses.dataclass(frozen=True)
 class EncodedRows:
-  """Examples of some rows of one batch: their keys, PNGs and labels, and
-  the exact pixel sums of their images (`pixel_statistics`)."""
+  """Examples of some rows: their keys, PNGs and labels, and the exact pixel
+  sums of their images (`pixel_statistics`), as a message from a worker:
+  a few objects, not a few per example (pickling thousands of small objects
+  cost more than the rest of the message, docs/speed.md).
 
-  keys: list[str]
-  pngs: list[bytes]
-  labels: list[int]
+  Key i is `key_prefix` followed by `key_ends[i]`; PNG i is
+  `pngs[png_ends[i - 1]:png_ends[i]]`.
+  """
+
+  key_prefix: str
+  key_ends: list[str] | np.ndarray
+  pngs: bytes
+  png_ends: np.ndarray
+  labels: np.ndarray
   sums: pixel_statistics.PixelSums
 
   @classmethod
-  def of(cls, keys: list[str], images, labels) -> EncodedRows:
+  def of(cls, key_prefix: str, key_ends, images, labels) -> EncodedRows:
     """The rows of (n, S, S, 3) uint8 `images`: PNG-encoded and summed."""
+    pngs, ends = png_codec.encode_pngs_joined(images)
     return cls(
-        keys,
-        png_codec.encode_pngs(images),
-        np.asarray(labels, np.int64).tolist(),
+        key_prefix,
+        key_ends,
+        pngs,
+        np.array(ends, np.int64),
+        np.asarray(labels, np.int64),
         pixel_statistics.PixelSums.of_images(images),
     )
 
@@ -53,8 +64,14 @@ def examples_of(
   for rows in encoded:
     if tally is not None:
       tally.add(rows.sums)
-    for key, png, label in zip(rows.keys, rows.pngs, rows.labels):
-      yield key, {'image': png, 'label': label}
+    prefix, pngs, start = rows.key_prefix, rows.pngs, 0
+    ends = rows.key_ends
+    ends = ends.tolist() if isinstance(ends, np.ndarray) else ends
+    for end, png_end, label in zip(
+        ends, rows.png_ends.tolist(), rows.labels.tolist()
+    ):
+      yield f'{prefix}{end}', {'image': pngs[start:png_end], 'label': label}
+      start = png_end
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,11 +111,8 @@ def encode_batch(task: BatchTask) -> Iterator[EncodedRows | BatchRead]:
       images, labels = chunk.images[mask], chunk.labels[mask]
     else:
       continue
-    keys = [
-        f'{batch.key}{row}'
-        for row in (chunk.start + mask.nonzero()[0]).tolist()
-    ]
-    yield EncodedRows.of(keys, images, labels)
+    rows_kept = chunk.start + np.flatnonzero(mask)
+    yield EncodedRows.of(batch.key, rows_kept, images, labels)
   yield BatchRead(rows)
 
 

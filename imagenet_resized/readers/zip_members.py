@@ -191,7 +191,7 @@ class _Inflating(io.RawIOBase):
     with memoryview(buffer) as view:
       view[: len(data)] = data
     self._out += len(data)
-    self._crc = zlib.crc32(data, self._crc)
+    self._crc = zlib_ng.crc32(data, self._crc)  # zlib's value, faster.
     if self._out == self._info.file_size and self._crc != self._info.CRC:
       raise zipfile.BadZipFile(f'Bad CRC-32 for file {self._info.filename!r}')
     return len(data)

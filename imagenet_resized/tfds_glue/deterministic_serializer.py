@@ -23,7 +23,6 @@ instance, so Beam workers use it too).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -53,14 +52,6 @@ _INTEGERS = frozenset(
 )
 
 
-@functools.lru_cache(maxsize=1 << 14)
-def _prefix(name: str, data_length: int, rest: int) -> bytes:
-  """An Example's head and its first entry's head, up to that entry's
-  `data_length` bytes of data, when `rest` bytes of entries follow them."""
-  head = example_wire.bytes_entry_head(name, data_length)
-  return example_wire.example_head(len(head) + data_length + rest) + head
-
-
 class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
   """TFDS's ExampleSerializer, with output independent of the process."""
 
@@ -77,15 +68,29 @@ class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
         'bytes',
         'int',
     ]
+    self._names = tuple(name for name, _ in self._sorted_kinds)
+    self._entries = {}  # The integer's entry, by value.
+    self._prefixes = {}  # The pieces before the bytes, by their lengths.
 
   def _bytes_then_int_entries(self, example: Any) -> bytes | None:
-    """`_direct` for a byte string then an integer: one lookup per piece."""
-    (data_name, _), (int_name, _) = self._sorted_kinds
+    """`_direct` for a byte string then an integer: two dict lookups (the
+    serializer runs per example in the build's main process)."""
+    data_name, int_name = self._names
     data, value = example[data_name], example[int_name]
     if type(data) is not bytes or type(value) not in _INTEGERS:
       return None
-    entry = example_wire.int_entry(int_name, int(value))
-    return b''.join((_prefix(data_name, len(data), len(entry)), data, entry))
+    entry = self._entries.get(value)
+    if entry is None:
+      entry = self._entries[value] = example_wire.int_entry(
+          int_name, int(value)
+      )
+    lengths = (len(data), len(entry))
+    prefix = self._prefixes.get(lengths)
+    if prefix is None:
+      head = example_wire.bytes_entry_head(data_name, lengths[0])
+      prefix = example_wire.example_head(len(head) + sum(lengths)) + head
+      self._prefixes[lengths] = prefix
+    return b''.join((prefix, data, entry))
 
   def _direct(self, example: Any) -> bytes | None:
     """The serialized proto written directly, or None to take TFDS's path."""
@@ -94,8 +99,6 @@ class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
         or example.keys() != self._scalar_kinds.keys()
     ):
       return None
-    if self._bytes_then_int:
-      return self._bytes_then_int_entries(example)
     parts = [b'']  # Example.features's head, once its length is known.
     length = 0
     for name, kind in self._sorted_kinds:
@@ -118,6 +121,13 @@ class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
     return b''.join(parts)
 
   def serialize_example(self, example: Any) -> bytes:
+    if self._bytes_then_int and type(example) is dict and len(example) == 2:
+      try:
+        serialized = self._bytes_then_int_entries(example)
+      except KeyError:
+        serialized = None
+      if serialized is not None:
+        return serialized
     if self._scalar_kinds is not None:
       serialized = self._direct(example)
       if serialized is not None:

@@ -23,7 +23,11 @@ from imagenet_resized.formats import tfrecord_files
 # files at once, a few KB at a time (64 KB: half the system time of
 # Python's default 8 KB, and at most 64 MB held for all of them).
 _SPILL_BUFFER = 64 << 10
-_ENTRY_HEAD = struct.Struct('=Q')
+# An entry's head: the 128-bit hashed key as two 64-bit halves, then the
+# data's size, as TFDS's `_hkey_to_bytes` and `struct.pack('=Q', ...)` write
+# them (one pack here; tests/test_versions.py compares the bytes).
+_ENTRY_HEAD = struct.Struct('=QQQ')
+_HALF = (1 << 64) - 1
 
 
 class LocalBucket(shuffle._Bucket):
@@ -50,7 +54,9 @@ class LocalBucket(shuffle._Bucket):
         # Up to 1,000 bucket files are open at once, as with TFDS's own.
         shuffle._increase_open_files_limit()
         self._fobj = open(self._path, 'wb', buffering=_SPILL_BUFFER)
-    self._fobj.write(shuffle._hkey_to_bytes(key) + _ENTRY_HEAD.pack(len(data)))
+    self._fobj.write(
+        _ENTRY_HEAD.pack(key >> 64 & _HALF, key & _HALF, len(data))
+    )
     self._fobj.write(data)
     self._length += 1
     self._size += len(data)
@@ -70,14 +76,11 @@ class LocalBucket(shuffle._Bucket):
       return
     with open(self._path, 'rb') as f:
       data = f.read()  # A bucket holds a thousandth of the split's bytes.
-    key_size, pos = shuffle.HKEY_SIZE_BYTES, 0
+    pos, head = 0, _ENTRY_HEAD.size
     while pos < len(data):
-      (size,) = _ENTRY_HEAD.unpack_from(data, pos + key_size)
-      start = pos + key_size + _ENTRY_HEAD.size
-      yield shuffle._read_hkey(data[pos : pos + key_size]), data[
-          start : start + size
-      ]
-      pos = start + size
+      high, low, size = _ENTRY_HEAD.unpack_from(data, pos)
+      yield high << 64 | low, data[pos + head : pos + head + size]
+      pos += head + size
 
   def del_file(self) -> None:
     if not self._local:

@@ -19,86 +19,31 @@ from __future__ import annotations
 from collections.abc import Iterator
 import contextlib
 import dataclasses
-import inspect
 import logging
-import os
 
 import google_crc32c
+import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import constants
 from tensorflow_datasets.core import example_serializer
 from tensorflow_datasets.core import file_adapters
 from tensorflow_datasets.core import registered
 from tensorflow_datasets.core import shuffle
-from tensorflow_datasets.core.download import download_manager
-from tensorflow_datasets.core.download import resource as resource_lib
 from tensorflow_datasets.core.utils import dtype_utils
 
+from imagenet_resized.formats import png_codec
 from imagenet_resized.tfds_glue import deterministic_serializer
+from imagenet_resized.tfds_glue import download_touches
 from imagenet_resized.tfds_glue import local_files
 from imagenet_resized.tfds_glue import parquet_shards
+from imagenet_resized.tfds_glue import touch_base
 
 log = logging.getLogger(__name__)
 
-# The tensorflow-datasets releases on which the test suite compared the
-# replacements' bytes with TFDS's own (tests/test_versions.py).
-VERIFIED_TFDS_VERSIONS = ('4.9.4', '4.9.9', '4.9.10')
-
-DownloadManager = download_manager.DownloadManager
+VERIFIED_TFDS_VERSIONS = touch_base.VERIFIED_TFDS_VERSIONS
 
 
-def _params(fn) -> list[str] | None:
-  """The parameter names of `fn`, or None if it has no readable signature."""
-  try:
-    return list(inspect.signature(fn).parameters)
-  except (TypeError, ValueError):
-    return None
-
-
-@contextlib.contextmanager
-def _replaced(owner, name: str, value) -> Iterator[None]:
-  """Within the block, `owner.name` (a module's or class's own attribute) is
-  `value`; restored after it."""
-  original = vars(owner)[name]
-  setattr(owner, name, value)
-  try:
-    yield
-  finally:
-    setattr(owner, name, original)
-
-
-class Touch:
-  """One touch of TFDS's internals."""
-
-  name = ''  # What of TFDS it touches.
-  # Whether its replacement writes bytes TFDS's code would write: then only
-  # on VERIFIED_TFDS_VERSIONS.
-  writes_tfds_bytes = False
-
-  def problem(self, dl_manager, file_format: str | None) -> str | None:
-    """Why a build cannot use this touch, or None."""
-    if (
-        self.writes_tfds_bytes
-        and tfds.__version__ not in VERIFIED_TFDS_VERSIONS
-    ):
-      return (
-          'its bytes have not been compared with this release'
-          f" ({', '.join(VERIFIED_TFDS_VERSIONS)} were)"
-      )
-    return self.structure_problem(dl_manager, file_format)
-
-  def structure_problem(self, dl_manager, file_format) -> str | None:
-    del dl_manager, file_format
-    return None
-
-  def applied(self, builder) -> contextlib.AbstractContextManager:
-    """Within the block, TFDS runs with this touch (a no-op for the touches
-    that are asked for on demand)."""
-    del builder
-    return contextlib.nullcontext()
-
-
-class SerializerSwap(Touch):
+class SerializerSwap(touch_base.Touch):
   """TFDS's split writer makes its serializer from the class
   `example_serializer.ExampleSerializer` when a split starts: swapped, for a
   build, for our deterministic subclass (`deterministic_serializer`)."""
@@ -106,7 +51,7 @@ class SerializerSwap(Touch):
   name = 'example_serializer.ExampleSerializer'
   writes_tfds_bytes = True
 
-  def structure_problem(self, dl_manager, file_format) -> str | None:
+  def structure_problem(self, dl_manager, builder) -> str | None:
     cls = getattr(example_serializer, 'ExampleSerializer', None)
     ours = deterministic_serializer.DeterministicExampleSerializer
     if cls is not ours.__bases__[0]:
@@ -116,7 +61,7 @@ class SerializerSwap(Touch):
         ('get_tf_example', ['self', 'example']),
         ('serialize_example', ['self', 'example']),
     ):
-      if _params(getattr(cls, name, None)) != params:
+      if touch_base.params(getattr(cls, name, None)) != params:
         return f'its {name} has not the parameters {params}'
     for name in ('is_string', 'is_integer'):
       if not callable(getattr(dtype_utils, name, None)):
@@ -124,21 +69,21 @@ class SerializerSwap(Touch):
     return None
 
   def applied(self, builder):
-    return _replaced(
+    return touch_base.replaced(
         example_serializer,
         'ExampleSerializer',
         deterministic_serializer.DeterministicExampleSerializer,
     )
 
 
-class ShuffleMemoryCap(Touch):
+class ShuffleMemoryCap(touch_base.Touch):
   """The bytes of examples TFDS's shuffler holds in memory before it spills
   to disk, read when a shuffler is made: capped for a build at the builder's
   SHUFFLE_MEMORY_BYTES (the order of the output does not depend on it)."""
 
   name = 'shuffle.MAX_MEM_BUFFER_SIZE'
 
-  def structure_problem(self, dl_manager, file_format) -> str | None:
+  def structure_problem(self, dl_manager, builder) -> str | None:
     value = vars(shuffle).get('MAX_MEM_BUFFER_SIZE')
     if type(value) is not int:
       return f'it is {value!r}, not a byte count'
@@ -146,48 +91,22 @@ class ShuffleMemoryCap(Touch):
 
   def applied(self, builder):
     limit = min(shuffle.MAX_MEM_BUFFER_SIZE, builder.SHUFFLE_MEMORY_BYTES)
-    return _replaced(shuffle, 'MAX_MEM_BUFFER_SIZE', limit)
+    return touch_base.replaced(shuffle, 'MAX_MEM_BUFFER_SIZE', limit)
 
 
-class ManualDirAsGiven(Touch):
-  """The manual folder as given: TFDS's public `manual_dir` raises when it is
-  missing or empty, where the builder falls back to the download and names
-  the folder in its message (`manual_dir_of`)."""
-
-  name = 'DownloadManager._manual_dir'
-
-  def structure_problem(self, dl_manager, file_format) -> str | None:
-    if dl_manager is not None and '_manual_dir' not in vars(dl_manager):
-      return 'the download manager has no _manual_dir'
-    return None
-
-
-class DownloadCacheLookup(Touch):
-  """Whether a URL's file is already in TFDS's download cache, so that the
-  reachability probe is not asked for it (`is_download_cached`)."""
-
-  name = 'DownloadManager._get_checksum_dl_result'
-
-  def structure_problem(self, dl_manager, file_format) -> str | None:
-    fn = getattr(DownloadManager, '_get_checksum_dl_result', None)
-    if _params(fn) != ['self', 'resource', 'legacy_mode']:
-      return 'it is missing, or takes other parameters'
-    if 'url' not in (_params(resource_lib.Resource) or ()):
-      return 'resource.Resource takes no url'
-    return None
-
-
-class LocalShardWriter(Touch):
+class LocalShardWriter(touch_base.Touch):
   """The classmethod TFDS's writer calls to write a TFRecord shard: for a
   build, local shards are written by `local_files` (no TensorFlow)."""
 
   name = 'file_adapters.TfRecordFileAdapter.write_examples'
   writes_tfds_bytes = True
 
-  def structure_problem(self, dl_manager, file_format) -> str | None:
+  def structure_problem(self, dl_manager, builder) -> str | None:
     adapter = getattr(file_adapters, 'TfRecordFileAdapter', None)
     method = vars(adapter).get('write_examples') if adapter else None
-    if not isinstance(method, classmethod) or _params(method.__func__) != [
+    if not isinstance(method, classmethod) or touch_base.params(
+        method.__func__
+    ) != [
         'cls',
         'path',
         'iterator',
@@ -201,31 +120,30 @@ class LocalShardWriter(Touch):
   def applied(self, builder):
     adapter = file_adapters.TfRecordFileAdapter
     write = local_files.shard_writer(vars(adapter)['write_examples'])
-    return _replaced(adapter, 'write_examples', write)
+    return touch_base.replaced(adapter, 'write_examples', write)
 
 
-class LocalSpillBucket(Touch):
+class LocalSpillBucket(touch_base.Touch):
   """The class of TFDS's shuffler's spill files, looked up when a shuffler
   is made: for a build, local ones are written by `local_files`."""
 
   name = 'shuffle._Bucket'
   writes_tfds_bytes = True
 
-  def structure_problem(self, dl_manager, file_format) -> str | None:
+  def structure_problem(self, dl_manager, builder) -> str | None:
     if vars(shuffle).get('_Bucket') is not local_files.LocalBucket.__bases__[0]:
       return 'it is not the class ours extends'
-    for name in ('_hkey_to_bytes', '_read_hkey', '_increase_open_files_limit'):
-      if not callable(vars(shuffle).get(name)):
-        return f'shuffle.{name} is missing'
+    if not callable(vars(shuffle).get('_increase_open_files_limit')):
+      return 'shuffle._increase_open_files_limit is missing'
     if vars(shuffle).get('HKEY_SIZE_BYTES') != 16:
       return 'shuffle.HKEY_SIZE_BYTES is not 16'
     return None
 
   def applied(self, builder):
-    return _replaced(shuffle, '_Bucket', local_files.LocalBucket)
+    return touch_base.replaced(shuffle, '_Bucket', local_files.LocalBucket)
 
 
-class ParquetShardWriter(Touch):
+class ParquetShardWriter(touch_base.Touch):
   """The classmethod that writes a parquet shard, for parquet builds only:
   where TFDS's own loses examples (`parquet_shards`), ours writes them all.
 
@@ -237,8 +155,8 @@ class ParquetShardWriter(Touch):
 
   name = 'file_adapters.ParquetFileAdapter.write_examples'
 
-  def structure_problem(self, dl_manager, file_format) -> str | None:
-    if file_format != 'parquet':
+  def structure_problem(self, dl_manager, builder) -> str | None:
+    if builder is None or builder.info.file_format.value != 'parquet':
       return NOT_PARQUET
     adapter = getattr(file_adapters, 'ParquetFileAdapter', None)
     method = vars(adapter).get('write_examples') if adapter else None
@@ -266,17 +184,72 @@ class ParquetShardWriter(Touch):
   def applied(self, builder):
     adapter = file_adapters.ParquetFileAdapter
     write = classmethod(parquet_shards.write_examples)
-    return _replaced(adapter, 'write_examples', write)
+    return touch_base.replaced(adapter, 'write_examples', write)
+
+
+class FeatureEncodingShortcut(touch_base.Touch):
+  """TFDS's split writer encodes every example with the builder's
+  `info.features.encode_example` (the FeaturesDict, then each feature's
+  own): for an example of PNG bytes and a label in range, as ours all are,
+  that gives the example back unchanged, after a walk through TFDS's generic
+  code. For a build, the builder's FeaturesDict instance gets a shortcut
+  that gives such an example back at once, and any other to TFDS's code;
+  checked on probe examples against TFDS's own encoding."""
+
+  name = 'FeaturesDict.encode_example, called by the split writer'
+
+  def structure_problem(self, dl_manager, builder) -> str | None:
+    if builder is None:
+      return NO_BUILDER
+    features = builder.info.features
+    label = features['label']
+    size = builder.builder_config.size
+    png = png_codec.encode_pngs(np.zeros((1, size, size, 3), np.uint8))[0]
+    shortcut = self._shortcut(features)
+    for value in (0, label.num_classes - 1):
+      probe = {'image': png, 'label': value}
+      theirs = features.encode_example(dict(probe))
+      ours = shortcut(dict(probe))
+      if theirs != ours or [type(v) for v in theirs.values()] != [
+          type(ours[k]) for k in theirs
+      ]:
+        return "its encoding of a probe example differs from the shortcut's"
+    return None
+
+  @staticmethod
+  def _shortcut(features):
+    original = features.encode_example
+    classes = features['label'].num_classes
+
+    def encode_example(example):
+      if type(example) is dict and len(example) == 2:
+        image, label = example.get('image'), example.get('label')
+        if type(image) is bytes and type(label) is int and 0 <= label < classes:
+          return {'image': image, 'label': label}
+      return original(example)
+
+    return encode_example
+
+  @contextlib.contextmanager
+  def applied(self, builder):
+    features = builder.info.features
+    features.encode_example = self._shortcut(features)
+    try:
+      yield
+    finally:
+      del features.encode_example
 
 
 SERIALIZER = SerializerSwap()
 SHUFFLE_MEMORY = ShuffleMemoryCap()
-MANUAL_DIR = ManualDirAsGiven()
-DOWNLOAD_CACHE = DownloadCacheLookup()
+MANUAL_DIR = download_touches.MANUAL_DIR
+DOWNLOAD_CACHE = download_touches.DOWNLOAD_CACHE
 SHARD_WRITER = LocalShardWriter()
 SPILL_BUCKET = LocalSpillBucket()
 PARQUET_WRITER = ParquetShardWriter()
+FEATURE_ENCODING = FeatureEncodingShortcut()
 BUILD_TOUCHES = (
+    FEATURE_ENCODING,
     SERIALIZER,
     SHUFFLE_MEMORY,
     MANUAL_DIR,
@@ -285,7 +258,9 @@ BUILD_TOUCHES = (
     SPILL_BUCKET,
     PARQUET_WRITER,
 )
-NOT_PARQUET = 'not a parquet build'  # Skipped without a word.
+# Skipped without a word: nothing to touch there.
+NOT_PARQUET = 'not a parquet build'
+NO_BUILDER = 'no builder'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,7 +269,7 @@ class Touches:
 
   skipped: dict[str, str]
 
-  def uses(self, touch: Touch) -> bool:
+  def uses(self, touch: touch_base.Touch) -> bool:
     return touch.name not in self.skipped
 
   @contextlib.contextmanager
@@ -317,71 +292,18 @@ def _log_skipped(name: str, why: str) -> None:
   )
 
 
-def check(dl_manager=None, file_format: str | None = None) -> Touches:
-  """Asks every touch whether this build can use it; logs one line per
-  skipped touch. ValueError (one line) if a parquet build would lose
-  examples whichever writer ran."""
+def check(dl_manager=None, builder=None) -> Touches:
+  """Asks every touch whether the build of `builder` can use it; logs one
+  line per skipped touch. ValueError (one line) if a parquet build would
+  lose examples whichever writer ran."""
   skipped = {}
   for touch in BUILD_TOUCHES:
-    why = touch.problem(dl_manager, file_format)
+    why = touch.problem(dl_manager, builder)
     if why:
       skipped[touch.name] = why
-      if why != NOT_PARQUET:
+      if why not in (NOT_PARQUET, NO_BUILDER):
         _log_skipped(touch.name, why)
   return Touches(skipped)
-
-
-def _is_tfds_own(obj, name: str) -> bool:
-  """Whether `obj.name` is TFDS's own DownloadManager code, not a replacement
-  (a test harness's mock, a user's function), judged by the module and
-  qualified name of what Python finds, however it was replaced."""
-  try:
-    found = inspect.getattr_static(obj, name)
-  except AttributeError:
-    return False
-  found = getattr(found, 'func', found)  # functools.cached_property
-  found = inspect.unwrap(getattr(found, 'fget', found))  # property
-  return (
-      getattr(found, '__module__', None) == DownloadManager.__module__
-      and getattr(found, '__qualname__', None) == f'DownloadManager.{name}'
-  )
-
-
-def downloads_through_tfds(dl_manager) -> bool:
-  """Whether `dl_manager.download` is TFDS's own downloader, which goes to the
-  network (and retries for minutes, which the reachability probe spares
-  users). A replacement, as TFDS's DatasetBuilderTestCase serves EXAMPLE_DIR
-  through, is asked and nothing else: no probe, no look into TFDS's cache."""
-  return _is_tfds_own(dl_manager, 'download')
-
-
-def manual_dir_of(dl_manager, touches: Touches | None = None) -> str | None:
-  """The manual folder given to the build (`~` expanded), or None; never
-  raises. A `manual_dir` that is not TFDS's own property (TFDS's test harness
-  sets it) is the folder; otherwise MANUAL_DIR gives it even when it is
-  missing or empty (messages name it); without it, TFDS's public property."""
-  if _is_tfds_own(dl_manager, 'manual_dir') and (
-      (touches is None or touches.uses(MANUAL_DIR))
-      and '_manual_dir' in vars(dl_manager)
-  ):
-    manual_dir = dl_manager._manual_dir
-  else:
-    try:
-      manual_dir = dl_manager.manual_dir
-    except Exception:
-      manual_dir = None
-  return os.path.expanduser(os.fspath(manual_dir)) if manual_dir else None
-
-
-def is_download_cached(dl_manager, url: str) -> bool:
-  """Whether TFDS would take `url`'s file from its download cache
-  (DOWNLOAD_CACHE; callers check that the build uses it)."""
-  resource = resource_lib.Resource(url=url)
-  return any(
-      dl_manager._get_checksum_dl_result(resource, legacy_mode=legacy)
-      is not None
-      for legacy in (False, True)
-  )
 
 
 class NameLookup:
@@ -407,7 +329,7 @@ class NameLookup:
       # path/` does): the name is not ours to take.
       return None
     listing = getattr(registered, '_get_existing_dataset_packages', None)
-    if not callable(getattr(listing, 'cache_info', None)) or _params(
+    if not callable(getattr(listing, 'cache_info', None)) or touch_base.params(
         listing
     ) != ['datasets_dir']:
       return 'it is not the cached folder listing'
