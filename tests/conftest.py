@@ -206,8 +206,12 @@ import sys
 if {block_beam!r}:
   sys.modules['apache_beam'] = None  # Any import of apache_beam now fails.
 sys.path[:0] = [{repo!r}, {tests!r}]
-from conftest import build
-build({config!r}, {manual_dir!r}, {data_dir!r})
+import tensorflow_datasets as tfds
+import imagenet_resized
+builder = tfds.builder({name!r}, data_dir={data_dir!r})
+print('tensorflow imported by the builder:', 'tensorflow' in sys.modules)
+builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(manual_dir={manual_dir!r}))
 print('built without apache_beam:', sys.modules.get('apache_beam', 0) is None)
 print('tensorflow imported:', 'tensorflow' in sys.modules)
 """
@@ -225,7 +229,7 @@ def build_in_subprocess(
   import sys
   script = _SUBPROCESS_BUILD.format(
       block_beam=block_beam, repo=str(REPO), tests=str(REPO / 'tests'),
-      config=config, manual_dir=str(manual_dir), data_dir=str(data_dir),
+      name=f'imagenet_resized/{config}', manual_dir=str(manual_dir), data_dir=str(data_dir),
   )
   proc = subprocess.run(
       [sys.executable, '-c', script], capture_output=True, text=True,

@@ -15,7 +15,7 @@ import tensorflow_datasets as tfds
 
 # The tensorflow-datasets releases on which the test suite compared the
 # replacements' bytes with TFDS's own (tests/test_versions.py).
-VERIFIED_TFDS_VERSIONS = ('4.9.4', '4.9.9', '4.9.10')
+VERIFIED_TFDS_VERSIONS = ('4.9.4', '4.9.7', '4.9.9', '4.9.10')
 
 
 def params(fn) -> list[str] | None:
