@@ -45,8 +45,8 @@ JOBS = (
     ('hashing keys (TFDS)', ('hashing.py',)),
     ('shuffler: spill writes', ('LocalBucket.add', '_add_to_bucket', '_add_to_mem_buffer')),
     ('shuffler: reading back', ('read_values', '_iter_buckets', '_iter_mem', 'shuffle.py')),
-    ('writing shards', ('tfrecord_files', 'write_examples', 'file_adapters')),
-    ('TFDS split writer loop', ('split_builder.py', 'writer.py')),
+    ('writing shards', ('tfrecord_files', 'tfrecord_writer', 'write_examples', 'file_adapters')),
+    ('TFDS split writer loop', ('core/split_builder.py', 'core/writer.py')),
     ('our example generator', ('examples.py', 'imagenet_resized_dataset_builder')),
     ('importing modules', ('<frozen importlib', '_find_and_load')),
 )
