@@ -32,8 +32,7 @@ from imagenet_resized.tools import fake
 from imagenet_resized.tools import picture_grid
 
 PROG = 'imagenet-resized'
-# `fake` writes the authors' archives, of the published sizes; `show` draws
-# any registered config.
+# `fake` writes the published sizes; `show` draws any registered config.
 CONFIGS = tuple(f'{size}x{size}' for size in common.SIZES)
 SHOW_CONFIGS = tuple(c.name for c in configs.REGISTERED)
 DEFAULT_SHOW_EXAMPLES = 16

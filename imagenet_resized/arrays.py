@@ -5,15 +5,11 @@
   arrays.labels   # (N,) int64
   arrays.mean, arrays.std  # the train split's per-channel statistics
 
-The examples are those of the prepared split in TFDS's index order: row i
-is example i as TFDS numbers it (`split='train[i:i+1]'`,
-`as_data_source(split)[i]`), the shards one after the other; tf.data reads
-them in this order with `read_config=tfds.ReadConfig(interleave_cycle_length=1)`
-(docs/arrays.md). The first call
-exports them (`array_export`, with a progress bar); later calls check the
-files' fingerprint (`array_fingerprint`) and open them at once. Where the
-files live: `array_location`. Views for grain and tf.data, `RandomAccess` and
-`tf_random_batches` (from `array_views`); PyTorch needs none: docs/arrays.md.
+Row i is example i in TFDS's index order (`split='train[i:i+1]'`,
+`as_data_source(split)[i]`), the shards one after the other (docs/arrays.md).
+The first call exports them (`array_export`); later calls check the files'
+fingerprint (`array_fingerprint`) and open them. Files: `array_location`;
+views for grain and tf.data: `RandomAccess`, `tf_random_batches`.
 """
 
 from __future__ import annotations
@@ -55,9 +51,8 @@ class SplitArrays:
   Attributes:
     images: (N, S, S, 3) uint8, memory-mapped (read-only) from images.npy.
     labels: (N,) int64.
-    mean: per-channel (R, G, B) mean of the train split's pixels, 0..255
-      scale; None where the prepared dataset has no statistics and the
-      split exported is not train.
+    mean: per-channel (R, G, B) mean of the train split's pixels, 0..255;
+      None where the dataset has no statistics and the split is not train.
     std: the same for the population standard deviation (ddof=0).
     folder: where the files are.
   """
@@ -73,8 +68,7 @@ class SplitArrays:
 
 
 def _builder(config, data_dir):
-  """The TFDS builder of `config`: a registered name ('32x32'), a class
-  subset's name ('32x32_100'), or an ImagenetResizedConfig."""
+  """The builder of `config`: a name ('32x32', '32x32_100') or a config."""
   try:
     if isinstance(config, str):
       config = configs.from_name(config)
@@ -84,8 +78,7 @@ def _builder(config, data_dir):
 
 
 def _stored_statistics(builder, split: str) -> dict | None:
-  """The split's {'mean', 'std'} the build stored in the metadata, or None
-  (a dataset built before the statistics were)."""
+  """The split's {'mean', 'std'} stored by the build, or None (none were)."""
   metadata = builder.info.metadata
   if metadata is None:
     return None
@@ -148,13 +141,10 @@ def load(
   Args:
     config: '8x8' ... '64x64', 'SxS_ilsvrc2012', '16x16_120', 'SxS_K', or an
       ImagenetResizedConfig.
-    split: a split of the prepared dataset ('train', 'validation',
-      'x_valid', ...); not a slice.
+    split: a split of the prepared dataset ('train', 'x_valid'), not a slice.
     data_dir: where the dataset was built (TFDS's default if None).
-    cache_dir: a local folder for the arrays; needed where data_dir is not
-      local (gs://...), optional otherwise.
-    refresh: export again, even over files that look complete (also what
-      to do with files that are refused).
+    cache_dir: a local folder for the arrays (needed for a remote data_dir).
+    refresh: export again, even over complete or refused files.
     verify: check the files' full checksums (reads them all) before opening.
     workers: decoding processes of an export (default: one per core).
 

@@ -28,20 +28,14 @@ def is_local(path) -> bool:
 
 
 class SourceError(ValueError):
-  """A source file that is missing, malformed or not what was expected.
-
-  Its message is one line naming the file (and member), what was wrong and
-  what was expected.
-  """
+  """A source file that is missing, malformed or not what was expected, in one
+  line naming the file (and member), what was wrong and what was expected."""
 
 
 class SplitSource(Protocol):
-  """What one split is built from, whichever kind of source it is.
-
-  Met by the authors' batches (`authors.batch_files.SplitBatches`) and by the
-  ILSVRC2012 JPEGs (`ilsvrc.finding.SplitImages`); the builder needs no more
-  than this of either.
-  """
+  """What one split is built from: all the builder needs of the authors'
+  batches (`authors.batch_files.SplitBatches`) or the ILSVRC2012 JPEGs
+  (`ilsvrc.finding.SplitImages`)."""
 
   split: str
   form: str  # How the files are laid out ('npz zip', 'ILSVRC2012 tarballs').
@@ -57,12 +51,9 @@ def both_splits(
     what: str,
     expected_for: Callable[[str], str],
 ) -> dict[str, S] | None:
-  """`found` when it holds every split, None when it holds none.
-
-  Only some splits is a SourceError naming `root`, the splits found and the
-  one missing, and `expected_for(missing)`: what would have been that split.
-  `what` names the data ('32x32', 'ILSVRC2012').
-  """
+  """`found` when it holds every split, None when it holds none; otherwise a
+  SourceError naming `root`, `what` ('32x32', 'ILSVRC2012'), the splits found
+  and `expected_for(missing split)`."""
   missing = [split for split in SPLITS if found.get(split) is None]
   if len(missing) == len(SPLITS):
     return None

@@ -1,12 +1,9 @@
 """The dataset's configs: one name, one dataset.
 
-`8x8` ... `64x64` are built from the authors' archives only; the same sizes
-computed from the ILSVRC2012 JPEGs are other datasets with names of their
-own (`32x32_ilsvrc2012`, `..._draft` for JPEG draft decoding), and class
-subsets of the authors' data are `SxS_K` (the first K classes; `16x16_120`
-is ImageNet16-120). `ImagenetResizedConfig(size=..., ...)` checks that its
-arguments name one dataset and gives it its one name; `from_name` turns a
-name back into its config.
+`ImagenetResizedConfig` checks that its arguments name one dataset and gives
+it its one name (`config_name`); `from_name` turns a name back into its
+config. Class subsets of the authors' data are `SxS_K`, the first K classes
+(`16x16_120` is ImageNet16-120).
 """
 
 from __future__ import annotations
@@ -37,8 +34,7 @@ def config_name(
     jpeg_draft: bool = False,
     num_classes: int | None = None,
 ) -> str:
-  """The one name of a config: '32x32', '16x16_120', '32x32_ilsvrc2012',
-  '48x48_ilsvrc2012_draft'."""
+  """A config's one name: '32x32', '16x16_120', '32x32_ilsvrc2012_draft'."""
   name = f'{size}x{size}'
   if num_classes is not None:
     name += f'_{num_classes}'
@@ -142,11 +138,9 @@ class ImagenetResizedConfig(tfds.core.BuilderConfig):
   """
 
   def __new__(cls, *args, **kwargs):
-    # TFDS refuses a config object that is not the registered one under a
-    # registered name (it compares by identity), so asking for a registered
-    # dataset by its arguments, ImagenetResizedConfig(size=32,
-    # source='ilsvrc2012'), gives the registered object itself. (Without
-    # arguments, as when unpickled, a new object.)
+    # TFDS compares a registered name's config by identity, so asking for a
+    # registered dataset by its arguments gives the registered object (without
+    # arguments, as when unpickled, a new object).
     if 'size' in kwargs and not args:
       name = _checked_name(
           kwargs['size'],

@@ -1,10 +1,8 @@
 """imagenet_resized: the downsampled ImageNet of Chrabaszcz et al. (2017) for TFDS.
 
 TFDS glue only: the builder's info, where each split's source comes from,
-and handing (key, example) pairs to TFDS. The configs are in `configs`;
-finding and reading the authors' batches in `authors/` and `readers/`, the
-ILSVRC2012 JPEGs in `ilsvrc/`, the workers and PNGs in `pipeline/` and
-`formats/`, and every touch of TFDS's internals in `tfds_glue/`.
+and handing (key, example) pairs to TFDS. The configs are in `configs`, the
+rest in the wings (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -86,11 +84,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = list(configs.REGISTERED)
   DEFAULT_CONFIG_NAME = '8x8'
   MANUAL_DOWNLOAD_INSTRUCTIONS = _manual_instructions()
-  # Serialized examples TFDS's shuffler may hold in memory (its default: 1 GB)
-  # before spilling to disk; bounds the peak memory of a build (BENCHMARKS.md).
+  # Serialized examples TFDS's shuffler may hold in memory before spilling to
+  # disk: bounds the peak memory of a build.
   SHUFFLE_MEMORY_BYTES = 256 << 20
-  # Whether this build runs on Apache Beam, and whether its examples must
-  # come in the sources' order: set when a build starts.
+  # Set when a build starts: whether it runs on Beam, and in sources' order.
   _use_beam = False
   _ordered = False
 
@@ -111,23 +108,17 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         ),
         supervised_keys=('image', 'label'),
         homepage=HOMEPAGE,
-        # Filled in by _split_generators: which files each split came from;
-        # by the splits' examples: their pixel statistics.
+        # Filled in by the build: each split's source files and statistics.
         metadata=build_metadata.BuildMetadata(),
     )
 
   def download_and_prepare(
       self, *, download_dir=None, download_config=None, **kwargs
   ):
-    """TFDS's download_and_prepare, one build of this dataset at a time.
-
-    `tfds build`, `tfds.load(download=True)` and Beam builds (in the
-    launching process) all come here. A build waits for another build of
-    the same dataset into the same local data_dir, then reuses its result;
-    it removes what killed builds of the dataset left behind (`build_lock`).
-    SIGINT, SIGTERM and SIGHUP stop it with one line, keeping nothing
-    (`stop_signals`).
-    """
+    """TFDS's download_and_prepare, one build of this dataset at a time
+    (`build_lock`: a build waits for another into the same local data_dir and
+    reuses its result; killed builds' leftovers are removed), stopped by
+    SIGINT, SIGTERM and SIGHUP with one line (`stop_signals`)."""
     mode = getattr(download_config, 'download_mode', None)
     with stop_signals.stopped_by_signals(f'the build of {self.info.full_name}'):
       return build_lock.prepare_once(
@@ -139,8 +130,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
               download_config=download_config,
               **kwargs,
           ),
-          # This builder was made before the build it waited for prepared
-          # the dataset: it has not read the prepared splits yet.
+          # Made before the build it waited for: it has not read the splits.
           reread=lambda: self.info.read_from_directory(self.data_dir),
           overwrite=bool(getattr(mode, 'overwrite_dataset', False)),
       )
@@ -158,19 +148,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _download_and_prepare(self, dl_manager, download_config=None):
-    # Beam is used only when the user asks for it with runner or options.
     self._use_beam = bool(
         download_config
         and (download_config.beam_options or download_config.beam_runner)
     )
-    # Asked for a split's first examples (max_examples_per_split), TFDS
-    # keeps the first the generator gives: those of the sources' order, as
-    # with TFDS's own builder, not of the workers' timing.
+    # With max_examples_per_split, TFDS keeps the first examples given: those
+    # of the sources' order, as with TFDS's own builder, not of timing.
     self._ordered = (
         getattr(download_config, 'max_examples_per_split', None) is not None
     )
-    # Each touch of TFDS internals is checked; one that cannot be used is
-    # skipped for this build (TFDS's own code, one log line).
+    # A touch of TFDS's internals that cannot be used is skipped (one line).
     touches = self._touches = tfds_touches.check(dl_manager, self)
     with touches.applied(self):
       return super()._download_and_prepare(dl_manager, download_config)
@@ -217,11 +204,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     urls = [
         publication.URL_BASE + name for name in publication.download_names(size)
     ]
-    # Fail in seconds, not after minutes of TFDS's retries: ask the site first,
-    # unless TFDS has the file cached (DOWNLOAD_CACHE; without it, TFDS's
-    # downloader decides, slower to fail but never refusing a cached file),
-    # or the download manager's download is not TFDS's own (TFDS's test
-    # harness serves EXAMPLE_DIR through it): then only it is asked.
+    # Fail in seconds, not after minutes of TFDS's retries: probe the site,
+    # unless TFDS has the file cached or the download is not TFDS's own (its
+    # test harness serves EXAMPLE_DIR through it: then only it is asked).
     touches = getattr(self, '_touches', None) or tfds_touches.check()
     if download_touches.downloads_through_tfds(dl_manager) and touches.uses(
         tfds_touches.DOWNLOAD_CACHE

@@ -57,9 +57,8 @@ WNIDS: tuple[str, ...] = resources.wnids()
 # All WordNet lemmas of each class, in label order.
 LEMMAS: tuple[tuple[str, ...], ...] = _read_lemmas()
 # One readable name per class, in label order: the synset's first lemma
-# (NAMES[0] == 'kit fox'). As in WordNet, two names occur twice: 'crane' (the
-# bird n02012849 and the machine n03126707) and 'maillot' (n03710637, and
-# n03710721 whose second lemma is 'tank suit'): tell classes apart by WNIDS.
+# (NAMES[0] == 'kit fox'). As in WordNet, 'crane' (bird, machine) and
+# 'maillot' (n03710721 is also 'tank suit') occur twice: tell them by WNIDS.
 NAMES: tuple[str, ...] = tuple(lemmas[0] for lemmas in LEMMAS)
 # The WordNet IDs in ILSVRC2012 (imagenet2012) label order: sorted.
 IMAGENET2012_WNIDS: tuple[str, ...] = tuple(sorted(WNIDS))
@@ -72,13 +71,6 @@ _TO_2012.flags.writeable = False
 _FROM_2012.flags.writeable = False
 
 
-def _is_tensor(labels) -> bool:
-  # A tf.Tensor cannot exist unless TensorFlow was imported, so a program
-  # that never imports it does not pay for it here.
-  tf = sys.modules.get('tensorflow')
-  return tf is not None and tf.is_tensor(labels)
-
-
 def _result_dtype(dtype: np.dtype) -> np.dtype:
   """`dtype` if it holds 0..999, else int16 (for int8 and uint8)."""
   if np.iinfo(dtype).max >= NUM_CLASSES - 1:
@@ -88,9 +80,9 @@ def _result_dtype(dtype: np.dtype) -> np.dtype:
 
 def _lookup(table: np.ndarray, labels: LabelsT, what: str) -> LabelsT:
   """`table[labels]`, returned as the same kind (and dtype) as `labels`."""
-  if _is_tensor(labels):
-    import tensorflow as tf
-
+  # No tf.Tensor exists unless TensorFlow was imported: not imported here.
+  tf = sys.modules.get('tensorflow')
+  if tf is not None and tf.is_tensor(labels):
     if not labels.dtype.is_integer:
       raise TypeError(
           f'{what}: expected integer labels, got a {labels.dtype.name} tensor'

@@ -1,8 +1,7 @@
 """Data files shipped inside the package: labels and download checksums.
 
-The top-level `labels.txt` and `checksums.tsv` of the repository are installed
-into the package (the package folder holds links to them), and are always read
-from the installed package, never from a checkout.
+The repository's `labels.txt` and `checksums.tsv` are installed into the
+package (its folder holds links to them) and always read from there.
 """
 
 from __future__ import annotations
@@ -21,11 +20,7 @@ class UrlRecord:
 
 
 def read_text(name: str) -> str:
-  return (
-      importlib.resources.files('imagenet_resized')
-      .joinpath(name)
-      .read_text('utf-8')
-  )
+  return path(name).read_text('utf-8')
 
 
 def path(name: str):

@@ -1,21 +1,14 @@
 """Exports a prepared split as two .npy files: images (N, S, S, 3) uint8 and
 labels (N,) int64, in the order of `as_dataset(split, shuffle_files=False)`.
 
-How (docs/arrays.md has the figures):
-
-* Pixels come from the shards themselves, without TensorFlow
-  (`shard_records`): the split's shards, in the order TFDS reads them, are cut
-  into ranges of rows, and each range is decoded whole by one of the worker
-  processes of `worker_pool.parallel_streams`, which stream decoded chunks
-  back. A range's position in the split is known from the shard lengths in
-  the dataset's info, so chunks are written where they belong as they
-  arrive, with ordinary `os.pwrite` calls: memory stays that of a few chunks
-  whatever the split's size (no writable memmap, no array of the split).
-* Each .npy is written as a header (numpy.lib.format) followed by the raw
-  rows, into temporary files in the export folder; then fsync, os.replace to
-  their names, and the fingerprint (`array_fingerprint`) is written last. A
-  killed export leaves at most temporary files and no fingerprint, which
-  `load` never takes as complete (the next export removes them).
+* Pixels come from the shards, without TensorFlow (`shard_records`): the
+  shards, in TFDS's read order, are cut into ranges of rows, each decoded by
+  a worker of `worker_pool.parallel_streams`. The shard lengths in the info
+  place each range in the split, so chunks are written where they belong as
+  they arrive (`os.pwrite`): memory holds a few chunks, never the split.
+* Each .npy goes to a temporary file in the folder, then fsync, os.replace,
+  and the fingerprint (`array_fingerprint`) last: a killed export leaves no
+  fingerprint, so `load` never takes it as complete (the next export cleans).
 * Exports of one split into one folder hold a lock (`file_lock`): a second
   one waits for the first, then finds its result.
 """
@@ -36,7 +29,7 @@ from imagenet_resized.array_files import shard_records
 from imagenet_resized.pipeline import pixel_statistics
 from imagenet_resized.pipeline import worker_pool
 
-# Rows of a shard decoded by one worker as one item (a few seconds of work).
+# Rows of a shard decoded by one worker as one item.
 RANGE_ROWS = 16384
 INCOMPLETE = '.incomplete-'
 
@@ -50,19 +43,14 @@ def work_ranges(
     range_rows: int = RANGE_ROWS,
     sums: bool = True,
 ) -> list[tuple[int, shard_records.ShardRange]]:
-  """(first row in the split, ShardRange) covering the shards, in order;
-  `sums`: whether the workers add up the pixels."""
+  """(first row in the split, ShardRange) covering the shards, in order."""
   out = []
   first = 0
   for path, count in shards:
     for start in range(0, count, range_rows):
       n = min(range_rows, count - start)
-      out.append(
-          (
-              first,
-              shard_records.ShardRange(path, file_format, start, n, size, sums),
-          )
-      )
+      task = shard_records.ShardRange(path, file_format, start, n, size, sums)
+      out.append((first, task))
       first += n
   return out
 
@@ -72,12 +60,8 @@ SYNC_BYTES = 256 << 20
 
 
 class _NpyWriter:
-  """A .npy file of a known shape, written as header + rows at offsets.
-
-  Every SYNC_BYTES written, an `os.fdatasync` starts in a thread (it
-  releases the GIL), so the data goes to disk while the export goes on and
-  the fsync that `finish` needs before the rename has little left to do.
-  """
+  """A .npy file of a known shape, written as header + rows at offsets; an
+  fdatasync runs in a thread every SYNC_BYTES, leaving `finish` little to do."""
 
   def __init__(self, path: str, shape: tuple[int, ...], dtype):
     self.path = path
@@ -144,8 +128,7 @@ def _flushed(fd: int) -> None:
 
 
 def remove_incomplete(folder: str) -> None:
-  """Removes the temporary files of exports that did not finish (call with
-  the folder's lock held)."""
+  """Removes unfinished exports' temporary files (the folder's lock held)."""
   for path in glob.glob(os.path.join(glob.escape(folder), f'*{INCOMPLETE}*')):
     log.info('Removing %s, left by an export that did not finish', path)
     os.remove(path)
@@ -170,12 +153,10 @@ def export(
     description: str,
     sums: bool = True,
 ) -> dict:
-  """Writes the split's .npy files and fingerprint into `folder`; returns the
-  fingerprint. `dataset` is its `dataset` entry (array_location.identity),
-  `shards` the (path, examples) of the split's shards in TFDS's read order.
-  `sums`: whether to add up the pixels for the fingerprint's statistics
-  (not needed where the build stored the split's). The caller holds the
-  folder's lock."""
+  """Writes the split's .npy files and fingerprint into `folder` (its lock
+  held); returns the fingerprint. `dataset`: its `dataset` entry
+  (array_location.identity); `shards`: (path, examples) in TFDS's read order;
+  `sums`: whether to add up the pixels for the fingerprint's statistics."""
   os.makedirs(folder, exist_ok=True)
   remove_incomplete(folder)
   # Whatever was here is no longer complete from now on.

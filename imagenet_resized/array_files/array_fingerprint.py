@@ -1,25 +1,18 @@
 """What an exported split's array files are: their fingerprint, and its checks.
 
 An export (`array_export`) writes `images.npy`, `labels.npy` and, last,
-`fingerprint.json`, which says what the files hold and ties them to one
-prepared dataset:
+`fingerprint.json`, which ties them to one prepared dataset:
 
-* `dataset`: the dataset's name, config, version, split, example count,
-  file format, and its shards (file names, sizes and example counts), as
-  read from the prepared dataset's info and file system;
-* `files`: for each .npy, its size, dtype, shape and modification time
-  (mtime_ns);
-* `checksums`: CRC-32C (google-crc32c) of the data bytes (after the .npy
-  header) of each range of rows the export wrote, for each file;
+* `dataset`: name, config, version, split, example count, file format and
+  shards (names, sizes, example counts) of the prepared dataset;
+* `files`: each .npy's size, dtype, shape and mtime_ns;
+* `checksums`: CRC-32C of each file's data bytes, per range of rows exported;
 * `statistics`: the exact pixel sums of the split's images (`pixel_statistics`).
 
-Checks on open (`check`), cheap enough for "at once": the fingerprint is
-whole JSON; its `dataset` equals the prepared dataset's (shards re-stat'ed);
-each file has its recorded size, and its .npy header the recorded dtype and
-shape. A file whose mtime differs from the recorded one (touched, copied
-without -p, or modified in place) gets its checksums verified, as
-`verify=True` does for every open; a mismatch is refused. Each refusal is
-one line (`ArraysError`). Standard library, numpy and google-crc32c.
+`check` (on open, cheap): `dataset` equals the prepared dataset's (shards
+re-stat'ed); each file has its recorded size, dtype and shape. A file whose
+mtime differs (touched, copied without -p, modified in place) has its
+checksums verified, as all have with `verify=True`. Refusals: `ArraysError`.
 """
 
 from __future__ import annotations
@@ -48,9 +41,8 @@ class ArraysError(ValueError):
 
 
 def npy_data_offset(path: str) -> tuple[int, tuple[int, ...], np.dtype]:
-  """(offset of the data, shape, dtype) from a .npy file's header (numpy's
-  own parser, as the readers use it); ArraysError (one line) if it is not a
-  C-order .npy of plain numbers."""
+  """(offset of the data, shape, dtype) of a C-order .npy of plain numbers;
+  ArraysError (one line) for any other file."""
   with open(path, 'rb') as f:
     try:
       shape, fortran, dtype = npz_batches.read_npy_header(f, path)
@@ -88,8 +80,8 @@ def file_record(path: str, shape: Sequence[int], dtype: np.dtype) -> dict:
 
 
 def read(folder: str) -> dict | None:
-  """The fingerprint in `folder`, or None if there is none (no export, or a
-  killed one: the fingerprint is written last). ArraysError if unreadable."""
+  """The fingerprint in `folder`, None if there is none (written last, so
+  also after a killed export); ArraysError if unreadable."""
   path = os.path.join(folder, FINGERPRINT)
   try:
     with open(path, 'rb') as f:
@@ -144,10 +136,8 @@ def check(
     folder: str, fingerprint: dict, expected_dataset: dict, verify: bool = False
 ) -> list[str]:
   """Raises ArraysError unless the files in `folder` are the export the
-  fingerprint describes, of the dataset described by `expected_dataset`.
-
-  Returns the names of the files whose checksums were verified.
-  """
+  fingerprint describes, of `expected_dataset`; returns the names of the files
+  whose checksums were verified."""
   where = os.path.join(folder, FINGERPRINT)
   got = fingerprint.get('dataset')
   if got != expected_dataset:

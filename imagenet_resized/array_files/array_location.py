@@ -1,11 +1,8 @@
 """Which prepared split an array export is of, and where its files live.
 
-* Next to a prepared dataset on a local disk: in `<version dir>/arrays/
-  <split>/` (e.g. ~/tensorflow_datasets/imagenet_resized/32x32/0.1.0/arrays/
-  train/). TFDS reads only the files its info names in the version folder,
-  so an extra folder there changes nothing for it (tests read and rebuild
-  with it present); and when TFDS replaces the version folder (a forced
-  rebuild), the arrays of the old build go with it.
+* Next to a local prepared dataset, `<version dir>/arrays/<split>/`: TFDS
+  reads only the files its info names, and a forced rebuild (a new version
+  folder) takes the old build's arrays with it.
 * For a data_dir that is not local (gs://...), a local `cache_dir` the user
   names: `<cache_dir>/<name>/<config>/<version>/<split>/`.
 """
@@ -46,19 +43,19 @@ def folder_for(builder, split: str, cache_dir: str | None) -> str:
 
 
 def identity(builder, split: str) -> dict:
-  """The prepared split as a fingerprint's `dataset` entry: what ties the
-  files to it (shards re-stat'ed on disk)."""
+  """The prepared split as a fingerprint's `dataset` entry (shards stat'ed)."""
   info = builder.info
   split_info = info.splits[split]
   shards = []
   for path, count in zip(split_info.filepaths, split_info.shard_lengths):
     path = os.fspath(path)
     try:
-      size = (
-          os.stat(path).st_size
-          if common.is_local(path)
-          else (_remote_size(path))
-      )
+      if common.is_local(path):
+        size = os.stat(path).st_size
+      else:
+        from etils import epath
+
+        size = epath.Path(path).stat().length
     except FileNotFoundError:
       raise array_fingerprint.ArraysError(
           f"{path}: missing; expected the shard the prepared dataset's info"
@@ -76,9 +73,3 @@ def identity(builder, split: str) -> dict:
       'file_format': str(info.file_format.value),
       'shards': shards,
   }
-
-
-def _remote_size(path: str) -> int:
-  from etils import epath
-
-  return epath.Path(path).stat().length

@@ -2,15 +2,11 @@
 
 * `RandomAccess`: grain's RandomAccessDataSource protocol (`__len__`,
   `__getitem__`), one example {'image': (S, S, 3) uint8, 'label': int64} per
-  index, read from the memory map; for grain.DataLoader / MapDataset, or any
-  sampler that indexes.
-* `tf_random_batches`: a tf.data.Dataset of random batches (images scaled
-  to float32 in [0, 1], or the stored uint8 with `scaled=False` for
-  pipelines that normalise on the accelerator; labels int64), drawn by a
-  NumPy generator and read
-  from the memory map inside `tf.py_function`: the graph holds the indices'
-  step counter only, never the split (no `from_tensor_slices` of the
-  arrays, which would copy them into a graph constant).
+  index, read from the memory map.
+* `tf_random_batches`: a tf.data.Dataset of random batches (images float32
+  in [0, 1], or uint8 with `scaled=False`; labels int64), read from the
+  memory map inside `tf.py_function`: the graph holds a step counter, never
+  the split (as `from_tensor_slices` would, in a graph constant).
 
 PyTorch needs nothing of ours: docs/arrays.md has a Dataset recipe.
 """
@@ -45,13 +41,11 @@ def random_batch(
     arrays, rng: np.random.Generator, batch_size: int, scaled: bool = True
 ):
   """(images, labels int64) of `batch_size` examples drawn uniformly with
-  replacement; images float32 in [0, 1], or (scaled=False) uint8 as stored.
-  Indices sorted, which reads the memory map in file order (the batch's
-  examples are still a random sample)."""
+  replacement (indices sorted: the memory map read in file order); images
+  float32 in [0, 1], or (scaled=False) uint8 as stored."""
   index = np.sort(rng.integers(0, len(arrays.labels), batch_size))
   if not scaled:
     return arrays.images[index], arrays.labels[index]
-  # One pass: converted and scaled by the same ufunc call.
   images = np.multiply(
       arrays.images[index], np.float32(1 / 255), dtype=np.float32
   )
@@ -65,8 +59,7 @@ def tf_random_batches(
     steps: int | None = None,
     scaled: bool = True,
 ):
-  """A tf.data.Dataset of `steps` random batches (endless if None); images
-  float32 in [0, 1], or uint8 as stored if not `scaled`."""
+  """A tf.data.Dataset of `steps` (None: endless) batches of `random_batch`."""
   import tensorflow as tf
 
   size = arrays.images.shape[1:]
@@ -82,11 +75,7 @@ def tf_random_batches(
     labels.set_shape((batch_size,))
     return images, labels
 
-  steps_ds = (
-      tf.data.Dataset.range(steps)
-      if steps is not None
-      else (tf.data.Dataset.range(2**62))
-  )
+  steps_ds = tf.data.Dataset.range(steps if steps is not None else 2**62)
   return steps_ds.map(as_tensors, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
       tf.data.AUTOTUNE
   )

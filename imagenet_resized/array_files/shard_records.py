@@ -1,21 +1,14 @@
-"""A prepared split's examples read straight from its shard files, without
-TensorFlow: the export's worker function (`decode_range`).
+"""A prepared split's examples read straight from its shard files: the
+export's worker function (`decode_range`), which imports no TFDS or TensorFlow.
 
-Runs in the export's worker processes (`array_export`), which import only
-what this module needs (numpy, Pillow, libdeflate, google-crc32c and, for
-array_record and parquet shards, their readers), not TFDS or TensorFlow:
-
-* the records of a range of a shard: TFRecord (`tfrecord_files`, both
-  checksums verified as TensorFlow's reader does), array_record (the
-  array_record package's reader, which TFDS reads them with) or parquet
-  (pyarrow: the `data` column TFDS's parquet files hold);
-* each record, a serialized tf.train.Example of an `image` (one PNG) and a
-  `label`: a record as this package's serializer writes it, holding a PNG
-  as its writer lays it out, is proven such by rebuilding its bytes
-  (`usual_stream`); any other is parsed (`example_wire.parse_example`);
-* the PNGs of a chunk of records, decoded together (`png_decoding`): PNG is
-  lossless, so the pixels are those TensorFlow's decoder gives (the tests
-  compare with `as_dataset`).
+* The records of a range of a shard: TFRecord (`tfrecord_files`), array_record
+  (the array_record package's reader, as TFDS) or parquet (pyarrow: the
+  `data` column of TFDS's parquet files).
+* Each record, a tf.train.Example of an `image` (one PNG) and a `label`: one
+  as this package writes it is proven such by rebuilding its bytes
+  (`usual_stream`); any other is parsed (`example_wire.parse_example`).
+* The PNGs of a chunk of records, decoded together (`png_decoding`): PNG is
+  lossless, so the pixels are TensorFlow's (the tests compare).
 """
 
 from __future__ import annotations
@@ -127,14 +120,9 @@ _RECORDS = {
 }
 
 
-# A usual record: an Example as this package's serializer writes it, whose
-# PNG is laid out as this package's writer writes it.
-
-# The PNG's signature, IHDR chunk, IDAT's length and type; then the stream.
+# A usual record: an Example and its PNG as this package writes them.
 _PNG_BEFORE_STREAM = len(png_codec.before_stream(8, 0))
-# The bytes after the zlib stream, by their bytes: IDAT's CRC excepted, the
-# IEND chunk, then the `label` entry, for every label of a 1000-class
-# ClassLabel (labels of up to 127 have a shorter entry than the others).
+# Label by a usual record's tail after IDAT's CRC: IEND, the `label` entry.
 _LABEL_OF_TAIL = {
     png_codec.IEND + example_wire.int_entry('label', label): label
     for label in range(1000)
@@ -144,11 +132,8 @@ _TAIL_LENGTHS = tuple(sorted({len(tail) for tail in _LABEL_OF_TAIL}))
 
 @functools.lru_cache(maxsize=1 << 14)
 def _usual_prefix(record_length: int, tail_length: int, size: int):
-  """(the bytes before the zlib stream, the stream's end) of a usual record
-  of `record_length` bytes whose tail is `tail_length` bytes long, or None if
-  no usual record has these lengths. The bytes: the Example's head, the
-  `image` entry's head (example_wire), the PNG's signature, IHDR and IDAT's
-  length and type; every one follows from the PNG's length."""
+  """(the bytes before the zlib stream, the stream's end) of a usual record of
+  these lengths (all follow from the PNG's length), or None if there is none."""
   label_entry = tail_length - len(png_codec.IEND)
   for heads in range(8, 40):  # The two heads' length, tried.
     png = record_length - label_entry - heads
@@ -164,14 +149,10 @@ def _usual_prefix(record_length: int, tail_length: int, size: int):
 
 
 def usual_stream(record: bytes, size: int) -> tuple[bytes, int] | None:
-  """(zlib stream, label) of a usual record, or None for any other record
-  (which then takes `example_wire.parse_example` and Pillow).
+  """(zlib stream, label) of a usual record, or None for any other record.
 
-  Proven by rebuilding every byte of the record but the stream and IDAT's
-  CRC (the stream's own Adler-32 is checked when it is inflated, and the
-  record's CRC-32C covers all its bytes): a dict lookup of the tail, one
-  cached prefix and one comparison per record, far less than walking the
-  message and then the PNG's chunks.
+  Proven by rebuilding every byte but the stream and IDAT's CRC (the stream's
+  Adler-32 is checked on inflating; the record's CRC-32C covers it all).
   """
   for tail_length in _TAIL_LENGTHS:
     label = _LABEL_OF_TAIL.get(record[-tail_length:])
@@ -184,8 +165,7 @@ def usual_stream(record: bytes, size: int) -> tuple[bytes, int] | None:
 
 
 def decode_range(task: ShardRange) -> Iterator[DecodedChunk]:
-  """The examples of `task`, decoded, `task.chunk_records` at a time (a
-  worker function of `worker_pool.parallel_streams`)."""
+  """The examples of `task`, decoded, `task.chunk_records` at a time."""
   read = _RECORDS.get(task.file_format)
   if read is None:
     raise RecordError(

@@ -76,7 +76,7 @@ class Batch:
         info = zf.getinfo(self.member)
         f = stack.enter_context(zip_members.open_member(zf, info, self.where))
         if self.is_npz and info.compress_type != zipfile.ZIP_STORED:
-          # Read by seeking, a compressed npz would be inflated 5-6 times:
+          # Read by seeking, a compressed npz would be inflated many times:
           # inflated once into a temporary file instead (`npz_spool`).
           spooled = stack.enter_context(tempfile.TemporaryFile())
           npz_spool.copy_npz(f, spooled, self.where, info.file_size)

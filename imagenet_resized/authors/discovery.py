@@ -1,11 +1,10 @@
 """Finding a split's batches in a manual folder or in TFDS's downloads.
 
-Forms, in order of preference (one per split): the npz zips
-(`Imagenet{S}_train_npz.zip`, `Imagenet{S}_val_npz.zip`; 64x64 train in two
-parts), the pickle zips (the same without `_npz`), then the extracted npz
-files (`train_data_batch_K.npz`, `val_data.npz`) and pickle files, up to
-MAX_DEPTH folders down. A batch's `key` is its zip member path (as TFDS's
-own builder forms it) or its path relative to the searched folder.
+Forms, in order of preference: the npz zips (`Imagenet{S}_train_npz.zip`,
+`Imagenet{S}_val_npz.zip`; 64x64 train in two parts), the pickle zips (no
+`_npz`), then the extracted npz and pickle batch files, up to MAX_DEPTH
+folders down. A batch's `key` is its zip member path (as TFDS's builder
+forms it) or its path relative to the searched folder.
 """
 
 from __future__ import annotations
@@ -26,8 +25,7 @@ from imagenet_resized.readers import npz_batches
 
 log = logging.getLogger(__name__)
 
-# How many folders below the searched folder sources may sit: far more than
-# any layout of the published forms needs.
+# How many folders below the searched folder sources may sit.
 MAX_DEPTH = 8
 
 
@@ -50,10 +48,6 @@ def _registered() -> dict[str, resources.UrlRecord]:
   return {r.filename: r for r in resources.checksums()}
 
 
-def _sha256(f) -> str:
-  return hashlib.file_digest(f, 'sha256').hexdigest()
-
-
 def _is_published(path: str, name: str, verify: bool) -> bool:
   """Whether `path` is the published archive `name`: of its registered size,
   and then of its SHA-256 too (if `verify`: TFDS's downloads are checked)."""
@@ -63,7 +57,9 @@ def _is_published(path: str, name: str, verify: bool) -> bool:
   with batch_files.open_source(path) as f:
     if f.size != record.size:  # The size of the opened file (fstat).
       return False
-    got = _sha256(f) if verify else record.sha256
+    got = record.sha256
+    if verify:
+      got = hashlib.file_digest(f, 'sha256').hexdigest()
     if got != record.sha256:
       raise SourceError(
           f'{path}: SHA-256 {got} does not match the registered {record.sha256}'
@@ -115,12 +111,10 @@ def _pick_extracted(
     size: int,
     npz_fitting: set[str] | None,
 ) -> list[str]:
-  """Chooses, per batch name, the one extracted file that holds SxS rows.
-
-  npz files by their headers (`npz_fitting`: those that fit), pickles
-  (`npz_fitting` None) by folder names (e.g. `Imagenet32_train/`). When no
-  copy fits, the first is kept: reading it says which size it is.
-  """
+  """Chooses, per batch name, the one extracted file that holds SxS rows:
+  npz files by their headers (`npz_fitting`), pickles (`npz_fitting` None) by
+  folder names (`Imagenet32_train/`). When no copy fits, the first is kept:
+  reading it says which size it is."""
   chosen = []
   for name, paths in by_name.items():
     if npz_fitting is not None:
@@ -212,8 +206,7 @@ def missing_sources_message(size: int, places: Sequence[str]) -> str:
 def find_sources(
     root: str, size: int
 ) -> dict[str, batch_files.SplitBatches] | None:
-  """Sources for both splits under `root`; None if neither is there (a
-  SourceError if only one is)."""
+  """Both splits' sources under `root`; None if neither (SourceError if one)."""
   if not root or not os.path.isdir(root):
     return None
   files = _walk(root)  # Once for both splits.

@@ -1,9 +1,8 @@
 """Asks a download URL once, quickly, whether it serves the archive.
 
-TFDS's downloader retries a failed download for minutes, and image-net.org
-answers most requests with a login page (docs/sources.md). The builder asks
-each URL for the first four bytes, with a short timeout, and stops with the
-manual-placement message unless they start a zip. Standard library only.
+TFDS's downloader retries for minutes, and image-net.org answers most
+requests with a login page (docs/sources.md): the builder asks each URL for
+its first four bytes, with a short timeout, and stops unless they start a zip.
 """
 
 from __future__ import annotations

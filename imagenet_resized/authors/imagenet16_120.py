@@ -1,9 +1,8 @@
 """ImageNet16-120, the neural-architecture-search benchmark (NAS-Bench-201).
 
 The authors' 16x16 rows of the classes labelled 1..120; NAS-Bench-201 splits
-the 6,000 validation ones into `x_valid` and `x_test` by position, in
-`val_data`'s row order. The positions ship as `nas_bench_201_splits.tsv` and
-are checked when first read.
+the 6,000 validation ones by position (in `val_data`'s row order) into
+`x_valid` and `x_test`, shipped in `nas_bench_201_splits.tsv` (checked).
 """
 
 from __future__ import annotations

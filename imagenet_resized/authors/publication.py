@@ -1,8 +1,5 @@
-"""What the authors published: names, sizes, row counts, the URL.
-
-Archive and batch names at every size, the published split sizes and batch
-row counts, and the download URL. Facts only: nothing here reads a file.
-"""
+"""What the authors published: archive and batch names at every size, split
+sizes and batch row counts, the download URL. Facts only: reads no file."""
 
 from __future__ import annotations
 
@@ -16,8 +13,7 @@ NUM_TRAIN_BATCHES = 10
 VAL_BATCH = 'val_data'
 # Split sizes of the published data.
 PUBLISHED_SPLIT_SIZES = {common.TRAIN: 1_281_167, common.VALIDATION: 50_000}
-# Rows of each published batch (the same at every size): batches 1-9 hold
-# 128,116 images, batch 10 the remaining 128,123.
+# Rows of each published batch, the same at every size.
 PUBLISHED_BATCH_ROWS = {
     **{f'train_data_batch_{k}': 128_116 for k in range(1, NUM_TRAIN_BATCHES)},
     f'train_data_batch_{NUM_TRAIN_BATCHES}': 128_123,

@@ -4,17 +4,10 @@ A tf.train.Example of scalar features is `Example.features` (field 1) holding
 one map entry (field 1) per feature: the key (field 1, the name) and the
 value (field 2), a `Feature` holding a `BytesList` (field 1) or an
 `Int64List` (field 3) whose `value` (field 1) is the bytes or the packed
-varints. Both ends use the same pieces:
-
-* `deterministic_serializer` writes examples as
-  `example_head(len(entries)) + entries`;
-* the export's record parser (`shard_records`) rebuilds every byte around a
-  PNG from them to prove that a record has this layout.
-
-The pieces are cached: an example's bytes are one join of a few of them.
-`parse_example` reads any record of an `image` and `label` Example (maps in
-any order, packed or not). Standard library only (the export's workers
-import no TensorFlow).
+varints. `deterministic_serializer` writes examples as
+`example_head(len(entries)) + entries` from these cached pieces, and the
+export (`shard_records`) rebuilds a record's bytes from them to prove its
+layout. `parse_example` reads any `image` and `label` Example.
 """
 
 from __future__ import annotations
@@ -36,8 +29,7 @@ def _varint_slow(value: int) -> bytes:
   return bytes(out)
 
 
-# Varints of 0 .. 2**14 - 1 (one or two bytes), looked up: most lengths and
-# labels (a build serializes in its main process, which bounds its speed).
+# Varints of 0 .. 2**14 - 1 (most lengths and labels), looked up.
 _SMALL_VARINTS = tuple(_varint_slow(i) for i in range(1 << 14))
 
 
@@ -71,8 +63,8 @@ def _map_key(name: str) -> bytes:
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def bytes_entry_head(name: str, length: int) -> bytes:
-  """A map entry `name` -> Feature.bytes_list with one value of `length`
-  bytes, up to that value (which ends the entry)."""
+  """A map entry `name` -> Feature.bytes_list of one `length`-byte value, up
+  to that value (which ends the entry)."""
   value_head = field_head(1, length)  # BytesList.value
   list_length = len(value_head) + length
   list_head = field_head(1, list_length)  # Feature.bytes_list
@@ -111,8 +103,7 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _fields(data: bytes) -> Iterator[tuple[int, int, object]]:
-  """(field number, wire type, value) of a protobuf message: ints for
-  varints, bytes for length-delimited fields (other wire types skipped)."""
+  """(field number, wire type, value: int, bytes or None) of a message."""
   pos = 0
   while pos < len(data):
     tag, pos = _read_varint(data, pos)
@@ -155,8 +146,8 @@ def _feature_values(feature: bytes) -> tuple[str, list]:
 
 
 def parse_example(record: bytes) -> tuple[bytes, int]:
-  """(image bytes, label) of a serialized tf.train.Example whose `image` is
-  one byte string and `label` one int64; WireError (one line) otherwise."""
+  """(image bytes, label) of a serialized Example of one `image` byte string
+  and one int64 `label`; WireError (one line) otherwise."""
   features = {}
   for number, wire, value in _fields(record):
     if number != 1 or wire != 2:

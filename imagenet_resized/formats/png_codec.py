@@ -1,29 +1,18 @@
 """Lossless PNG encoding of image chunks: adaptive row filters, libdeflate.
 
-`tfds.features.Image` PNG-encodes numpy arrays one at a time through a TF
-graph, the largest cost of TFDS's build; it passes `bytes` through. The
-builder's workers encode a whole chunk of images per call here:
+`tfds.features.Image` PNG-encodes arrays one at a time through a TF graph and
+passes `bytes` through; the builder's workers encode a chunk per call here:
 
-* Row filters (PNG spec, section 9): every scanline is stored as one of five
-  predictions of its bytes (None, Sub, Up, Average, Paeth), chosen per row by
-  libpng's own heuristic: the least sum of the filtered bytes read as signed
-  values (min(v, 256 - v)). numpy computes all five filters and their sums
-  for a block of images at once.
-* Deflate by libdeflate (the `deflate` package), at the level `deflate_level`
-  picks by image size: its near-optimal level 12 for images of up to 16x16,
-  where it is the only way to files no larger than libpng's; level 1 above,
-  as small as zlib at any level and the fastest that is (docs/speed.md,
-  "The PNG writer", measured by `benchmarks/bench_png.py`).
+* Row filters (PNG spec, section 9): each scanline is stored as one of five
+  predictions (None, Sub, Up, Average, Paeth), chosen per row by libpng's
+  heuristic, all computed by numpy for a block of images at once.
+* Deflate by libdeflate (the `deflate` package) at the level `deflate_level`
+  picks by image size (docs/speed.md, "The PNG writer").
 
-The files are 8-bit, non-interlaced, with one IDAT chunk; any PNG decoder
-reads them. They are written here, not by Pillow or OpenCV, because for
-images this small those libraries' fixed costs per image outweigh the
-compression (BENCHMARKS.md, "PNG writer").
-
-Determinism: the bytes are a pure function of the pixels, the level and the
-deflate implementation. libdeflate's output can change between its releases,
-so pyproject.toml pins the `deflate` package (whose wheels bundle libdeflate)
-to one version: the same sources then give byte-identical shards.
+The files are 8-bit, non-interlaced, with one IDAT chunk, written here as
+Pillow's or OpenCV's fixed cost per image outweighs the work at these sizes.
+The bytes are a pure function of the pixels, the level and libdeflate, whose
+output may change between releases: pyproject.toml pins `deflate`.
 """
 
 from __future__ import annotations
@@ -41,8 +30,7 @@ SMALL_IMAGE_PIXELS = 16 * 16
 SMALL_IMAGE_LEVEL = 12
 LEVEL = 1
 
-# PNG filter types (PNG spec, 9.2), in the order libpng tries them: ties go to
-# the first.
+# PNG filter types (PNG spec, 9.2), in libpng's order: ties go to the first.
 NONE, SUB, UP, AVERAGE, PAETH = range(5)
 FILTER_TYPES = (NONE, SUB, UP, AVERAGE, PAETH)
 
@@ -53,10 +41,8 @@ IHDR = struct.Struct('>IIBBBBB')
 # PNG colour type by the number of channels: grey, grey+alpha, RGB, RGBA.
 _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
 RGB = _COLOR_TYPES[3]
-# Images filtered per numpy pass: about 96 KiB of pixels, so that the five
-# filtered copies and their temporaries (some 20 times that) stay in a core's
-# caches. Measured on photo crops with a 512 KiB L2: 96-128 KiB the fastest
-# at every size, 256 KiB 5 % (32x32) to 70 % (8x8) slower (docs/speed.md).
+# Pixel bytes filtered per numpy pass: the five filtered copies and their
+# temporaries stay in a core's caches (docs/speed.md).
 _BLOCK_BYTES = 96 << 10
 
 
@@ -73,16 +59,14 @@ _IDAT_CRC = zlib.crc32(b'IDAT')
 
 @functools.cache
 def header(height: int, width: int, channels: int = 3) -> bytes:
-  """What this writer puts before an image's IDAT chunk: the signature and
-  the IHDR chunk of an 8-bit, non-interlaced image."""
+  """The signature and IHDR chunk (8-bit, non-interlaced) before the IDAT."""
   ihdr = IHDR.pack(width, height, 8, _COLOR_TYPES[channels], 0, 0, 0)
   return SIGNATURE + _chunk(b'IHDR', ihdr)
 
 
 def before_stream(size: int, stream_length: int) -> bytes:
   """The bytes of this writer's size x size RGB PNG before its zlib stream of
-  `stream_length` bytes: the header, then IDAT's length and type. Its IDAT's
-  CRC and IEND follow the stream (`IEND_AFTER_STREAM` bytes)."""
+  `stream_length` bytes (`IEND_AFTER_STREAM` bytes follow the stream)."""
   return header(size, size) + struct.pack('>I', stream_length) + b'IDAT'
 
 
@@ -107,15 +91,14 @@ def _check(images: np.ndarray) -> np.ndarray:
 def filtered_rows(rows: np.ndarray, bpp: int) -> np.ndarray:
   """All five filters of every scanline: (5, n, H, L) uint8, L = W * bpp.
 
-  `rows` is (n, H, L) uint8; `bpp` the bytes per pixel. Byte arithmetic is
-  modulo 256 as the spec has it (uint8 wraps); a, b, c are the bytes to the
-  left, above and above-left, 0 outside the image: views into one copy of the
-  rows padded with a zero row on top and a zero pixel on the left.
+  `rows` is (n, H, L) uint8, `bpp` bytes per pixel; bytes wrap modulo 256.
+  a, b, c (left, above, above-left; 0 outside the image) come from one copy
+  of the rows padded with zeros on top and on the left.
   """
   n, height, length = rows.shape
   padded = np.zeros((n, height + 1, length + bpp), np.uint8)
   padded[:, 1:, bpp:] = rows
-  # Contiguous copies: numpy's loops over strided views measured 2-10x slower.
+  # Contiguous copies: numpy's loops over strided views are slower.
   x = np.ascontiguousarray(rows)
   a = np.ascontiguousarray(padded[:, 1:, :-bpp])
   b = np.ascontiguousarray(padded[:, :-1, bpp:])
@@ -133,8 +116,7 @@ def filtered_rows(rows: np.ndarray, bpp: int) -> np.ndarray:
   pa, pb, pc = np.abs(b_c), np.abs(a_c), np.abs(a_c + b_c)
   use_a = ((pa <= pb) & (pa <= pc)).view(np.uint8)
   use_b = (pb <= pc).view(np.uint8)
-  # Selection by 0/1 factors (modulo 256): np.where on uint8 measured ~10x
-  # slower.
+  # Selection by 0/1 factors (modulo 256): faster than np.where on uint8.
   predictor = c + (b - c) * use_b
   predictor += (a - predictor) * use_a
   np.subtract(x, predictor, out=out[PAETH])
@@ -142,15 +124,11 @@ def filtered_rows(rows: np.ndarray, bpp: int) -> np.ndarray:
 
 
 def choose_filters(filtered: np.ndarray) -> np.ndarray:
-  """libpng's choice per row: (n, H) filter types, from `filtered_rows`.
-
-  The cost of a row is the sum of its bytes read as signed (min(v, 256 - v),
-  which is |int8(v)| with -128 read as 128); the least cost wins, ties to the
-  lower filter type.
-  """
+  """libpng's choice per row, (n, H) filter types from `filtered_rows`: the
+  least sum of |int8(v)| (-128 as 128), ties to the lower filter type."""
   magnitude = np.abs(filtered.view(np.int8)).view(np.uint8)
-  # Summed as float32 through a matrix product: exact (sums < 2**24 for rows
-  # under 131,072 bytes) and measured ~1.7x faster than sum(dtype=uint32).
+  # A float32 matrix product, faster than sum(dtype=uint32), is exact for
+  # rows under 2**17 bytes (sums under 2**24).
   if magnitude.shape[-1] < (1 << 17):
     costs = magnitude.astype(np.float32) @ np.ones(
         magnitude.shape[-1], np.float32
@@ -163,8 +141,7 @@ def choose_filters(filtered: np.ndarray) -> np.ndarray:
 def scanlines(images: np.ndarray, filter_type: int | None = None) -> np.ndarray:
   """(n, H, 1 + W*C) uint8: each row's filter type byte, then its filtered bytes.
 
-  filter_type: None chooses per row (libpng's heuristic); one of
-  FILTER_TYPES uses that filter on every row (for tests).
+  filter_type: None chooses per row; one of FILTER_TYPES is used for all.
   """
   images = _check(images)
   n, height, width, channels = images.shape
@@ -190,7 +167,7 @@ def scanlines(images: np.ndarray, filter_type: int | None = None) -> np.ndarray:
 
 
 def deflate_level(height: int, width: int) -> int:
-  """libdeflate's level for images of this size (module docstring: why)."""
+  """libdeflate's level for images of this size (docs/speed.md: why)."""
   return SMALL_IMAGE_LEVEL if height * width <= SMALL_IMAGE_PIXELS else LEVEL
 
 
@@ -216,10 +193,8 @@ def encode_pngs(
 ) -> list[bytes]:
   """(n, H, W, C) uint8 images (C in 1..4) -> n lossless PNG byte strings.
 
-  level: the compressor's level; None: `deflate_level` of the image size.
-  compress: a zlib-stream compressor (data, level) -> bytes, libdeflate's by
-  default (the benchmark passes others to compare them).
-  filter_type: see `scanlines`.
+  level: None for `deflate_level`. compress: a zlib-stream compressor
+  (data, level) -> bytes, libdeflate's by default. filter_type: `scanlines`.
   """
   return [
       b''.join(parts)

@@ -1,16 +1,10 @@
 """PNG decoding, a chunk of images at a time (the export's workers).
 
-8-bit RGB non-interlaced PNGs of one size (all those of this package's
-writer, `png_codec`) are decoded together: each one's IDAT data is inflated
-by libdeflate, given the size it must have, and the filtered scanlines of
-all of them are unfiltered by one call of Pillow's PNG decoder (`_unfilter`).
-Any other PNG is decoded by Pillow on its own.
-
-Written here rather than left to a PNG library: a library's fixed cost per
-image is most of the time at these sizes; measured on photo crops
-(BENCHMARKS.md, "The export's PNG decoding"), this is as fast per image as
-the fastest library tried, with nothing beyond Pillow and libdeflate, which
-the package needs anyway.
+8-bit RGB non-interlaced PNGs of one size (all of `png_codec`'s) are decoded
+together: each one's IDAT data inflated by libdeflate, given the size it must
+have, and all their scanlines unfiltered by one call of Pillow's PNG decoder
+(`_unfilter`). Any other PNG is decoded by Pillow on its own. Not left to a
+PNG library: its fixed cost per image dominates at these sizes (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -44,9 +38,8 @@ def decode_png(data: bytes, size: int) -> np.ndarray:
 
 
 def idat_stream(data: bytes, size: int) -> bytes | None:
-  """The zlib stream of a PNG laid out as `png_codec` writes it (signature,
-  IHDR of an 8-bit RGB size x size image, one IDAT, IEND), or None for any
-  other layout."""
+  """The zlib stream of a size x size PNG laid out as `png_codec` writes it,
+  or None for any other layout."""
   before = len(png_codec.before_stream(size, 0))
   stream = len(data) - before - png_codec.IEND_AFTER_STREAM
   if (
@@ -59,8 +52,8 @@ def idat_stream(data: bytes, size: int) -> bytes | None:
 
 
 def _scanlines(data: bytes, size: int) -> bytes | None:
-  """The inflated scanlines of an 8-bit RGB, non-interlaced size x size PNG
-  (its IDAT chunks joined and inflated), or None for any other PNG."""
+  """The inflated scanlines of an 8-bit RGB, non-interlaced size x size PNG,
+  or None for any other PNG."""
   expected = size * (1 + 3 * size)
   stream = idat_stream(data, size)
   if stream is not None:  # The usual layout: no walk through the chunks.
@@ -105,12 +98,9 @@ def inflated(stream: bytes, expected: int) -> bytes | None:
 def _unfilter(scanlines: list[bytes], size: int) -> np.ndarray:
   """(n, size, size, 3) uint8 from n images' inflated, filtered scanlines.
 
-  Unfiltered by Pillow's PNG decoder in one call for all of them: the
-  images are stacked into one tall image, each preceded by a row of zeros
-  with filter type None, which is what the PNG spec takes as the row above
-  an image's first row; the stack is wrapped in a stored (level 0) zlib
-  stream (libdeflate's level 0: a copy and an Adler-32). One decoder call
-  for thousands of images, instead of Pillow's fixed cost per image.
+  One Pillow decoder call for all: the images are stacked into one tall image
+  in a stored (level 0) zlib stream, each after a zero row of filter type
+  None (what the PNG spec takes as the row above an image's first row).
   """
   separator = bytes(1 + 3 * size)
   stacked = deflate.zlib_compress(separator + separator.join(scanlines), 0)
@@ -123,13 +113,11 @@ def _unfilter(scanlines: list[bytes], size: int) -> np.ndarray:
 def decode_images(
     size: int, count: int, streams: list[tuple[int, bytes]], pngs, first=0
 ) -> np.ndarray:
-  """(count, size, size, 3) uint8 from the zlib streams of PNGs laid out as
-  `png_codec` writes them and from other PNGs, each given as (row, bytes).
+  """(count, size, size, 3) uint8 from (row, bytes) of zlib streams of PNGs
+  laid out as `png_codec` writes them, and of other PNGs.
 
-  8-bit RGB non-interlaced PNGs are inflated and unfiltered together; any
-  other PNG is decoded by Pillow (PngError if it is not an 8-bit RGB image
-  of size x size, or a stream does not inflate to its image; `first`
-  numbers row 0 in its text: the record it came from).
+  PngError if a PNG is not 8-bit RGB size x size, or a stream does not
+  inflate to its image; `first`: the record number of row 0, for messages.
   """
   out = np.empty((count, size, size, 3), np.uint8)
   expected = size * (1 + 3 * size)

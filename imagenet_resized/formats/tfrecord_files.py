@@ -1,15 +1,10 @@
 """TFRecord files written and read without TensorFlow.
 
-A TFRecord file is a sequence of records, each framed as: the data's length
-(8 bytes, little-endian), the masked CRC-32C of those 8 bytes (4 bytes), the
-data, the masked CRC-32C of the data (4 bytes). The checksums come from
-google-crc32c (a C extension); only the framing is written here. Both
-checksums are verified on reading, as TensorFlow's reader does.
-
-Why not `tf.io.TFRecordWriter`, which TFDS's writer uses: it is the only
-reason a build from local files imports TensorFlow, whose import costs more
-CPU and memory than the rest of a small build (docs/speed.md). The bytes
-written are TensorFlow's (tests/test_tfrecord_files.py compares them).
+Each record: the data's length (8 bytes, little-endian), the masked CRC-32C
+of those 8 bytes (4 bytes), the data, the masked CRC-32C of the data (4
+bytes); both checksums are verified on reading, as TensorFlow's reader does.
+Not `tf.io.TFRecordWriter`: a build from local files would import TensorFlow
+for it alone (docs/speed.md). The bytes are TensorFlow's (tests compare).
 """
 
 from __future__ import annotations
@@ -36,8 +31,7 @@ class RecordError(ValueError):
 
 
 def masked_crc32c(data: bytes) -> int:
-  """CRC-32C of `data`, rotated right by 15 bits plus a constant, as TFRecord
-  stores it."""
+  """CRC-32C of `data`, masked as TFRecord stores it."""
   crc = google_crc32c.value(data)
   return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
@@ -69,13 +63,9 @@ def write_records(path: str | os.PathLike, records: Iterable[bytes]) -> int:
 def read_records(
     f: io.BufferedIOBase, path: str, start: int, count: int
 ) -> Iterator[bytes]:
-  """Records start..start+count of the TFRecord file `f` (at `path`, which
-  messages name), checksums verified.
-
-  Read in blocks, each record sliced out of its block (not three reads per
-  record); a declared length is checked against the file's size before
-  anything is read for it. RecordError (one line) for a file that ends
-  early, a corrupt length or corrupt data.
+  """Records start..start+count of the TFRecord file `f` (`path` for
+  messages), read in blocks, checksums verified, each length checked against
+  the file's size first; RecordError (one line) for a short or corrupt file.
   """
   f.seek(0, io.SEEK_END)
   file_size = f.tell()

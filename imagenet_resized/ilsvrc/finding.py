@@ -109,8 +109,7 @@ def expected_sources() -> str:
 
 
 def find_sources(root: str | None) -> dict[str, SplitImages] | None:
-  """ImageNet's two splits under `root`; None if neither is there (a
-  SourceError if only one is)."""
+  """ImageNet's splits under `root`; None if neither (SourceError if one)."""
   if not root or not os.path.isdir(root):
     return None
   found = common.both_splits(

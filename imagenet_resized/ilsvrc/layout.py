@@ -44,9 +44,8 @@ DECODE_CHUNK_IMAGES = 64
 VAL_IMAGES_PER_UNIT = 1000
 # Image formats accepted under a .JPEG name (ImageNet holds one PNG).
 IMAGE_FORMATS = ('JPEG', 'PNG')
-# Bounds on one image, checked before it is read or decoded (its header
-# first, whatever Pillow's Image.MAX_IMAGE_PIXELS): far above ILSVRC2012's
-# JPEGs (110 kB on average); a hostile image costs at most 192 MiB as RGB.
+# Bounds on one image, checked before it is read or decoded (whatever Pillow's
+# Image.MAX_IMAGE_PIXELS), far above ILSVRC2012's JPEGs.
 MAX_IMAGE_BYTES = 64 << 20
 MAX_IMAGE_PIXELS = 8192 * 8192
 IMAGE_SUFFIXES = ('.jpeg', '.jpg', '.png')

@@ -26,11 +26,8 @@ class Encoded:
 def resize_image(
     data: bytes, where: str, size: int, draft: bool = False
 ) -> np.ndarray:
-  """Encoded image -> (size, size, 3) uint8, the authors' method.
-
-  `draft` lets the JPEG decoder scale down (to at least `size`) while
-  decoding: faster, not pixel-identical. SourceError names `where`.
-  """
+  """Encoded image -> (size, size, 3) uint8, the authors' method; `draft` lets
+  the JPEG decoder scale down while decoding (faster, not pixel-identical)."""
   try:
     with Image.open(io.BytesIO(data), formats=layout.IMAGE_FORMATS) as image:
       width, height = image.size

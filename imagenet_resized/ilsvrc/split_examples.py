@@ -1,9 +1,7 @@
-"""A split's examples, made unit by unit: over the worker pool, or on Beam.
+"""A split's examples, made unit by unit over the worker pool or on Beam.
 
-A split is cut into work units (`work_units`): a class of the train split (a
-class tar in the tarball, or a class folder), or a slice of the validation
-images. `unit_rows` makes a unit's examples, run by the worker pool
-(`iter_examples`) or by Beam workers (`beam_examples`).
+A work unit (`work_units`) is a class of the train split (a class tar or
+folder) or a slice of the validation images; `unit_rows` makes its examples.
 """
 
 from __future__ import annotations
@@ -29,8 +27,7 @@ from imagenet_resized.readers import one_line
 
 @dataclasses.dataclass(frozen=True)
 class ClassTarUnit:
-  """The class tar `name` at byte `offset` (`length` bytes) of the train
-  tarball `path`."""
+  """The class tar `name` at `offset` (`length` bytes) of the tarball `path`."""
 
   path: str
   name: str
@@ -153,8 +150,7 @@ class UnitTask:
 
 
 def unit_rows(task: UnitTask) -> Iterator[examples.EncodedRows]:
-  """A unit's examples and pixel sums, DECODE_CHUNK_IMAGES images at a time
-  (a worker function)."""
+  """A unit's examples and pixel sums, DECODE_CHUNK_IMAGES images at a time."""
   items = []
   for item in task.unit.images():
     items.append(item)

@@ -26,8 +26,7 @@ def open_tar(path: str) -> regular_files.RegularFile:
 
 @contextlib.contextmanager
 def tar_errors(path: str) -> Iterator[None]:
-  """Within the block, a tar that cannot be read (corrupt, truncated, an I/O
-  error) is a one-line SourceError naming `path`."""
+  """Within the block, an unreadable tar is a one-line SourceError."""
   try:
     yield
   except (tarfile.TarError, EOFError, OSError) as e:
@@ -74,11 +73,9 @@ def member_path(name: str) -> str | None:
 def _iter_tar_files(
     tar: tarfile.TarFile, where_tar: str
 ) -> Iterator[tuple[str, tarfile.TarInfo]]:
-  """(normalised path, member) of the regular files of a tar.
-
-  Folders and hidden members are skipped; links, devices, FIFOs and sparse
-  files are refused (a sparse member's holes read as gigabytes of zeros).
-  """
+  """(normalised path, member) of a tar's regular files; folders and hidden
+  members skipped, links, devices, FIFOs and sparse files (whose holes read
+  as gigabytes of zeros) refused."""
   for member in tar:
     if member.isdir():
       continue
@@ -166,8 +163,7 @@ class _PiecewiseReads:
 
 
 def tar_members(path: str) -> Iterator[tuple[str, tarfile.TarInfo]]:
-  """The file members of an uncompressed tar, reading headers only, one
-  after the other."""
+  """The file members of an uncompressed tar, reading headers only."""
   with tar_errors(path):
     with (
         open_tar(path) as f,

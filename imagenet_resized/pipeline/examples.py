@@ -19,21 +19,16 @@ from imagenet_resized.formats import png_codec
 from imagenet_resized.pipeline import pixel_statistics
 from imagenet_resized.pipeline import worker_pool
 
-# Rows read, selected and PNG-encoded at a time in a worker, and sent to the
-# main process as one message: about 2.4 MiB of PNGs at 32x32, 8 MiB at 64x64.
+# Rows read, selected and PNG-encoded at a time in a worker: one message.
 ENCODE_CHUNK_ROWS = 1024
 
 
 @dataclasses.dataclass(frozen=True)
 class EncodedRows:
-  """Examples of some rows: their keys, PNGs and labels, and the exact pixel
-  sums of their images (`pixel_statistics`), as a message from a worker:
-  a few objects, not a few per example (pickling thousands of small objects
-  cost more than the rest of the message, docs/speed.md).
-
-  Key i is `key_prefix` followed by `key_ends[i]`; PNG i is
-  `pngs[png_ends[i - 1]:png_ends[i]]`.
-  """
+  """Examples of some rows as one message from a worker: a few objects, not a
+  few per example (pickling many small objects is slow, docs/speed.md). Key i
+  is `key_prefix` + `key_ends[i]`, PNG i `pngs[png_ends[i - 1]:png_ends[i]]`;
+  `sums` are the images' pixel sums."""
 
   key_prefix: str
   key_ends: list[str] | np.ndarray
@@ -91,14 +86,9 @@ class BatchTask:
 
 
 def encode_batch(task: BatchTask) -> Iterator[EncodedRows | BatchRead]:
-  """The examples of the rows `task.selection` takes from a batch, a chunk of
-  rows at a time, then the batch's number of rows.
-
-  Runs in a worker process (`worker_pool.parallel_streams`): inflating the
-  batch, reading its rows, choosing them and PNG-encoding them all happen
-  there, so that the main process, which runs TFDS's own work for every
-  example, only receives keys, PNG bytes and labels.
-  """
+  """The examples of the rows `task.selection` takes from a batch, a chunk at
+  a time, then its row count; run in a worker, so that the main process (busy
+  with TFDS's per-example work) only receives keys, PNGs and labels."""
   batch = task.batch
   keep = task.selection.for_batch()
   rows = 0
@@ -118,8 +108,7 @@ def encode_batch(task: BatchTask) -> Iterator[EncodedRows | BatchRead]:
 
 # Called with each batch and its number of rows once the batch has been read.
 BatchDone = Callable[[batch_files.Batch, int], None]
-# Called with the number of examples a split kept, once it is done, if the
-# split is the published one (e.g. to check a class subset's published size).
+# Called with the number of examples a split kept, if it is the published one.
 CheckKept = Callable[[int], None]
 
 
@@ -134,15 +123,11 @@ def iter_examples(
 ) -> Iterator[tuple[str, dict]]:
   """Examples of the rows `selection` takes from `batches`.
 
-  With `workers` > 0 each batch is read and encoded whole by one of that
-  many worker processes, and the batches' examples come interleaved as they
-  are ready: the order of the examples then depends on timing, which does not
-  change what TFDS writes (it orders examples by a hash of their keys). With
-  `workers` == 0, or `ordered`, they come batch after batch, in row order.
-  `batch_done` is called in the batches' order all the same (a batch's call
-  waits for those before it), so its checks fail alike whatever the timing.
-  `tally`, if given, receives the pixel sums of the examples' images (summed
-  in the workers, chunk by chunk) before the chunk's examples are yielded.
+  With `workers` > 0, each batch is encoded whole by one worker process and
+  batches interleave as they are ready (TFDS orders examples by a hash of
+  their keys: timing does not change what it writes); with `workers` == 0,
+  or `ordered`, batch after batch. `batch_done` is called in the batches'
+  order all the same; `tally` gets each chunk's pixel sums first.
   """
   batches = list(batches)
   tasks = [BatchTask(batch, size, selection) for batch in batches]

@@ -1,17 +1,12 @@
 """Exact per-channel pixel statistics: integer sums, mean and std at the end.
 
-A split's mean and standard deviation per channel (R, G, B), on the 0..255
-scale, are what people normalise images by. They are computed here exactly:
-each chunk of images gives the count of its pixels and, per channel, the
-integer sum of its values and of their squares (`PixelSums.of_images`); sums
-of chunks add up (`+`) in any order, in worker processes or Beam workers, to
-the same integers. Only the final division is in floating point:
-
-  mean = S1 / n,  std = sqrt(S2 / n - mean**2)  (population std, ddof=0)
-
-computed from the integers as sqrt(n * S2 - S1**2) / n, so that no
-cancellation error creeps in. Pure numpy; no TFDS here (worker processes
-import it).
+A split's per-channel (R, G, B) mean and std, 0..255 scale, computed exactly:
+each chunk of images gives its pixel count and, per channel, the integer sums
+of its values and of their squares (`PixelSums.of_images`), which add up
+(`+`) in any order, in any process, to the same integers. Only the final
+division is in floating point: mean = S1 / n, and the population std (ddof=0)
+sqrt(n * S2 - S1**2) / n, free of cancellation error. Pure numpy: worker
+processes import it.
 """
 
 from __future__ import annotations
@@ -22,8 +17,7 @@ import math
 import numpy as np
 
 CHANNELS = 3
-# The key of the statistics in a prepared dataset's info.metadata:
-# metadata[KEY][split] == {'mean': [r, g, b], 'std': [r, g, b]}.
+# metadata[METADATA_KEY][split] == {'mean': [r, g, b], 'std': [r, g, b]}.
 METADATA_KEY = 'statistics'
 # Image rows summed at a time in float32: 256 * 255**2 < 2**24, so every
 # partial sum is an integer float32 holds exactly, in any order of addition.
@@ -32,8 +26,7 @@ _BLOCK_ROWS = 256
 
 @dataclasses.dataclass(frozen=True)
 class PixelSums:
-  """Pixels counted (per channel) and the per-channel sums of values and of
-  squared values, as Python ints (exact, unbounded)."""
+  """Pixels counted, per-channel sums of values and of squares (exact ints)."""
 
   pixels: int = 0
   sums: tuple[int, ...] = (0,) * CHANNELS
@@ -55,10 +48,9 @@ class PixelSums:
     n, height, width, _ = images.shape
     if n == 0:
       return cls()
-    # Rows of W*3 contiguous bytes, summed down their columns a block at a
-    # time by a float32 product with a vector of ones (exact: _BLOCK_ROWS),
-    # then folded into channels as Python ints. A uint32 np.add.reduce of
-    # the same is 1.5 to 3x slower (docs/speed.md).
+    # Rows of W*3 bytes, summed down their columns a block at a time by a
+    # float32 product with ones (exact: _BLOCK_ROWS), then folded into
+    # channels as Python ints (docs/speed.md).
     rows = images.reshape(n * height, width * CHANNELS)
     sums = np.zeros(width * CHANNELS, np.int64)
     squares = np.zeros(width * CHANNELS, np.int64)
@@ -118,10 +110,7 @@ class PixelSums:
 
 def total(parts) -> PixelSums:
   """The sum of an iterable of PixelSums (a Beam CombineFn's body too)."""
-  out = PixelSums()
-  for part in parts:
-    out = out + part
-  return out
+  return sum(parts, PixelSums())
 
 
 class Tally:

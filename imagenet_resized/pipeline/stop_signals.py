@@ -1,25 +1,19 @@
-"""How a build or an export ends when it is told to stop: SIGINT, SIGTERM, SIGHUP.
+"""How a build or an export ends when told to stop: SIGINT, SIGTERM, SIGHUP.
 
-Ctrl-C sends SIGINT; schedulers (SLURM, Kubernetes, systemd, `timeout`) send
-SIGTERM, and a closed terminal SIGHUP. Within `stopped_by_signals(what)`,
-each of them stops the work the same way:
+Within `stopped_by_signals(what)`, each of them (Ctrl-C, a scheduler, a
+closed terminal):
 
-1. the work is unwound where it stands (a `Stopped` exception raised in the
-   main thread), so that every clean-up runs: TFDS removes its
-   `incomplete.*` folder, an export its temporary files, and the worker
-   processes are killed (they ignore these signals themselves, and die with
-   the process that started them);
-2. one line goes to stderr, saying what was stopped and that nothing of it
-   was kept;
-3. the signal then takes its default course: the process ends by it, as it
-   would have without us (no traceback, the exit status of a process killed
-   by that signal). In an interactive session (IPython, Jupyter, `python
-   -i`) SIGINT raises KeyboardInterrupt instead, so that the session lives on.
+1. unwinds the work where it stands (`Stopped`, raised in the main thread),
+   so that every clean-up runs: TFDS's `incomplete.*` folder, an export's
+   temporary files, the worker processes (which ignore these signals);
+2. writes one line to stderr: what was stopped, and that nothing was kept;
+3. then ends the process by the signal, without a traceback; in an
+   interactive session (IPython, Jupyter, `python -i`) SIGINT raises
+   KeyboardInterrupt instead, so that the session lives on.
 
 Only signals left at their default are taken (a program's own handlers, and
-a SIGHUP ignored by `nohup`, stay as they are), and only in the main thread,
-where Python runs signal handlers. While the clean-up runs, the same signals
-are ignored: a second Ctrl-C does not cut it short.
+a SIGHUP ignored by `nohup`, stay), and only in the main thread. During the
+clean-up the same signals are ignored: a second Ctrl-C does not cut it short.
 """
 
 from __future__ import annotations
@@ -64,9 +58,8 @@ def _interactive() -> bool:
 
 @contextlib.contextmanager
 def stopped_by_signals(what: str) -> Iterator[None]:
-  """Within the block, SIGINT, SIGTERM and SIGHUP stop `what` (module
-  docstring). `what` names it in the line: 'the build of
-  imagenet_resized/32x32/0.1.0'."""
+  """Within the block, SIGINT, SIGTERM and SIGHUP stop `what` ('the build of
+  imagenet_resized/32x32/0.1.0', named in the line; module docstring)."""
   if threading.current_thread() is not threading.main_thread():
     yield
     return

@@ -1,24 +1,17 @@
 """Work spread over worker processes: whole items in, streams of values out.
 
 `parallel_streams(fn, items, workers)` hands each item whole to one worker
-process, which runs the generator `fn(item)` and streams what it yields back
-to the caller. It is the one way the package runs work in parallel: the
-authors' batches of a build (`examples`), the ILSVRC2012 work units
-(`ilsvrc.split_examples`) and the ranges of shards of an array export
-(`array_files.array_export`).
+process, which runs the generator `fn(item)` and streams its values back. It
+is the package's one way to run work in parallel (`examples`,
+`ilsvrc.split_examples`, `array_files.array_export`).
 
 The workers are fresh interpreters (`python -c`), not forks of the caller
-(which may run TensorFlow's threads): each imports only the modules its work
-needs, not the package's `__init__` (which imports TFDS). How they end:
-
-* told to stop, or when the caller stops reading: killed (SIGKILL) and
-  waited for, by the caller;
-* when the caller dies, whatever killed it: the kernel kills them
-  (PR_SET_PDEATHSIG on Linux); elsewhere they end, silently, when their
-  socket to the caller closes;
-* SIGINT, SIGTERM and SIGHUP sent to the process group (a terminal's Ctrl-C,
-  a scheduler) are ignored by the workers: the caller decides
-  (`stop_signals`), and kills them.
+(which may run TensorFlow's threads), and import only what their work needs,
+not the package's `__init__` (which imports TFDS). When told to stop, or when
+the caller stops reading, they are killed (SIGKILL) and waited for; when the
+caller dies, the kernel kills them (PR_SET_PDEATHSIG on Linux; elsewhere they
+end when their socket closes). They ignore SIGINT, SIGTERM and SIGHUP sent to
+the process group: the caller decides (`stop_signals`).
 """
 
 from __future__ import annotations
@@ -44,10 +37,9 @@ def default_workers() -> int:
   return os.cpu_count() or 1
 
 
-# What a worker runs: given the caller's sys.path and pid, the package's name
-# and folder, and the file descriptor of its end of a socket pair. The
-# package's module object is made from its folder without running its
-# __init__ (which imports TFDS): the worker imports only what the work needs.
+# What a worker runs, given the caller's sys.path and pid, the package's name
+# and folder, and its socket's file descriptor. The package's module is made
+# from its folder without running its __init__ (which imports TFDS).
 _WORKER_MAIN = """
 import importlib.util, json, os, signal, sys
 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -76,14 +68,9 @@ _live: set[_Worker] = set()
 
 
 def _keep_freed_memory() -> None:
-  """Asks glibc's malloc to keep the memory a worker frees for its reuse.
-
-  Each chunk of work allocates tens of MB in blocks of a few MB; by default
-  glibc gives such blocks back to the kernel when they are freed, and the
-  next chunk faults them in again, zeroed, in system time (docs/speed.md).
-  The memory kept is what the worker peaked at anyway. Workers only: the
-  caller's process is not ours to tune. A no-op where libc is not glibc.
-  """
+  """Asks glibc's malloc to keep a worker's freed memory for reuse, rather
+  than give each chunk's large blocks back to the kernel and fault them in
+  again, zeroed (docs/speed.md). Workers only; a no-op without glibc."""
   try:
     mallopt = ctypes.CDLL(None).mallopt
   except (OSError, AttributeError):
@@ -94,12 +81,9 @@ def _keep_freed_memory() -> None:
 
 
 def _serve(conn: connection.Connection) -> None:
-  """Worker loop: (index, fn, item) in; each value of fn(item) out, then done.
-
-  Messages out: ('value', index, value), ('done', index, None) and
-  ('error', index, exception). None in: stop. When the caller is gone (its
-  end of the socket closed), the worker ends without a word.
-  """
+  """Worker loop: (index, fn, item) in; ('value', index, value) per value of
+  fn(item), then ('done', index, None) or ('error', index, exception) out.
+  None in: stop. When the caller is gone, the worker ends without a word."""
   _keep_freed_memory()
   try:
     while (task := conn.recv()) is not None:
@@ -160,11 +144,6 @@ def stop_all() -> None:
     worker.stop()
 
 
-def can_start_workers() -> bool:
-  """Whether `parallel_streams` can start worker processes here."""
-  return bool(sys.executable) and os.name == 'posix'
-
-
 def parallel_streams(
     fn: Callable[[T], Iterable[R]],
     items: Iterable[T],
@@ -173,25 +152,18 @@ def parallel_streams(
 ) -> Iterator[tuple[int, R]]:
   """(i, value) for each value of the generator `fn(item i)`, for every item.
 
-  Items are drawn from `items` as workers become free, one each, in order;
-  each goes whole to one of `workers` worker processes. The values of one
-  item come in the order `fn` yields them, but the items are interleaved as
-  their values arrive. `fn` must be a module-level function of this package
-  (or of a module on sys.path that does not need this package's __init__),
-  and items and values picklable. A worker sends a value as soon as it is
-  made and then waits until it is read, so memory stays flat however long
-  an item's stream is. `ordered`: the items' values come item after item
-  (only the first unfinished item's worker is read; the others wait, one
-  value ahead), so the first values are the same whatever the timing.
-
-  An exception raised by `fn` is re-raised here, the other workers stopped:
-  that of the first item (in `items`' order) that fails, so the same input
-  gives the same error whatever the timing; the items before it finish
-  first. With `workers` == 0 (or where no worker can start), items are run
-  here, one after the other, in order.
+  Each item goes whole, in order, to one of `workers` processes as they
+  become free; an item's values come in order, items interleaved (with
+  `ordered`, item after item). A worker waits until its value is read, so
+  memory stays flat. `fn` must be importable without the package's
+  __init__; items and values picklable. The exception of the first failing
+  item in `items`' order is re-raised once the items before it finish, the
+  other workers stopped, so the same input gives the same error whatever the
+  timing. With `workers` == 0 (or where no worker can start), items run
+  here, in order.
   """
   todo = enumerate(items)
-  if workers <= 0 or not can_start_workers():
+  if workers <= 0 or not sys.executable or os.name != 'posix':
     for index, item in todo:
       for value in fn(item):
         yield index, value
@@ -199,9 +171,8 @@ def parallel_streams(
   started: list[_Worker] = []
   busy: dict[connection.Connection, int] = {}  # A worker's end -> its item.
   by_conn: dict[connection.Connection, _Worker] = {}
-  # The first failure, by item: items are handed out in order, so once item
-  # i fails, the items before it are all running or done; they run on, and
-  # the lowest failing item's exception is raised, whatever the timing.
+  # The lowest failing item: items are handed out in order, so those before
+  # it are running or done, and run on.
   failed: tuple[int, BaseException] | None = None
 
   def hand_out(conn: connection.Connection | None) -> None:

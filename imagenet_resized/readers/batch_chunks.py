@@ -1,9 +1,7 @@
-"""A batch's rows as chunks of images and labels, whichever its form.
+"""What npz (`npz_batches`) and pickle (`pickle_batches`) batches share.
 
 A batch holds `data` (uint8, N rows of 3*S*S planar CHW pixels) and `labels`
-(N integers in 1..1000), as npz (`npz_batches`) or pickle (`pickle_batches`).
-Here is what both share: the chunks (HWC images, 0-based labels) and the
-checks made before anything is allocated.
+(N integers in 1..1000); both become chunks of HWC images and 0-based labels.
 """
 
 from __future__ import annotations
@@ -18,13 +16,10 @@ import numpy as np
 from imagenet_resized import common
 from imagenet_resized.readers import one_line
 
-# Rows per chunk when streaming: 4096 rows of 64x64 are 48 MiB.
 DEFAULT_CHUNK_ROWS = 4096
-# The published batches hold at most 128,123 rows; 8 times that is refused
-# from the header, before anything is read (a file may declare anything).
+# More rows are refused from the header, before anything is read.
 MAX_ROWS_PER_BATCH = 1 << 20
-# The pixels of the largest batch allowed (the most rows, 64x64): no array,
-# string or member of a batch file may declare more.
+# No array, string or member of a batch file may declare more bytes.
 MAX_BATCH_BYTES = MAX_ROWS_PER_BATCH * 3 * 64 * 64
 
 
@@ -38,11 +33,8 @@ class Chunk:
 
 
 def rows_to_images(rows: np.ndarray, size: int) -> np.ndarray:
-  """(n, 3*S*S) planar CHW rows -> (n, S, S, 3) HWC images (contiguous).
-
-  One plane at a time: numpy copies S*S values per inner loop, where a
-  transpose would copy 3 (several times slower: docs/speed.md).
-  """
+  """(n, 3*S*S) planar CHW rows -> (n, S, S, 3) HWC images (contiguous), a
+  plane at a time: much faster than a transpose (docs/speed.md)."""
   n = rows.shape[0]
   planes = rows.reshape(n, 3, size * size)
   images = np.empty((n, size * size, 3), np.uint8)
@@ -87,8 +79,7 @@ def check_rows(
     size: int,
     fortran: bool = False,
 ) -> None:
-  """Raises SourceError unless `data` has the layout of the SxS config:
-  2-D uint8 rows of 3*S*S values, in C order, at most MAX_ROWS_PER_BATCH."""
+  """SourceError unless `data` is 2-D uint8 C-order rows of the SxS config."""
   if np.dtype(dtype) != np.uint8:
     raise common.SourceError(
         f'{where}: `data` has dtype {np.dtype(dtype)}; expected uint8 pixel values'
@@ -125,7 +116,7 @@ def check_rows(
 def check_label_count(
     where: str, shape: tuple[int, ...], dtype: np.dtype, num_rows: int
 ) -> None:
-  """Raises SourceError unless `labels` (as declared) fit `num_rows` rows."""
+  """SourceError unless `labels` (as declared) fit `num_rows` rows."""
   if len(shape) != 1:
     raise common.SourceError(
         f'{where}: `labels` has shape {one_line.shape(shape)}; expected a list of'

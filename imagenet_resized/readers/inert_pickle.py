@@ -1,16 +1,15 @@
 """Reading a pickle as inert data: its opcodes are walked, nothing is called.
 
 An allowlist for `pickle.load` is no sandbox: the allowed functions trust
-their arguments (a crafted numpy dtype state corrupts memory). Here each
-opcode is decoded into plain values (None, bools, ints, str, bytes, tuples,
-lists, dicts) and inert records: `Global` (named, never imported), `Call`
-(asked for by REDUCE, never performed, with its BUILD state) and the lazy
-strings of `pickle_strings` (kept as where they are in the file). The caller
+their arguments (a crafted numpy dtype state corrupts memory). Here opcodes
+become plain values (None, bools, ints, str, bytes, tuples, lists, dicts) and
+inert records: `Global` (never imported), `Call` (REDUCE, never performed,
+with its BUILD state) and the lazy strings of `pickle_strings`; the caller
 checks what they mean. Only the two calls Python's pickler writes for `bytes`
-are evaluated, here: `_codecs.encode(text, 'latin1')` and `bytes()`.
+are evaluated: `_codecs.encode(text, 'latin1')` and `bytes()`.
 
-Every count and size is bounded before it is allocated, and the file is read
-once, front to back, up to STOP. Why not `pickletools.genops`: docs/safety.md.
+Every count and size is bounded before it is allocated; the file is read once,
+front to back, up to STOP. Why not `pickletools.genops`: docs/safety.md.
 """
 
 from __future__ import annotations
@@ -330,10 +329,8 @@ class _Parser:
     return n
 
   def _eager(self, n: int) -> bool:
-    """Whether a string of n encoded bytes is read now; charges its budget.
-
-    Short strings (names, keys) have a budget of their own, so that a large
-    string before them cannot leave them in the file.
+    """Whether a string of n encoded bytes is read now; charges its budget
+    (short strings have their own: a large one cannot leave them in the file).
     """
     if n <= SHORT_STRING:
       self._short_left -= n

@@ -1,9 +1,5 @@
-"""The authors' npz batches, streamed a chunk of rows at a time.
-
-The `.npy` headers of `data` and `labels` are checked against the members'
-sizes before anything is allocated; members are read through `zip_members`
-(every compression bounded).
-"""
+"""The authors' npz batches, streamed a chunk of rows at a time, each `.npy`
+header checked against its member's size before anything is allocated."""
 
 from __future__ import annotations
 
@@ -25,7 +21,7 @@ from imagenet_resized.readers import one_line
 from imagenet_resized.readers import zip_members
 from imagenet_resized.readers.one_line import listed
 
-# numpy's own limit on a .npy header (a dict literal of a few dozen bytes).
+# numpy's own limit on a .npy header.
 MAX_NPY_HEADER = 10_000
 _NPY_HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
@@ -37,8 +33,7 @@ _NPY_HEADER_READERS = {
 def read_npy_header(
     fp: BinaryIO, where: str
 ) -> tuple[tuple[int, ...], bool, np.dtype]:
-  """Reads a .npy header (numpy's own parser) and leaves fp at the data;
-  refuses dtypes other than plain numbers (objects, fields, subarrays)."""
+  """Reads a .npy header of plain numbers (numpy's parser); fp left at data."""
   read_header = None
   try:
     version = np.lib.format.read_magic(fp)
@@ -123,10 +118,8 @@ def _check_member_size(npz: zipfile.ZipFile, member: NpyMember) -> None:
     )
 
 
-# What reading a corrupt or truncated zip (or a zip inside a zip) can raise:
-# zipfile raises NotImplementedError for compression features it lacks,
-# RuntimeError for encrypted members, UnicodeDecodeError for names flagged
-# UTF-8 that are not; lzma its own error.
+# What reading a corrupt or truncated zip can raise (NotImplementedError:
+# features zipfile lacks; RuntimeError: encryption; UnicodeDecodeError: names).
 ZIP_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
@@ -145,8 +138,7 @@ def iter_npz_chunks(
     size: int,
     chunk_rows: int = batch_chunks.DEFAULT_CHUNK_ROWS,
 ) -> Iterator[batch_chunks.Chunk]:
-  """Streams a batch in npz form from a seekable binary file object, every
-  size in its headers checked before anything past them is read."""
+  """Streams an npz batch from a seekable file, its headers checked first."""
   try:
     npz = zipfile.ZipFile(fileobj)
   except ZIP_ERRORS as e:
@@ -201,7 +193,7 @@ def read_npz_header(fileobj: BinaryIO) -> tuple[int, ...] | None:
 
 
 def as_seekable(fileobj: BinaryIO) -> BinaryIO:
-  """Zip members are seekable in Python >= 3.7; other streams are buffered."""
+  """`fileobj` if seekable (zip members are), else its bytes in memory."""
   if fileobj.seekable():
     return fileobj
   return io.BytesIO(fileobj.read())

@@ -1,12 +1,10 @@
 """Copying an npz out of a compressed zip member, never past what it declares.
 
-An npz is read by seeking, and every seek back in a deflated member inflates
-it again from the start, so it is inflated once into a temporary file. As a
-deflated member can inflate to anything (a zip bomb), the copy walks the npz
-as it streams by: local headers, each followed by a `.npy` member whose
-header must agree with the zip's sizes before its data is copied, then the
-directory and end records (bounded), ending exactly where the outer member
-does. Anything else stops the copy with a one-line SourceError.
+Each seek back in a deflated member inflates it again, so an npz is inflated
+once into a temporary file. A member may inflate to anything (a zip bomb), so
+the copy walks the npz as it streams by: each `.npy` header must agree with
+the zip's sizes before its data is copied, the directory and end records are
+bounded, and the npz must end where the outer member does; else SourceError.
 """
 
 from __future__ import annotations
@@ -30,22 +28,20 @@ _END64 = b'PK\x06\x06'
 _LOCATOR64 = b'PK\x06\x07'
 _END = b'PK\x05\x06'
 _DESCRIPTOR = b'PK\x07\x08'
-_STORED = zip_members.STORED
-# Compressed members are copied as they are (their compressed size bounded):
-# reading them later inflates at most what their .npy header declares
-# (`zip_members`).
+# Copied as they are (compressed size bounded): reading them later inflates
+# at most what their .npy header declares (`zip_members`).
 _COMPRESSED = (zip_members.DEFLATED, zip_members.BZIP2, zip_members.LZMA)
 _ZIP64_EXTRA = 0x0001
 _NPY_MAGIC = b'\x93NUMPY'
 # np.savez writes one member per array: a batch has two or three.
 MAX_MEMBERS = 16
-# A zip64 end record is 56 bytes (more only with extensible data we refuse).
+# A zip64 end record is 56 bytes, more only with extensible data.
 MAX_END64_BYTES = 1024
 _EXPECTED = 'expected an np.savez file with `data` and `labels`'
 
 
 class _Truncated(Exception):
-  """The npz ends early: nothing more to copy (the reader says what is wrong)."""
+  """The npz ends early: nothing more to copy (the reader reports it)."""
 
 
 class _Copy:
@@ -136,7 +132,7 @@ def _member(c: _Copy, where: str) -> None:
     raise c.refuse(f'holds an encrypted member {shown}')
   if not name.endswith('.npy'):
     raise c.refuse(f'holds a member {shown} that is not a .npy array')
-  if method == _STORED:
+  if method == zip_members.STORED:
     header_bytes, data_bytes = _npy_header(c, f'{where}:{shown}', shown)
     declared = header_bytes + data_bytes
     if streamed:
@@ -178,25 +174,20 @@ def _descriptor(
     )
 
 
-def _check_space(where: str, needed: int) -> None:
-  folder = tempfile.gettempdir()
-  free = shutil.disk_usage(folder).free
-  if needed > free:
-    raise SourceError(
-        f'{where}: inflating this npz needs {needed} bytes of temporary disk'
-        f' but {folder} has {free} free; expected room for one inflated'
-        ' batch (set TMPDIR to a larger disk)'
-    )
-
-
 def copy_npz(
     src: BinaryIO, dst: BinaryIO, where: str, declared_size: int
 ) -> None:
-  """Copies the npz that `src` streams (`declared_size` bytes) into `dst`,
-  stopping with a SourceError at anything its headers do not declare. An npz
-  cut short is copied as far as it goes (reading it says it is truncated).
-  """
-  _check_space(where, declared_size)
+  """Copies the npz `src` streams (`declared_size` bytes) into `dst`; stops
+  with SourceError at anything its headers do not declare. An npz cut short is
+  copied as far as it goes (reading it then says so)."""
+  folder = tempfile.gettempdir()
+  free = shutil.disk_usage(folder).free
+  if declared_size > free:
+    raise SourceError(
+        f'{where}: inflating this npz needs {declared_size} bytes of temporary'
+        f' disk but {folder} has {free} free; expected room for one inflated'
+        ' batch (set TMPDIR to a larger disk)'
+    )
   try:
     _copy(_Copy(src, dst, where), where, declared_size)
   except _Truncated:

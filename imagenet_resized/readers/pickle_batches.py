@@ -1,7 +1,5 @@
-"""The authors' pickled batches, read by the inert parser.
-
-Nothing is unpickled: `inert_pickle` parses the opcodes, `pickled_numpy`
-checks the arrays' forms, and the rows are streamed out of the file.
+"""The authors' pickled batches: nothing is unpickled; `inert_pickle` parses
+the opcodes, `pickled_numpy` checks the arrays, the rows stream from the file.
 """
 
 from __future__ import annotations
@@ -20,11 +18,9 @@ from imagenet_resized.readers import pickled_numpy
 from imagenet_resized.readers.one_line import listed
 from imagenet_resized.readers.one_line import shown
 
-# Values a batch pickle may push: one per label, and a few hundred for the
-# dict, the arrays and their dtypes.
+# Values a batch pickle may push: one per label, a few hundred for the rest.
 MAX_PICKLE_VALUES = batch_chunks.MAX_ROWS_PER_BATCH + 4096
-# String bytes read into memory while parsing; larger strings (the pixels)
-# stay in the file until their array is checked, then are read in chunks.
+# String bytes read while parsing; larger ones (the pixels) stay in the file.
 PICKLE_EAGER_BYTES = 16 << 20
 
 
@@ -52,10 +48,8 @@ def _batch_value(batch: dict, key: str, where: str):
 def read_pickle_batch(
     fileobj: BinaryIO, where: str, eager_bytes: int = PICKLE_EAGER_BYTES
 ) -> PickledBatch:
-  """Parses and checks a batch pickle; nothing from the file is executed.
-
-  Strings past `eager_bytes` in all (the pixels) stay in the file.
-  """
+  """Parses and checks a batch pickle; strings past `eager_bytes` in all (the
+  pixels) stay in the file."""
   try:
     batch = inert_pickle.parse(
         fileobj,
@@ -128,15 +122,10 @@ def _pickled_labels(
       )
     return np.array(labels, dtype=np.int64) - 1
   batch_chunks.check_label_count(where, labels.shape, labels.dtype, num_rows)
-  return batch_chunks.zero_based_labels(
-      where, np.frombuffer(_all_bytes(fileobj, labels.raw), labels.dtype)
-  )
-
-
-def _all_bytes(fileobj: BinaryIO, raw: pickled_numpy.Raw) -> bytes:
-  if isinstance(raw, bytes):
-    return raw
-  return b''.join(pickle_strings.iter_bytes(fileobj, raw))
+  raw = labels.raw
+  if not isinstance(raw, bytes):
+    raw = b''.join(pickle_strings.iter_bytes(fileobj, raw))
+  return batch_chunks.zero_based_labels(where, np.frombuffer(raw, labels.dtype))
 
 
 def _rows_reader(fileobj: BinaryIO, raw: pickled_numpy.Raw, where: str):
@@ -162,8 +151,7 @@ def iter_pickle_chunks(
     chunk_rows: int = batch_chunks.DEFAULT_CHUNK_ROWS,
     eager_bytes: int = PICKLE_EAGER_BYTES,
 ) -> Iterator[batch_chunks.Chunk]:
-  """Reads a batch in pickle form: parsed, checked, then its rows in chunks
-  (the pixels read from the file, unless they fit in `eager_bytes`)."""
+  """Reads a batch pickle: parsed, checked, then its rows in chunks."""
   batch = read_pickle_batch(fileobj, where, eager_bytes)
   data = batch.data
   batch_chunks.check_rows(where, data.shape, data.dtype, size, data.fortran)

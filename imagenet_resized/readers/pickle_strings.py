@@ -1,13 +1,10 @@
 """A pickle's large strings, located in the file and read only when wanted.
 
-`inert_pickle` does not read a large string (the pixels, up to 1.6 GB) while
-it walks the opcodes: it notes where it is and what it decodes to, and the
-batch reader reads it later, in blocks, once checked. One type per encoding:
-RawBytes (BINSTRING, BINBYTES, BINBYTES8, BYTEARRAY8), EscapedBytes (protocol
-0 STRING, Python 2's `repr`), Utf8Text (BINUNICODE, BINUNICODE8), EscapedText
-(protocol 0 UNICODE) and Latin1Bytes (`_codecs.encode(text, 'latin1')`, how
-Python 3 pickles `bytes` at protocols 0 to 2), decoded block by block with
-the codecs `pickle` itself uses.
+`inert_pickle` notes where a large string (the pixels) is and what it decodes
+to; it is read later, in blocks, with the codecs `pickle` uses. RawBytes:
+BINSTRING, BINBYTES, BINBYTES8, BYTEARRAY8; EscapedBytes: STRING; Utf8Text:
+BINUNICODE, BINUNICODE8; EscapedText: UNICODE; Latin1Bytes:
+`_codecs.encode(text, 'latin1')` (Python 3's `bytes` at protocols 0 to 2).
 """
 
 from __future__ import annotations
@@ -74,12 +71,8 @@ LazyBytes = RawBytes | EscapedBytes | Latin1Bytes
 
 
 class _EscapeDecoder:
-  """Incremental `codecs.escape_decode` (pickle's decoder for STRING).
-
-  `codecs.escape_decode` has no incremental form; each block is cut before a
-  trailing escape that may be incomplete (`\\x4` waiting for its last digit),
-  which is carried into the next block.
-  """
+  """Incremental `codecs.escape_decode` (pickle's decoder for STRING): a
+  trailing escape that may be incomplete (`\\x4`) waits for the next block."""
 
   def __init__(self):
     self._carry = b''
@@ -97,12 +90,8 @@ class _EscapeDecoder:
 
 
 def _complete_escapes(data: bytes) -> int:
-  """Length of the longest prefix of `data` that splits no escape sequence.
-
-  An escape is a backslash and up to 3 more bytes (`\\xNN`, `\\NNN`, `\\n`).
-  A backslash starts an escape unless it ends a `\\\\` pair: the parity of the
-  run of backslashes it ends says which.
-  """
+  """Length of the longest prefix of `data` that splits no escape: a backslash
+  and up to 3 more bytes, unless the backslash ends a `\\\\` pair."""
   i = data.rfind(b'\\', max(0, len(data) - 4))
   if i < 0:
     return len(data)
@@ -146,8 +135,7 @@ _DECODERS = {
 
 
 def measure(decoder, blocks: Iterable[bytes]) -> tuple[int, bool]:
-  """(decoded length, all characters latin-1) of a string's encoded blocks,
-  decoded without keeping the result."""
+  """(decoded length, all characters latin-1) of a string's encoded blocks."""
   size, latin1 = 0, True
   for block, final in blocks_with_final(blocks):
     out = decoder.decode(block, final)
@@ -161,7 +149,7 @@ def is_latin1(out: bytes | str) -> bool:
   if isinstance(out, bytes) or out.isascii():
     return True
   try:
-    out.encode('latin-1')  # 50 times faster than max(out) on a 1 MiB block.
+    out.encode('latin-1')  # Much faster than max(out).
   except UnicodeEncodeError:
     return False
   return True

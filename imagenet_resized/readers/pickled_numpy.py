@@ -5,9 +5,7 @@ state (1, shape, dtype, is_fortran, raw bytes), or at protocol 5 as
 `_frombuffer(raw bytes, dtype, shape, order)`; a dtype as
 `dtype(code, False, True)` with the state (3, endian, None, None, None, -1,
 -1, 0). The inert records (`inert_pickle`) must have exactly these shapes;
-the dtype is built from this module's own table, and nothing from the file
-is handed to numpy (structured, object and subarray dtypes, strides and
-offsets are refused).
+the dtype comes from this module's table: nothing from the file reaches numpy.
 """
 
 from __future__ import annotations
@@ -162,8 +160,7 @@ def _raw(value, what: str, expected: str) -> Raw:
 
 
 def read_array(value, what: str, expected: str) -> PickledArray:
-  """The PickledArray `value` describes; NotAnArray (a one-line reason) if
-  none, naming it as `what` and saying what is `expected`."""
+  """The PickledArray `value` describes, else NotAnArray (one line)."""
   if not is_array(value):
     raise NotAnArray(
         f'{what} is a {inert_pickle.describe(value)}, not an array as numpy'

@@ -1,10 +1,9 @@
-"""Opening a source file only if it is a regular file, and reading no further
-than the size it had when it was opened.
+"""Opening only regular files, reading no further than their size when opened.
 
 A name under `manual_dir` may be a FIFO (opening it blocks forever), a link
-to `/dev/zero`, a socket or a directory. The file is opened with O_NONBLOCK,
-its kind checked on the descriptor (`fstat`, so a swap after a check changes
-nothing), and reads stop at the `fstat` size (docs/safety.md).
+to `/dev/zero`, a socket or a directory: it is opened with O_NONBLOCK, its
+kind checked by `fstat` on the descriptor (immune to a swap after the
+check), and reads stop at the `fstat` size (docs/safety.md).
 """
 
 from __future__ import annotations
@@ -51,8 +50,7 @@ def _link_target(path: str) -> str:
 
 
 class _UpToSize(io.RawIOBase):
-  """A raw file object that reads its descriptor up to `size` bytes only
-  (SEEK_END too: a zip's directory is where it was when opened)."""
+  """Reads up to `size` bytes only; SEEK_END too (a zip's end as opened)."""
 
   def __init__(self, raw: io.FileIO, size: int):
     super().__init__()
@@ -102,13 +100,12 @@ class RegularFile(io.BufferedReader):
 
 def open_regular(path: str, expected: str) -> RegularFile:
   """Opens `path` for binary reading if it is a regular file; else raises
-  SourceError (one line: the path, what it is, then `expected`)."""
+  SourceError (the path, what it is, then `expected`)."""
   shown = one_line.shown(os.fspath(path), None)  # Whole, on one line.
   try:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
   except OSError as e:
-    # A socket cannot be opened (ENXIO): its kind from its name, for the
-    # message only.
+    # A socket cannot be opened (ENXIO): its kind from its name, for messages.
     kind = _kind_by_name(path)
     if kind is not None:
       raise SourceError(

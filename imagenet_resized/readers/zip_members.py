@@ -1,11 +1,9 @@
 """Opening a zip member so that no compression method can inflate past what
 the zip declares, nor make its decompressor's memory grow without bound.
 
-Compressed members are decompressed here with `max_length`: a read of n
-bytes inflates at most n, never past the declared size (`zipfile` does not
-bound bzip2 and LZMA: docs/reliability.md). Deflate goes through zlib-ng for
-its speed (the same bytes as zlib's). Methods zipfile cannot read at all
-(deflate64, implode, PPMd, ...) are refused in one line naming the method.
+Members are decompressed here with `max_length` (`zipfile` does not bound
+bzip2 and LZMA: docs/reliability.md), deflate by zlib-ng (zlib's bytes).
+Methods zipfile cannot read are refused in one line naming the method.
 """
 
 from __future__ import annotations
@@ -40,8 +38,7 @@ def method_name(method: int) -> str:
 def open_member(
     zf: zipfile.ZipFile, info: zipfile.ZipInfo | str, where: str
 ) -> BinaryIO:
-  """A seekable binary file object for the member `info` of `zf`; `where`
-  names it in messages."""
+  """A seekable binary file of member `info` of `zf` (`where`: its name)."""
   if isinstance(info, str):
     info = zf.getinfo(info)
   method = info.compress_type
@@ -71,8 +68,7 @@ def _data_start(fp, info: zipfile.ZipInfo) -> int:
 
 
 class _RawDeflate:
-  """zlib-ng's raw deflate decompressor, seen through the interface of bz2's
-  and lzma's (needs_input, eof, decompress(data, max_length))."""
+  """zlib-ng's raw inflate with the interface of bz2's and lzma's."""
 
   def __init__(self):
     self._inflate = zlib_ng.decompressobj(-zlib.MAX_WBITS)
@@ -95,8 +91,7 @@ class _RawDeflate:
 
 
 class _Inflating(io.RawIOBase):
-  """A compressed member, decompressed as it is read, `max_length` bound;
-  seeking back starts over from its first byte (as in zipfile)."""
+  """A compressed member, inflated as read; seeking back starts over."""
 
   def __init__(self, fp, info: zipfile.ZipInfo, method: int):
     super().__init__()

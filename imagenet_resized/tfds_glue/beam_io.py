@@ -1,17 +1,11 @@
 """The examples of a split as an Apache Beam PTransform, one batch per task.
 
-Used only when the user gives Beam options (`tfds build
---beam_pipeline_options=...`, `DownloadConfig(beam_options=...)`); the
-generator path never imports this module (apache-beam is installed anyway,
-as TFDS's command line needs it).
-
-Each batch file of the split becomes one element; `Reshuffle` spreads them
-over the workers, and a worker streams its batch through the same reader and
-PNG writer as the generator path (`examples.iter_examples`), so a worker's
-memory stays that of the streaming reader and the examples are the same,
-byte for byte, under the same keys. TFDS's Beam writer orders examples by a
-hash of their keys, as its generator writer does, so both paths write the
-same examples in the same order.
+Used only with Beam options (`tfds build --beam_pipeline_options=...`,
+`DownloadConfig(beam_options=...)`). `Reshuffle` spreads the batch files over
+the workers, each streaming its batch through the generator path's reader
+and PNG writer (`examples.iter_examples`); TFDS's Beam writer orders examples
+by a hash of their keys, as its generator writer does, so both paths write
+the same bytes.
 """
 
 from __future__ import annotations
@@ -71,8 +65,7 @@ def _check_counts(
 
 
 def _split_sums(counts: dict[str, tuple]) -> pixel_statistics.PixelSums:
-  """The pixel sums of a split, from its batches' counts (added in the
-  batches' name order: integers, so the order does not change the sum)."""
+  """A split's pixel sums, from its batches' counts (exact in any order)."""
   return pixel_statistics.total(counts[name][2] for name in sorted(counts))
 
 
@@ -87,8 +80,7 @@ def examples_from_batches(
     check_kept=None,
     statistics: StatisticsSink | None = None,
 ):
-  """A PTransform: PBegin -> PCollection of (key, {'image': PNG bytes,
-  'label': int}), one batch per task."""
+  """A PTransform: PBegin -> (key, example) pairs, one batch per task."""
 
   @beam.ptransform_fn
   def examples_from_batches(pipeline):
@@ -102,8 +94,7 @@ def examples_from_batches(
             _batch_examples, size=size, source=source, selection=selection
         ).with_outputs(_COUNTS, main='examples')
     )
-    # A split that claims to be the published one must be whole; a wrong
-    # count fails the pipeline with the same message as the generator path.
+    # A published split must be whole, as on the generator path.
     by_batch = outputs[_COUNTS] | 'CountsByBatch' >> beam.combiners.ToDict()
     _ = by_batch | 'CheckCounts' >> beam.Map(
         _check_counts, source=source, check_kept=check_kept

@@ -1,27 +1,19 @@
 """One build of a dataset at a time in one data_dir; nothing left by a killed one.
 
 TFDS prepares `DATA_DIR/imagenet_resized/CONFIG/VERSION` in a folder
-`CONFIG/incomplete.XXXXXX_VERSION` (six random letters or digits,
-`tensorflow_datasets/core/utils/file_utils.py: incomplete_dir`) and renames
-it when the build succeeds. Its shuffler spills examples to disk there too
-(`bucket_<uuid>_NNN.tmp`, `core/writer.py` gives the shuffler the split's
-data folder, `core/shuffle.py`): gigabytes at the real sizes. A build that
-is killed leaves that folder behind for good; two builds at once both do the
-whole work, and the second to finish dies renaming onto the first's result.
+`CONFIG/incomplete.XXXXXX_VERSION` (`core/utils/file_utils.py:
+incomplete_dir`), where its shuffler also spills examples to disk
+(`bucket_<uuid>_NNN.tmp`, `core/shuffle.py`), and renames it when the build
+succeeds. A killed build leaves that folder behind for good; two builds at
+once both do the whole work, and the second dies renaming onto the first's.
 
-So a build of a dataset takes a lock first: `CONFIG/.VERSION.build.lock`, a
-hidden file next to the version folders (TFDS lists versions by folder names
-that parse as versions, `core/utils/version.py: list_all_versions`, so it
-never reads it). The lock is `file_lock` (fcntl.flock), which the kernel
-releases when its holder dies, SIGKILL included. While a build holds it, no
-other build of that dataset (data_dir, config, version) is running, so every
-`incomplete.*_VERSION` folder of that config is a leftover of a build that
-no longer runs: it is removed, with one log line. A second build waits for
-the first, then finds the prepared folder and reuses it.
-
-Remote data_dirs (gs://, ...) have no lock (`file_lock` says so in one log
-line): builds into them are not kept apart and leftovers are not removed.
-Standard library only.
+So a build first takes the `file_lock` `CONFIG/.VERSION.build.lock` (hidden:
+TFDS lists versions by folder names, `core/utils/version.py`), which the
+kernel releases when its holder dies. While it is held, no other build of
+that dataset runs, so every `incomplete.*_VERSION` folder of the config is a
+leftover: it is removed, with one log line. A second build waits, then finds
+and reuses the prepared folder. Remote data_dirs (gs://, ...) have no lock:
+builds into them are not kept apart, and leftovers are not removed.
 """
 
 from __future__ import annotations
@@ -50,21 +42,13 @@ def lock_path(data_path: str) -> str:
   return os.path.join(config_dir, f'.{version}.build.lock')
 
 
-def _incomplete_re(version: str) -> re.Pattern:
-  # `incomplete.` + 6 characters of [A-Z0-9] + `_` + the version.
-  return re.compile(
+def stale_folders(data_path: str) -> list[str]:
+  """The `incomplete.*` folders of the dataset of `data_path`, sorted: only
+  its version's, in its config folder (others have locks of their own)."""
+  config_dir, version = os.path.split(os.fspath(data_path).rstrip('/'))
+  pattern = re.compile(
       rf'^{re.escape(INCOMPLETE_PREFIX)}[A-Z0-9]{{6}}_{re.escape(version)}$'
   )
-
-
-def stale_folders(data_path: str) -> list[str]:
-  """The `incomplete.*` folders of the dataset of `data_path`, sorted.
-
-  Only those of its version, in its config folder: other versions and
-  configs are other datasets, with locks of their own.
-  """
-  config_dir, version = os.path.split(os.fspath(data_path).rstrip('/'))
-  pattern = _incomplete_re(version)
   try:
     names = os.listdir(config_dir)
   except FileNotFoundError:
@@ -107,13 +91,10 @@ def _remove_stale(data_path: str, what: str) -> None:
 
 @contextlib.contextmanager
 def preparing(data_path: str, what: str) -> Iterator[bool]:
-  """Within the block, this process alone prepares the dataset `data_path`.
-
-  Waits for another build of it (logging that it waits), then removes the
-  leftovers of builds that no longer run. `what` names the dataset in log
-  lines ('imagenet_resized/8x8/0.1.0'). Yields whether a lock is held (False
-  for a remote path).
-  """
+  """Within the block, this process alone prepares the dataset `data_path`,
+  once another build of it is done and dead builds' leftovers are removed.
+  `what` names it in log lines ('imagenet_resized/8x8/0.1.0'). Yields
+  whether a lock is held (False for a remote path)."""
   with file_lock.held(lock_path(data_path), f'build of {what}') as locked:
     if locked:
       _remove_stale(data_path, what)
@@ -127,14 +108,10 @@ def prepare_once(
     reread: Callable[[], None],
     overwrite: bool = False,
 ) -> T:
-  """Runs `prepare` (TFDS's download_and_prepare) under the dataset's lock.
-
-  A dataset prepared already (its dataset_info.json is there) and not to be
-  overwritten is handed to `prepare` at once, without the lock (nothing is
-  written into a data_dir that may be read-only). Otherwise, once the lock
-  is held, a dataset that another build prepared meanwhile is `reread` (the
-  builder's info) before `prepare` finds and reuses it.
-  """
+  """Runs `prepare` (TFDS's download_and_prepare) under the dataset's lock,
+  unless the dataset is prepared and not to be overwritten (then at once,
+  lockless: the data_dir may be read-only). Once the lock is held, a dataset
+  another build prepared meanwhile is `reread` before `prepare` reuses it."""
   info_file = os.path.join(data_path, 'dataset_info.json')
   if not overwrite and os.path.exists(info_file):
     return prepare()

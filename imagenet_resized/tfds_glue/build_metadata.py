@@ -1,18 +1,11 @@
 """The prepared dataset's metadata (info.metadata), statistics included.
 
-`BuildMetadata` is TFDS's `MetadataDict` (saved as metadata.json next to
-dataset_info.json) that also takes each split's pixel statistics
-(`pixel_statistics`) as they become known:
-
-* on the generator path, when a split's generator has run to its end
-  (`set_statistics`), in the build's process;
-* on the Beam path, as a PCollection holding one `PixelSums`
-  (`add_beam_statistics`): the pipeline writes it as JSON into a folder of
-  the build's (temporary) data_dir, and `save_metadata`, which TFDS calls
-  after the pipeline has run, reads it back, stores the statistics and
-  removes the folder. (TFDS's own `BeamMetadataDict` does the same for
-  top-level keys, in a local temporary folder; this one keeps the nested
-  `statistics` key and works where Beam workers run on other machines.)
+`BuildMetadata` is TFDS's `MetadataDict` (saved as metadata.json) that also
+takes each split's pixel statistics: on the generator path when the split's
+generator has run out (`set_statistics`); on Beam as a PCollection of one
+`PixelSums` (`add_beam_statistics`), written as JSON under the build's
+data_dir and read back by `save_metadata` (TFDS's own `BeamMetadataDict`
+keeps top-level keys only, in a local folder that remote workers miss).
 
 `info.metadata['statistics'][split] == {'mean': [r, g, b], 'std': [r, g, b]}`.
 """
@@ -48,9 +41,8 @@ class BuildMetadata(tfds.core.MetadataDict):
       self, split: str, sums: pixel_statistics.PixelSums
   ) -> None:
     """Stores a split's mean and std from its exact sums."""
-    self.setdefault(pixel_statistics.METADATA_KEY, {})[
-        split
-    ] = sums.as_metadata()
+    statistics = self.setdefault(pixel_statistics.METADATA_KEY, {})
+    statistics[split] = sums.as_metadata()
 
   def add_beam_statistics(self, split: str, sums, data_dir) -> None:
     """Stores, once the pipeline has run, the one PixelSums in `sums` (a

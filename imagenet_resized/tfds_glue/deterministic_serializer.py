@@ -1,24 +1,14 @@
 """Byte-identical, faster serialization of examples into tf.train.Example.
 
-TFDS's `ExampleSerializer` calls `SerializeToString()`, which writes the
-entries of the proto's feature map in hash-table order. With the upb protobuf
-runtime that order depends on where the process's memory lies, so two builds
-of the same sources, in two processes, write the same examples with their
-features swapped and give different shard bytes. We serialize with
-`deterministic=True` (map entries sorted by key) instead.
-
-For flat examples of scalar byte-string and integer features, such as ours
-(`image`: PNG bytes, `label`: int), the proto's wire bytes are written
-directly from the cached pieces of `example_wire`: what
-`SerializeToString(deterministic=True)` writes (the tests compare them), at a
-fraction of the cost of the protobuf API, in the builder's main process,
-which bounds a build's speed (docs/speed.md). Other examples take TFDS's own
-path, serialized deterministically.
-
-The builder puts the class in place of TFDS's for the length of a build
-(`tfds_touches.SERIALIZER`): TFDS's split builder creates its serializer
-from the module attribute when a split starts (the Beam writer pickles the
-instance, so Beam workers use it too).
+TFDS's `ExampleSerializer` calls `SerializeToString()`, whose map-entry order
+(upb runtime) depends on where the process's memory lies, so two builds of
+the same sources would give different shard bytes: we serialize with
+`deterministic=True` (entries sorted by key). Flat examples of scalar bytes
+and integers, as ours, are written directly from `example_wire`'s cached
+pieces: the same bytes (the tests compare them), far cheaper (docs/speed.md).
+`tfds_touches.SERIALIZER` swaps the class in for a build (the split builder
+reads the module attribute when a split starts; the Beam writer pickles the
+instance for its workers).
 """
 
 from __future__ import annotations
@@ -60,8 +50,7 @@ class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
     kinds = {k: _scalar_kind(v) for k, v in self._flat_example_specs.items()}
     # The direct path applies when every feature is a plain scalar.
     self._scalar_kinds = kinds if all(kinds.values()) else None
-    # Map entries in the order deterministic serialization writes them: keys
-    # sorted as byte strings.
+    # Map entries in deterministic order: keys sorted as byte strings.
     self._sorted_kinds = sorted(kinds.items(), key=lambda kv: kv[0].encode())
     # An image and a label, as ours: one byte string, then one integer.
     self._bytes_then_int = [k for _, k in self._sorted_kinds] == [
@@ -73,8 +62,7 @@ class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
     self._prefixes = {}  # The pieces before the bytes, by their lengths.
 
   def _bytes_then_int_entries(self, example: Any) -> bytes | None:
-    """`_direct` for a byte string then an integer: two dict lookups (the
-    serializer runs per example in the build's main process)."""
+    """`_direct` for a byte string then an integer, from two dict lookups."""
     data_name, int_name = self._names
     data, value = example[data_name], example[int_name]
     if type(data) is not bytes or type(value) not in _INTEGERS:
@@ -103,8 +91,7 @@ class DeterministicExampleSerializer(example_serializer.ExampleSerializer):
     length = 0
     for name, kind in self._sorted_kinds:
       value = example[name]
-      # Exact types first (isinstance against numpy's abstract types is
-      # slow); bool and np.bool_ are not integers here.
+      # Exact types first, as for _INTEGERS; bools are not integers here.
       if kind == 'bytes' and type(value) is bytes:
         head = example_wire.bytes_entry_head(name, len(value))
         parts += (head, value)

@@ -1,9 +1,7 @@
 """The touches of TFDS's DownloadManager, asked for on demand by the builder.
 
-`manual_dir_of` (the manual folder as given) and `is_download_cached`
-(whether a URL's file is in TFDS's download cache), each guarded by its
-touch; and `downloads_through_tfds`: whether the download manager's
-downloader is TFDS's own, not a test harness's replacement.
+`manual_dir_of` and `is_download_cached`, each guarded by its touch, and
+`downloads_through_tfds`.
 """
 
 from __future__ import annotations
@@ -20,9 +18,8 @@ DownloadManager = download_manager.DownloadManager
 
 
 class ManualDirAsGiven(touch_base.Touch):
-  """The manual folder as given: TFDS's public `manual_dir` raises when it is
-  missing or empty, where the builder falls back to the download and names
-  the folder in its message (`manual_dir_of`)."""
+  """The manual folder as given (`manual_dir_of`), even missing or empty,
+  where TFDS's `manual_dir` raises: the builder's messages name it."""
 
   name = 'DownloadManager._manual_dir'
 
@@ -33,8 +30,7 @@ class ManualDirAsGiven(touch_base.Touch):
 
 
 class DownloadCacheLookup(touch_base.Touch):
-  """Whether a URL's file is already in TFDS's download cache, so that the
-  reachability probe is not asked for it (`is_download_cached`)."""
+  """Whether a URL's file is in TFDS's download cache (`is_download_cached`)."""
 
   name = 'DownloadManager._get_checksum_dl_result'
 
@@ -53,8 +49,7 @@ DOWNLOAD_CACHE = DownloadCacheLookup()
 
 def _is_tfds_own(obj, name: str) -> bool:
   """Whether `obj.name` is TFDS's own DownloadManager code, not a replacement
-  (a test harness's mock, a user's function), judged by the module and
-  qualified name of what Python finds, however it was replaced."""
+  (a test harness's mock), by the module and qualified name Python finds."""
   try:
     found = inspect.getattr_static(obj, name)
   except AttributeError:
@@ -68,18 +63,16 @@ def _is_tfds_own(obj, name: str) -> bool:
 
 
 def downloads_through_tfds(dl_manager) -> bool:
-  """Whether `dl_manager.download` is TFDS's own downloader, which goes to the
-  network (and retries for minutes, which the reachability probe spares
-  users). A replacement, as TFDS's DatasetBuilderTestCase serves EXAMPLE_DIR
-  through, is asked and nothing else: no probe, no look into TFDS's cache."""
+  """Whether `dl_manager.download` is TFDS's own (network, retrying for
+  minutes: worth probing first), not a replacement such as TFDS's
+  DatasetBuilderTestCase's, which is asked and nothing else."""
   return _is_tfds_own(dl_manager, 'download')
 
 
 def manual_dir_of(dl_manager, touches=None) -> str | None:
   """The manual folder given to the build (`~` expanded), or None; never
-  raises. A `manual_dir` that is not TFDS's own property (TFDS's test harness
-  sets it) is the folder; otherwise MANUAL_DIR gives it even when it is
-  missing or empty (messages name it); without it, TFDS's public property."""
+  raises. A `manual_dir` set by TFDS's test harness is the folder; otherwise
+  MANUAL_DIR gives it even missing or empty, else TFDS's public property."""
   if _is_tfds_own(dl_manager, 'manual_dir') and (
       (touches is None or touches.uses(MANUAL_DIR))
       and '_manual_dir' in vars(dl_manager)

@@ -1,14 +1,11 @@
 """An exclusive lock between processes, held on a local lock file.
 
-Two builds (or two array exports) of one dataset into one folder must not do
-the same work at once: the second waits for the first, then finds its result.
-`fcntl.flock` is what Python's standard library offers for that; the kernel
-releases the lock when its holder exits, SIGKILL included, so a killed holder
-never leaves a stale lock behind (the lock file itself stays, empty or with
-the pid of its last holder, and is reused).
-
-Remote paths (gs://, s3://, ...) have no such lock: `held` then yields
-without locking, and says so in one log line. Standard library only.
+Two builds (or array exports) of one dataset into one folder must not do the
+same work at once: the second waits for the first, then finds its result. The
+kernel releases an `fcntl.flock` when its holder exits, SIGKILL included, so
+no stale lock is left behind (the lock file stays, and is reused). Remote
+paths (gs://, ...) have no such lock: `held` then yields without locking, and
+says so in one log line.
 """
 
 from __future__ import annotations
@@ -26,12 +23,9 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def held(lock_path: str, what: str) -> Iterator[bool]:
-  """Within the block, this process holds the lock `lock_path`.
-
-  Waits for another holder, logging once that it waits, naming `what` (for
-  example 'build of imagenet_resized/32x32 0.1.0') and the holder's pid.
-  Yields True when the lock is held, False for a remote path (no lock).
-  """
+  """Within the block, this process holds the lock `lock_path`; waits for
+  another holder, logging once `what` ('build of imagenet_resized/32x32
+  0.1.0') and its pid. Yields True, or False for a remote path (no lock)."""
   if not common.is_local(lock_path):
     log.info(
         'No lock for the %s: %s is not a local path; concurrent runs into it'

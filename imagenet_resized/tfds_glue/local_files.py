@@ -1,11 +1,10 @@
 """TFDS's shard and spill files on Python's own files, for local paths.
 
 TFDS writes its TFRecord shards (`TfRecordFileAdapter.write_examples`) and
-its shuffler's spill files (`shuffle._Bucket`) through TensorFlow's file
-API, which is the only reason a build from local files imports TensorFlow.
-These are their replacements for local paths, the same bytes through
-Python's files (`tfds_touches` puts them in place for a build, where the
-release's bytes are verified); other paths (gs://...) keep TFDS's own code.
+its shuffler's spill files (`shuffle._Bucket`) through TensorFlow's file API,
+the only reason a build from local files imports TensorFlow. These write the
+same bytes through Python's files for local paths (`tfds_touches` puts them
+in place); other paths (gs://...) keep TFDS's own code.
 """
 
 from __future__ import annotations
@@ -19,23 +18,18 @@ from tensorflow_datasets.core import shuffle
 from imagenet_resized import common
 from imagenet_resized.formats import tfrecord_files
 
-# Bytes buffered per spill file before a write: the shuffler writes to 1,000
-# files at once, a few KB at a time (64 KB: half the system time of
-# Python's default 8 KB, and at most 64 MB held for all of them).
+# Bytes buffered per spill file: the shuffler writes to up to 1,000 files at
+# once, a little at a time.
 _SPILL_BUFFER = 64 << 10
-# An entry's head: the 128-bit hashed key as two 64-bit halves, then the
-# data's size, as TFDS's `_hkey_to_bytes` and `struct.pack('=Q', ...)` write
-# them (one pack here; tests/test_versions.py compares the bytes).
+# An entry's head as TFDS writes it: the 128-bit hashed key as two 64-bit
+# halves, then the data's size (tests/test_versions.py compares the bytes).
 _ENTRY_HEAD = struct.Struct('=QQQ')
 _HALF = (1 << 64) - 1
 
 
 class LocalBucket(shuffle._Bucket):
-  """TFDS's shuffle bucket on Python's own files, for local paths.
-
-  The same file format as TFDS's `_Bucket` (16-byte hashed key, 8-byte size,
-  data; see its docstring), the same behaviour; only the file API differs.
-  """
+  """TFDS's shuffle bucket on Python's own files, for local paths: the same
+  file format (16-byte hashed key, 8-byte size, data) and behaviour."""
 
   def __init__(self, path):
     super().__init__(path)
@@ -90,8 +84,7 @@ class LocalBucket(shuffle._Bucket):
 
 
 def shard_writer(original: classmethod) -> classmethod:
-  """TfRecordFileAdapter.write_examples (`original`), on Python's files for
-  local paths."""
+  """TfRecordFileAdapter.write_examples (`original`), on local Python files."""
 
   def write_examples(cls, path, iterator):
     if not common.is_local(path):

@@ -1,14 +1,12 @@
 """Parquet shards that keep every example.
 
 tensorflow-datasets' `ParquetFileAdapter.write_examples` (4.9.5 to 4.9.10)
-batches the examples of a shard with `itertools.islice(iterator, i, i + n)`
-over an iterator: each batch skips more examples than the one before, so a
-shard of 2,100 examples keeps 600 (docs/versions.md). `write_examples` here
-writes every example in the layout TFDS's reader expects: one binary column
-(the adapter's `_schema()`) holding the serialized examples, in row groups
-of the adapter's `_BATCH_SIZE`, which is what TFDS's writer writes without
-the slip. `tfds_touches` puts it in place only where TFDS's own writer is
-found to lose examples and this one's files read back whole.
+batches a shard's examples with `itertools.islice(iterator, i, i + n)` over an
+iterator, so each batch skips more examples than the one before
+(docs/versions.md). `write_examples` here writes them all in the layout
+TFDS's reader expects: the serialized examples in the adapter's one binary
+column (`_schema()`), in row groups of `_BATCH_SIZE`. `tfds_touches` puts it
+in place only where TFDS's own loses examples and this one's read back whole.
 """
 
 from __future__ import annotations
@@ -22,8 +20,7 @@ import pyarrow.parquet as pq
 
 
 def write_examples(cls, path, iterator) -> None:
-  """A `ParquetFileAdapter.write_examples` (cls, path, iterator of (key,
-  serialized example)) that writes every example."""
+  """A `ParquetFileAdapter.write_examples` that writes every example."""
   schema = cls._schema()
   iterator = iter(iterator)
   with pq.ParquetWriter(os.fspath(path), schema=schema) as out:

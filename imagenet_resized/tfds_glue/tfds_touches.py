@@ -1,17 +1,12 @@
 """Every place where imagenet_resized reaches into TFDS's internals.
 
-TFDS has no public hook for what these do. Each touch is one small object:
-its `name` (what of TFDS it touches), `problem()` (why a build cannot use it,
-None when it can) and `applied()` (its replacement, in place for the length
-of a build). `check` asks every touch when a build starts; one that cannot
-be used is skipped for that build, with one log line, and TFDS's own code
-runs instead: slower, never different, never refused (docs/versions.md).
-
-The replacements that write bytes TFDS would write (the serializer, the
-shard writer, the spill files) run only on the releases whose bytes the
-test suite has compared with TFDS's own (`VERIFIED_TFDS_VERSIONS`); on any
-other release TFDS's own code writes until a maintainer runs the suite on it
-and adds it (docs/architecture.md, "Support a new TFDS release").
+TFDS has no public hook for what these do. `check` asks every touch
+(`touch_base`) when a build starts; one that cannot be used is skipped for
+that build, with one log line, and TFDS's own code runs instead: slower,
+never different, never refused (docs/versions.md). Those that write bytes
+TFDS would write (the serializer, the shard writer, the spill files) run only
+on `VERIFIED_TFDS_VERSIONS` (docs/architecture.md, "Support a new TFDS
+release").
 """
 
 from __future__ import annotations
@@ -44,9 +39,8 @@ VERIFIED_TFDS_VERSIONS = touch_base.VERIFIED_TFDS_VERSIONS
 
 
 class SerializerSwap(touch_base.Touch):
-  """TFDS's split writer makes its serializer from the class
-  `example_serializer.ExampleSerializer` when a split starts: swapped, for a
-  build, for our deterministic subclass (`deterministic_serializer`)."""
+  """The class TFDS's split writer makes its serializer from when a split
+  starts: for a build, our subclass (`deterministic_serializer`)."""
 
   name = 'example_serializer.ExampleSerializer'
   writes_tfds_bytes = True
@@ -77,9 +71,8 @@ class SerializerSwap(touch_base.Touch):
 
 
 class ShuffleMemoryCap(touch_base.Touch):
-  """The bytes of examples TFDS's shuffler holds in memory before it spills
-  to disk, read when a shuffler is made: capped for a build at the builder's
-  SHUFFLE_MEMORY_BYTES (the order of the output does not depend on it)."""
+  """The bytes TFDS's shuffler holds in memory before spilling, read when a
+  shuffler is made: capped at SHUFFLE_MEMORY_BYTES (the order is the same)."""
 
   name = 'shuffle.MAX_MEM_BUFFER_SIZE'
 
@@ -146,11 +139,8 @@ class LocalSpillBucket(touch_base.Touch):
 class ParquetShardWriter(touch_base.Touch):
   """The classmethod that writes a parquet shard, for parquet builds only:
   where TFDS's own loses examples (`parquet_shards`), ours writes them all.
-
-  Found by what the writers do, not by the release: TFDS's own writer is
-  given more examples than three batches; if it writes them all, it runs.
-  If it does not and ours writes them all in the layout TFDS's schema reads,
-  ours runs; otherwise the build is refused rather than lose examples.
+  Chosen by what the writers do with probe examples, not by the release:
+  TFDS's own if it keeps them all, else ours if it does, else refused.
   """
 
   name = 'file_adapters.ParquetFileAdapter.write_examples'
@@ -188,13 +178,11 @@ class ParquetShardWriter(touch_base.Touch):
 
 
 class FeatureEncodingShortcut(touch_base.Touch):
-  """TFDS's split writer encodes every example with the builder's
-  `info.features.encode_example` (the FeaturesDict, then each feature's
-  own): for an example of PNG bytes and a label in range, as ours all are,
-  that gives the example back unchanged, after a walk through TFDS's generic
-  code. For a build, the builder's FeaturesDict instance gets a shortcut
-  that gives such an example back at once, and any other to TFDS's code;
-  checked on probe examples against TFDS's own encoding."""
+  """TFDS's split writer encodes every example with `info.features`'
+  `encode_example`, which gives an example of PNG bytes and a label in range
+  (as ours all are) back unchanged, through TFDS's generic code. For a build,
+  the FeaturesDict gets a shortcut giving such an example back at once (any
+  other goes to TFDS's code), checked on probe examples against TFDS's."""
 
   name = 'FeaturesDict.encode_example, called by the split writer'
 
@@ -293,9 +281,8 @@ def _log_skipped(name: str, why: str) -> None:
 
 
 def check(dl_manager=None, builder=None) -> Touches:
-  """Asks every touch whether the build of `builder` can use it; logs one
-  line per skipped touch. ValueError (one line) if a parquet build would
-  lose examples whichever writer ran."""
+  """Asks every touch whether `builder`'s build can use it, logging skipped
+  ones; ValueError (one line) if a parquet build would lose examples."""
   skipped = {}
   for touch in BUILD_TOUCHES:
     why = touch.problem(dl_manager, builder)
@@ -307,18 +294,16 @@ def check(dl_manager=None, builder=None) -> Touches:
 
 
 class NameLookup:
-  """The folder listing TFDS asks first for a name, at import: 4.9.4 to 4.9.6
-  look a name up in TFDS's own `datasets/` folder before the registry, and it
-  holds an `imagenet_resized` of TFDS's own, whose class then clashed with
-  ours. Our name is taken out of that (cached) listing, so the name finds
-  the registry, as from 4.9.7 on, where nothing is touched."""
+  """TFDS 4.9.4 to 4.9.6 look a name up, at import, in a cached listing of
+  their own `datasets/` folder before the registry, and it holds an
+  `imagenet_resized` of TFDS's own. Our name is taken out of that listing so
+  that it finds the registry, as from 4.9.7 on (nothing touched there)."""
 
   name = 'registered._get_existing_dataset_packages'
 
   def problem(self, builder_cls: type) -> str | None:
-    """Makes `builder_cls.name` resolve to `builder_cls` where TFDS's own
-    datasets folder would be asked first; why not, or None (also when there
-    is nothing to do)."""
+    """Makes `builder_cls.name` resolve to `builder_cls`; why it cannot, or
+    None (also when there is nothing to do)."""
     if hasattr(registered, '_DATASET_PROVIDER_REGISTRY'):
       return None  # 4.9.7 on: the registry is asked first.
     registry = getattr(registered, '_DATASET_REGISTRY', None)
@@ -356,8 +341,7 @@ NAME_LOOKUP = NameLookup()
 
 
 def name_resolves_to(builder_cls: type) -> None:
-  """Makes `tfds.builder(builder_cls.name)` find `builder_cls`; logs one
-  line where it cannot."""
+  """Makes `tfds.builder(builder_cls.name)` find `builder_cls`, or logs why."""
   why = NAME_LOOKUP.problem(builder_cls)
   if why:
     _log_skipped(NAME_LOOKUP.name, why)

@@ -13,8 +13,7 @@ import inspect
 
 import tensorflow_datasets as tfds
 
-# The tensorflow-datasets releases on which the test suite compared the
-# replacements' bytes with TFDS's own (tests/test_versions.py).
+# The releases whose replacements' bytes the tests compared (test_versions.py).
 VERIFIED_TFDS_VERSIONS = ('4.9.4', '4.9.7', '4.9.9', '4.9.10')
 
 
@@ -28,8 +27,7 @@ def params(fn) -> list[str] | None:
 
 @contextlib.contextmanager
 def replaced(owner, name: str, value) -> Iterator[None]:
-  """Within the block, `owner.name` (a module's or class's own attribute) is
-  `value`; restored after it."""
+  """Within the block, `owner`'s own attribute `name` is `value`."""
   original = vars(owner)[name]
   setattr(owner, name, value)
   try:
@@ -42,13 +40,11 @@ class Touch:
   """One touch of TFDS's internals."""
 
   name = ''  # What of TFDS it touches.
-  # Whether its replacement writes bytes TFDS's code would write: then only
-  # on VERIFIED_TFDS_VERSIONS.
+  # Whether it writes bytes TFDS would write: then only on VERIFIED_*.
   writes_tfds_bytes = False
 
   def problem(self, dl_manager, builder) -> str | None:
-    """Why a build (`builder`, None outside one) cannot use this touch, or
-    None."""
+    """Why a build (`builder`, None outside one) cannot use this, or None."""
     if (
         self.writes_tfds_bytes
         and tfds.__version__ not in VERIFIED_TFDS_VERSIONS
@@ -64,7 +60,6 @@ class Touch:
     return None
 
   def applied(self, builder) -> contextlib.AbstractContextManager:
-    """Within the block, TFDS runs with this touch (a no-op for the touches
-    that are asked for on demand)."""
+    """Within the block, TFDS runs with this touch (a no-op if on demand)."""
     del builder
     return contextlib.nullcontext()

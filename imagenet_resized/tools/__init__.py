@@ -1,8 +1,5 @@
-"""Tools around the dataset: fake archives, picture grids, a quiet start.
-
-`fake` writes sources in the authors' exact layout (dummy_data, tests,
-benchmarks), `picture_grid` draws a captioned grid of examples, and
-`quiet_start` keeps TensorFlow's start-up logs off the command line.
+"""Tools around the dataset: fake archives (`fake`), captioned picture grids
+(`picture_grid`), and a quiet start of the command line (`quiet_start`).
 
 May import (besides the standard library and the leaves `common`, `resources`):
 `numpy`, `PIL`, `tensorflow`, `authors/`. tensorflow for the quiet start of the

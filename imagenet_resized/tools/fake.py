@@ -1,9 +1,8 @@
 """Writes fake sources in the authors' exact names and layout.
 
-Used for `dummy_data/`, the tests and the benchmarks. The content looks like
-images (gradients and shapes, no two corners alike, so a wrong transpose or
-channel order shows), labels cover 1 and 1000, and the output is byte-for-byte
-deterministic for a given seed (fixed zip timestamps, no pickle memo noise).
+For `dummy_data/`, the tests and the benchmarks: image-like content (no two
+corners alike, so a wrong transpose or channel order shows), labels covering
+1 and 1000, byte-for-byte deterministic for a seed (fixed zip timestamps).
 """
 
 from __future__ import annotations
@@ -72,8 +71,7 @@ def make_batch(
 
 
 def write_npz(fileobj, arrays: dict[str, np.ndarray]) -> None:
-  """Writes what `np.savez(fileobj, **arrays)` writes (`fileobj` a binary
-  file or path), with fixed zip timestamps."""
+  """Writes what `np.savez(fileobj, **arrays)` does, with fixed timestamps."""
   with zipfile.ZipFile(fileobj, 'w', zipfile.ZIP_STORED) as zf:
     for name, array in arrays.items():
       info = zipfile.ZipInfo(f'{name}.npy', _ZIP_DATE)

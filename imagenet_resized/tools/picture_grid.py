@@ -1,9 +1,8 @@
 """A captioned grid of small pictures, upscaled so that they can be seen.
 
-Layout, in pixels: each picture is enlarged by a whole factor (nearest
-neighbour, so every source pixel stays a sharp square) to at least `TILE_PX`
-on a side, with its caption in a `CAPTION_PX` band under it; cells are
-separated by `PAD_PX` of white, also around the edge. Pillow only.
+Each picture is enlarged by a whole factor (nearest neighbour: sharp pixels)
+to at least `TILE_PX` a side, captioned in a `CAPTION_PX` band under it;
+cells are `PAD_PX` of white apart, and from the edge.
 """
 
 from __future__ import annotations
@@ -64,8 +63,7 @@ def draw_grid(
   if len(images) != len(captions):
     raise ValueError(f'{len(images)} pictures but {len(captions)} captions')
   size = images[0].shape[0]
-  scale = scale_for(size)
-  tile = size * scale
+  tile = size * scale_for(size)
   rows, columns = grid_shape(len(images))
   grid = Image.new(
       'RGB',
