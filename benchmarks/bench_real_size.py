@@ -218,16 +218,18 @@ def main() -> None:
   print(f'\n{args.size}x{args.size}, {layout.examples:,} examples'
         f' ({sum(layout.train_rows):,} train in {len(layout.train_rows)} batches'
         f' + {layout.val_rows:,} validation), sources {source_bytes / 2**30:.2f} GiB\n')
-  print('| builder | wall s | examples/s | peak RSS sum, tree (MiB) | peak PSS sum, tree (MiB) |'
-        ' peak RSS main (MiB) | peak temp files (MiB) | peak shuffle buckets (MiB) |'
-        ' peak temp disk (MiB) | shard bytes | load (mean, max) |')
-  print('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|')
+  print('| builder | wall s | examples/s | speed-up | CPU s, main + workers |'
+        ' peak PSS sum, tree (MiB) | peak RSS sum, tree (MiB) | peak RSS main (MiB) |'
+        ' peak temp files (MiB) | peak shuffle buckets (MiB) | shard bytes | load (mean, max) |')
+  print('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|')
+  tfds_rate = results.get('tfds', {}).get('examples_per_s')
   for builder, r in results.items():
+    speed_up = f'{r["examples_per_s"] / tfds_rate:.2f}x' if tfds_rate else 'n/a'
     print(
-        f'| {builder} | {r["seconds"]:,.0f} | {r["examples_per_s"]:,} |'
-        f' {r["peak_rss_sum_mib"]:,} | {r["peak_pss_sum_mib"]:,} | {r["peak_rss_mib"]:,} |'
-        f' {r["peak_temp_files_mib"]:,} | {r["peak_buckets_mib"]:,} |'
-        f' {r["peak_temp_total_mib"]:,} | {r["shard_bytes"]:,} |'
+        f'| {builder} | {r["seconds"]:,.0f} | {r["examples_per_s"]:,} | {speed_up} |'
+        f' {r["cpu_main_s"]:,.1f} + {r["cpu_workers_s"]:,.1f} |'
+        f' {r["peak_pss_sum_mib"]:,} | {r["peak_rss_sum_mib"]:,} | {r["peak_rss_mib"]:,} |'
+        f' {r["peak_temp_files_mib"]:,} | {r["peak_buckets_mib"]:,} | {r["shard_bytes"]:,} |'
         f' {r["load_1min_mean"]}, {r["load_1min_max"]} |'
     )
   if same:
