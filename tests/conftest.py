@@ -74,6 +74,55 @@ def read_split(builder, split: str, decoders=None):
   return [(ex['image'], int(ex['label'])) for ex in tfds.as_numpy(ds)]
 
 
+
+def batched_arrays(ds):
+  """(images, labels) of a batched tf.data dataset of examples."""
+  import numpy as np
+  import tensorflow_datasets as tfds
+  batches = list(tfds.as_numpy(ds))
+  return (
+      np.concatenate([b['image'] for b in batches]),
+      np.concatenate([b['label'] for b in batches]).astype(np.int64),
+  )
+
+
+def tfds_index_order(builder, split: str, via: str = 'auto'):
+  """(images, labels) of a split in TFDS's index order, read by TFDS.
+
+  via: 'dataset' (as_dataset over the shards one after another,
+  interleave_cycle_length=1), 'source' (as_data_source by index), or 'auto'
+  (as_dataset for TFRecord, else as_data_source).
+  """
+  import numpy as np
+  import tensorflow_datasets as tfds
+  if via == 'auto':
+    tfrecord = builder.info.file_format == tfds.core.FileFormat.TFRECORD
+    via = 'dataset' if tfrecord else 'source'
+  if via == 'source':
+    source = builder.as_data_source(split=split)
+    examples = [source[i] for i in range(len(source))]
+    return (
+        np.stack([e['image'] for e in examples]),
+        np.array([int(e['label']) for e in examples], np.int64),
+    )
+  return batched_arrays(builder.as_dataset(
+      split=split, shuffle_files=False, batch_size=1024,
+      read_config=tfds.ReadConfig(interleave_cycle_length=1),
+  ))
+
+
+def assert_same_examples(found, want, what: str) -> None:
+  """(images, labels) pairs equal row by row; names the first row that differs."""
+  import numpy as np
+  (images, labels), (want_images, want_labels) = found, want
+  assert len(images) == len(labels) == len(want_labels) == len(want_images), (
+      f'{what}: {len(labels)} examples, expected {len(want_labels)}'
+  )
+  same = (images == want_images).all(axis=(1, 2, 3)) & (labels == want_labels)
+  if not same.all():
+    i = int(np.argmin(same))
+    pytest.fail(f'{what}: row {i} of {len(same)} differs ({int((~same).sum())} rows do)')
+
 TFDS_CLI = shutil.which('tfds', path=os.path.dirname(sys.executable)) or shutil.which('tfds')
 
 

@@ -52,7 +52,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core import shuffle
 
 import imagenet_resized
-from conftest import build, source_examples
+from conftest import assert_same_examples, build, source_examples, tfds_index_order
 from imagenet_resized import arrays
 from imagenet_resized.array_files import array_export
 from imagenet_resized.tools import fake
@@ -139,27 +139,6 @@ def in_hash_order(examples: list, split: str) -> list:
   return sorted(examples, key=hashed)
 
 
-def tfds_index_order(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """(images, labels) of a split as TFDS numbers it, read by TFDS: as_dataset
-  over the shards one after another (TFRecord), or as_data_source by index."""
-  if builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
-    source = builder.as_data_source(split=split)
-    examples = [source[i] for i in range(len(source))]
-    return (
-        np.stack([e['image'] for e in examples]),
-        np.array([int(e['label']) for e in examples], np.int64),
-    )
-  ds = builder.as_dataset(
-      split=split, shuffle_files=False, batch_size=1024,
-      read_config=tfds.ReadConfig(interleave_cycle_length=1),
-  )
-  batches = list(tfds.as_numpy(ds))
-  return (
-      np.concatenate([b['image'] for b in batches]),
-      np.concatenate([b['label'] for b in batches]).astype(np.int64),
-  )
-
-
 def tfds_slice(builder, split: str, i: int) -> tuple[np.ndarray, int]:
   """Example i of a split through TFDS's slicing, `split[i:i+1]`."""
   if builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
@@ -167,16 +146,6 @@ def tfds_slice(builder, split: str, i: int) -> tuple[np.ndarray, int]:
   else:
     (example,) = list(tfds.as_numpy(builder.as_dataset(split=f'{split}[{i}:{i + 1}]')))
   return example['image'], int(example['label'])
-
-
-def assert_same_examples(found, want, what: str) -> None:
-  """(images, labels) pairs equal row by row; names the first row that differs."""
-  (images, labels), (want_images, want_labels) = found, want
-  assert len(images) == len(labels) == len(want_images) == len(want_labels), what
-  same = (images == want_images).all(axis=(1, 2, 3)) & (labels == want_labels)
-  if not same.all():
-    i = int(np.argmin(same))
-    pytest.fail(f'{what}: row {i} of {len(same)} differs ({int((~same).sum())} rows do)')
 
 
 def as_arrays(examples) -> tuple[np.ndarray, np.ndarray]:

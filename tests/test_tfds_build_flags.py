@@ -51,7 +51,10 @@ import pytest
 import tensorflow_datasets as tfds
 
 import imagenet_resized
-from conftest import REPO, TFDS_CLI, run, source_examples
+from conftest import (
+    REPO, TFDS_CLI, assert_same_examples, batched_arrays, run, source_examples,
+    tfds_index_order,
+)
 from imagenet_resized.tools import fake
 
 # Every test here runs `tfds` processes.
@@ -160,48 +163,8 @@ def tfds_reader(data_dir, config=CONFIG):
 
 
 def index_order(data_dir, split: str, config=CONFIG, via='auto'):
-  """(images, labels) of a split in TFDS's index order.
-
-  via: 'dataset' (as_dataset, the shards one after another), 'source'
-  (as_data_source), or 'auto' (as_dataset for TFRecord, else as_data_source).
-  """
-  builder = tfds_reader(data_dir, config)
-  if via == 'auto':
-    tfrecord = builder.info.file_format == tfds.core.FileFormat.TFRECORD
-    via = 'dataset' if tfrecord else 'source'
-  if via == 'source':
-    source = builder.as_data_source(split=split)
-    examples = [source[i] for i in range(len(source))]
-    return (
-        np.stack([e['image'] for e in examples]),
-        np.array([int(e['label']) for e in examples], np.int64),
-    )
-  ds = builder.as_dataset(
-      split=split, shuffle_files=False, batch_size=1024,
-      read_config=tfds.ReadConfig(interleave_cycle_length=1),
-  )
-  return batched_arrays(ds)
-
-
-def batched_arrays(ds):
-  """(images, labels) of a batched tf.data dataset of examples."""
-  batches = list(tfds.as_numpy(ds))
-  return (
-      np.concatenate([b['image'] for b in batches]),
-      np.concatenate([b['label'] for b in batches]).astype(np.int64),
-  )
-
-
-def assert_same_examples(found, want, what: str) -> None:
-  """Row by row; names the first row that differs."""
-  (images, labels), (want_images, want_labels) = found, want
-  assert len(labels) == len(want_labels), (
-      f'{what}: {len(labels)} examples, expected {len(want_labels)}'
-  )
-  same = (images == want_images).all(axis=(1, 2, 3)) & (labels == want_labels)
-  if not same.all():
-    i = int(np.argmin(same))
-    pytest.fail(f'{what}: row {i} of {len(same)} differs ({int((~same).sum())} rows do)')
+  """(images, labels) of a built split in TFDS's index order (see conftest)."""
+  return tfds_index_order(tfds_reader(data_dir, config), split, via)
 
 
 def as_multiset(found) -> list[tuple[bytes, int]]:
