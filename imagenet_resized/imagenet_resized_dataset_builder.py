@@ -86,7 +86,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = _manual_instructions()
   # Serialized examples TFDS's shuffler may hold in memory before spilling to
   # disk: bounds the peak memory of a build.
-  SHUFFLE_MEMORY_BYTES = 256 << 20
+  SHUFFLE_MEMORY_BYTES = 192 << 20
   # Set when a build starts: whether it runs on Beam, and in sources' order.
   _use_beam = False
   _ordered = False
